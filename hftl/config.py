@@ -1,0 +1,309 @@
+"""The run configuration: typed dataclasses are the schema, YAML files are instances of it.
+
+A recipe file sets any subset of the fields; the dataclass defaults fill the rest. Command-line overrides are
+``key=value`` or ``section.key=value`` (values parsed as YAML). An unknown key or a value of the wrong type is a
+``ConfigError`` that names the key and where it came from (file or command line).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from hftl.errors import ConfigError
+from hftl.modalities.text import TextConfig
+
+
+def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field carrying its one-line help string in the metadata."""
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class ModelConfig:
+    source: str = _help("zoo:NAME, a Hugging Face Hub id, or a local folder", "zoo:minilm-l6")
+    revision: str | None = _help("Hub revision (branch, tag or commit) when source is a Hub id", None)
+    trust_remote_code: bool = _help("allow custom modelling code from the Hub (off unless you trust it)", False)
+
+
+@dataclass
+class DataConfig:
+    source: str = _help("zoo:NAME, a Hub dataset id, a local file (csv/json/jsonl/parquet) or folder", "zoo:bbc-news")
+    subset: str | None = _help("Hub dataset configuration name", None)
+    input_column: str = _help("column holding the input (text, image or audio path)", "text")
+    label_column: str = _help("column holding the class label", "label")
+    labels: list[str] | None = _help("class names in label-id order; default: from the data", None)
+    train_split: str = _help("split to train on", "train")
+    validation_split: str | None = _help("split for model selection; carved from train when absent", "validation")
+    test_split: str | None = _help("held-out split; carved from train when absent", "test")
+    validation_fraction: float = _help("share of train carved out as validation when the data has none", 0.1)
+    test_fraction: float = _help("share of train carved out as test when the data has none", 0.2)
+    split_seed: int = _help("seed of carved splits and subsampling (independent of the training seed)", 42)
+    max_train_samples: int | None = _help("stratified subsample of the train split to this many rows", None)
+    train_fraction: float | None = _help("stratified subsample of the train split to this share", None)
+    shots_per_class: int | None = _help("few-shot: this many training rows per class", None)
+    max_eval_samples: int | None = _help("stratified cap on validation and test rows (quick runs)", None)
+
+    def __post_init__(self) -> None:
+        chosen = [k for k in ("max_train_samples", "train_fraction", "shots_per_class") if getattr(self, k) is not None]
+        if len(chosen) > 1:
+            raise ConfigError(f"data: set at most one of max_train_samples, train_fraction, shots_per_class (got {chosen})")
+        for key in ("validation_fraction", "test_fraction"):
+            if not 0.0 < getattr(self, key) < 1.0:
+                raise ConfigError(f"data.{key} must be in (0, 1), got {getattr(self, key)}")
+        if self.train_fraction is not None and not 0.0 < self.train_fraction <= 1.0:
+            raise ConfigError(f"data.train_fraction must be in (0, 1], got {self.train_fraction}")
+        for key in ("max_train_samples", "shots_per_class", "max_eval_samples"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"data.{key} must be >= 1, got {value}")
+
+
+@dataclass
+class LoraSettings:
+    r: int = _help("rank of the low-rank update", 16)
+    alpha: int = _help("scaling numerator (update scale = alpha / r)", 32)
+    dropout: float = _help("dropout on the LoRA input", 0.1)
+    target_modules: list[str] | None = _help("module names to adapt; default per architecture", None)
+
+    def __post_init__(self) -> None:
+        if self.r < 1:
+            raise ConfigError(f"method.lora.r must be >= 1, got {self.r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"method.lora.dropout must be in [0, 1), got {self.dropout}")
+
+
+METHODS = ("full", "lora", "linear_probe", "scratch")
+
+
+@dataclass
+class MethodConfig:
+    name: Literal["full", "lora", "linear_probe", "scratch"] = _help(
+        "full: all weights; lora: low-rank adapters + new head; linear_probe: frozen backbone, head only; "
+        "scratch: same architecture, random init (no-transfer baseline)",
+        "lora",
+    )
+    lora: LoraSettings = _help("LoRA settings (method.name=lora)", factory=LoraSettings)
+
+
+@dataclass
+class TrainingConfig:
+    seed: int = _help("seed of initialisation, data order and dropout", 42)
+    epochs: int = _help("passes over the training set", 3)
+    max_steps: int | None = _help("stop after this many optimizer steps (overrides epochs)", None)
+    batch_size: int = _help("per-device training batch size", 16)
+    gradient_accumulation_steps: int = _help("micro-batches per optimizer step", 1)
+    learning_rate: float = _help("peak learning rate", 5e-4)
+    weight_decay: float = _help("decoupled weight decay (not on biases and norms)", 0.01)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = _help("schedule after warmup", "linear")
+    warmup_ratio: float = _help("share of steps spent warming up", 0.1)
+    max_grad_norm: float | None = _help("gradient clipping norm; null disables", 1.0)
+    mixed_precision: Literal["no", "fp16", "bf16"] = _help("autocast precision (fp16/bf16 need a GPU)", "no")
+    eval_steps: int | None = _help("evaluate every N optimizer steps; null: at the end of each epoch", None)
+    metric_for_best: str = _help("validation metric that picks the best checkpoint", "accuracy")
+    greater_is_better: bool = _help("direction of metric_for_best", True)
+    early_stopping_patience: int | None = _help("stop after this many evaluations without improvement", None)
+    save_total_limit: int = _help("checkpoints kept on disk (oldest deleted first)", 2)
+    resume_from: str | None = _help("checkpoint folder, or 'latest' for the newest in output.dir", None)
+    tracking: Literal["none", "tensorboard", "wandb", "trackio"] = _help("experiment tracker", "tensorboard")
+    log_every_steps: int = _help("log the training loss every N optimizer steps", 10)
+    num_workers: int = _help("DataLoader worker processes", 0)
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size", "gradient_accumulation_steps", "log_every_steps", "save_total_limit"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"training.{key} must be >= 1, got {getattr(self, key)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"training.max_steps must be >= 1, got {self.max_steps}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"training.learning_rate must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"training.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+
+@dataclass
+class EvaluationConfig:
+    metrics: list[str] = _help(
+        "metrics computed on validation and test", factory=lambda: ["accuracy", "f1_macro", "precision_macro", "recall_macro"]
+    )
+    batch_size: int = _help("evaluation batch size", 64)
+    test: bool = _help("score the best model on the test split at the end", True)
+
+
+@dataclass
+class ExportConfig:
+    enabled: bool = _help("export to ONNX at the end of training", False)
+    quantize: bool = _help("also write a dynamic int8 model", True)
+    parity_atol: float = _help("max abs logit difference allowed between PyTorch and ONNX fp32", 1e-4)
+    max_int8_accuracy_drop: float = _help("max test accuracy lost by int8 (0.01 = 1 point)", 0.01)
+    num_threads: int | None = _help("threads for latency measurements (both backends); default: all cores", None)
+    latency_repeats: int = _help("timed calls per backend and batch size", 20)
+    max_samples: int | None = _help("cap on test rows used for the parity and accuracy check", None)
+    opset: int | None = _help("ONNX opset; default: optimum's choice", None)
+
+
+@dataclass
+class OutputConfig:
+    dir: str = _help("run directory", "runs/default")
+    overwrite: bool = _help("replace a finished run in dir", False)
+    save_merged: bool = _help("write model/ (merged, ready for from_pretrained)", True)
+
+
+@dataclass
+class Config:
+    name: str | None = _help("run name (default: the output folder's name)", None)
+    modality: Literal["text"] = _help("what the inputs are", "text")
+    model: ModelConfig = _help("backbone", factory=ModelConfig)
+    data: DataConfig = _help("data source, columns, splits, subsampling", factory=DataConfig)
+    method: MethodConfig = _help("how to transfer", factory=MethodConfig)
+    training: TrainingConfig = _help("the optimisation loop", factory=TrainingConfig)
+    evaluation: EvaluationConfig = _help("metrics", factory=EvaluationConfig)
+    export: ExportConfig = _help("ONNX export", factory=ExportConfig)
+    output: OutputConfig = _help("where results go", factory=OutputConfig)
+    text: TextConfig = _help("text preprocessing and augmentation (modality=text)", factory=TextConfig)
+
+    @property
+    def run_name(self) -> str:
+        return self.name or Path(self.output.dir).name
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building a Config from plain data (YAML + overrides), with type checks that name the key.
+
+
+def _check_value(value: Any, annotation: Any, key: str, origin: str) -> Any:
+    """Return value converted to annotation (int -> float only), or raise ConfigError naming key and origin."""
+    kind = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if kind in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _check_value(value, arg, key, origin)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key} ({origin}): {value!r} matches none of {annotation}")
+    if kind is Literal:
+        if value not in args:
+            raise ConfigError(f"{key} ({origin}): {value!r} is not one of {list(args)}")
+        return value
+    if kind is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} ({origin}): expected a list, got {type(value).__name__} {value!r}")
+        return [_check_value(v, args[0], f"{key}[{i}]", origin) for i, v in enumerate(value)]
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is float and isinstance(value, str):
+        try:  # YAML 1.1 reads '5e-4' (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if annotation in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"{key} ({origin}): expected {annotation.__name__}, got bool {value!r}")
+    if annotation in (int, float, str, bool):
+        if not isinstance(value, annotation):
+            raise ConfigError(f"{key} ({origin}): expected {annotation.__name__}, got {type(value).__name__} {value!r}")
+        return value
+    raise ConfigError(f"{key} ({origin}): unsupported annotation {annotation}")
+
+
+def _merge(raw: dict[str, Any], schema: type, prefix: str, origin: str, into: dict[str, Any]) -> None:
+    """Check raw against the dataclass schema and merge it into `into` (a nested dict of plain values)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'config'} ({origin}): expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(schema)
+    known = {f.name for f in dataclasses.fields(schema)}
+    for name, value in raw.items():
+        key = f"{prefix}{name}"
+        if name not in known:
+            close = ", ".join(sorted(known))
+            raise ConfigError(f"unknown key '{key}' ({origin}); known keys here: {close}")
+        annotation = hints[name]
+        if dataclasses.is_dataclass(annotation):
+            _merge(value, annotation, f"{key}.", origin, into.setdefault(name, {}))
+        else:
+            into[name] = _check_value(value, annotation, key, origin)
+
+
+def _build(schema: type, values: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(schema)
+    kwargs = {}
+    for name, value in values.items():
+        kwargs[name] = _build(hints[name], value) if dataclasses.is_dataclass(hints[name]) else value
+    return schema(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split 'section.key=value' into (['section', 'key'], parsed YAML value)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} (command line): expected key=value or section.key=value")
+    key, _, raw = text.partition("=")
+    if not key.strip():
+        raise ConfigError(f"override {text!r} (command line): empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r} (command line): value is not valid YAML: {err}") from err
+    return key.strip().split("."), value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a recipe YAML (optional), apply key=value overrides, and validate everything.
+
+    Raises:
+        ConfigError: unknown key, wrong type or invalid value; the message names the key and the file.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        _merge(raw, Config, "", str(path), values)
+    for text in overrides:
+        keys, value = parse_override(text)
+        nested: dict[str, Any] = {}
+        cursor = nested
+        for k in keys[:-1]:
+            cursor = cursor.setdefault(k, {})
+        cursor[keys[-1]] = value
+        _merge(nested, Config, "", f"command line {text!r}", values)
+    try:
+        return _build(Config, values)
+    except ConfigError as err:
+        where = f" ({path})" if path is not None else ""
+        raise ConfigError(f"{err}{where}") from err
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the fully resolved config (every field, defaults included) as YAML."""
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def describe(schema: type = Config, prefix: str = "") -> list[tuple[str, str, Any]]:
+    """(key, help, default) for every leaf field: the documentation of the schema."""
+    rows = []
+    hints = typing.get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows.extend(describe(hints[f.name], f"{prefix}{f.name}."))
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((f"{prefix}{f.name}", f.metadata.get("help", ""), default))
+    return rows

@@ -1,0 +1,197 @@
+"""The fine-tuning recipe: config -> data -> model -> method -> loop -> eval -> save (-> export).
+
+``python recipes/finetune.py CONFIG [k=v ...]``, ``accelerate launch recipes/finetune.py CONFIG [k=v ...]`` and
+``hftl train CONFIG [k=v ...]`` all land in ``run()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from torch.utils.data import DataLoader
+
+import hftl
+from hftl import checkpoints, rundir
+from hftl.config import Config, save_config
+from hftl.data import load_splits
+from hftl.metrics import check_metric_names
+from hftl.modalities import get_modality
+from hftl.models import apply_method, build_model, count_parameters
+from hftl.training import Trainer, evaluate
+
+logger = logging.getLogger("hftl")
+
+
+def library_versions() -> dict[str, str]:
+    import accelerate
+    import datasets
+    import evaluate as hf_evaluate
+    import peft
+    import transformers
+
+    return {
+        "hftl": hftl.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "accelerate": accelerate.__version__,
+        "datasets": datasets.__version__,
+        "evaluate": hf_evaluate.__version__,
+    }
+
+
+def _flat_hparams(cfg: Config) -> dict[str, Any]:
+    """Scalar-only view of the config for trackers (TensorBoard's hparams accept no lists or None)."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}{k}.", v)
+        else:
+            flat[prefix[:-1]] = value if isinstance(value, (int, float, str, bool)) else str(value)
+
+    walk("", cfg.to_dict())
+    return flat
+
+
+def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
+    tracking = cfg.training.tracking
+    return Accelerator(
+        gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
+        mixed_precision=cfg.training.mixed_precision,
+        log_with=None if tracking == "none" else tracking,
+        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
+        # A seedable sampler makes epoch e's order a function of (seed, e): what exact resume needs.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.training.seed),
+    )
+
+
+def save_outputs(cfg: Config, accelerator: Accelerator, model: torch.nn.Module, processor: Any, run_dir: Path) -> None:
+    """adapter/ (LoRA) and model/ (merged, with its processor), each written aside and swapped in when complete."""
+    unwrapped = accelerator.unwrap_model(model)
+    if cfg.method.name == "lora":
+        tmp = run_dir / ".tmp-adapter"
+        unwrapped.save_pretrained(str(tmp))
+        rundir.replace_dir(tmp, run_dir / "adapter")
+    if cfg.output.save_merged:
+        merged = unwrapped.merge_and_unload() if cfg.method.name == "lora" else unwrapped
+        tmp = run_dir / ".tmp-model"
+        merged.save_pretrained(str(tmp), safe_serialization=True)
+        processor.save_pretrained(str(tmp))
+        rundir.replace_dir(tmp, run_dir / "model")
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    """Train, evaluate and save one run; returns the results written to RUN/results.json."""
+    started = time.time()
+    run_dir = Path(cfg.output.dir)
+    modality = get_modality(cfg.modality)
+    check_metric_names(cfg.evaluation.metrics)
+    accelerator = make_accelerator(cfg, run_dir)
+    if accelerator.is_main_process:
+        rundir.prepare_run_dir(run_dir, overwrite=cfg.output.overwrite, resuming=cfg.training.resume_from is not None)
+        if cfg.training.resume_from is None and checkpoints.list_checkpoints(run_dir):
+            logger.warning("%s has checkpoints of an unfinished run; pass training.resume_from=latest to continue it", run_dir)
+        save_config(cfg, run_dir / rundir.CONFIG)
+    accelerator.wait_for_everyone()
+    set_seed(cfg.training.seed)
+
+    # data (the main process builds caches first; the others then read them)
+    with accelerator.main_process_first():
+        splits, label_names = load_splits(cfg.data)
+    # model + method
+    built = build_model(cfg, modality, label_names)
+    processor = modality.load_processor(built.source, cfg)
+    model = apply_method(cfg, modality, built)
+    params = count_parameters(model)
+    logger.info(
+        "model %s, method %s: %s trainable / %s total parameters (%.2f%%)",
+        cfg.model.source, cfg.method.name, f"{params['trainable']:,}", f"{params['total']:,}",
+        100 * params["trainable"] / params["total"],
+    )  # fmt: skip
+    with accelerator.main_process_first():
+        prepared = {name: modality.prepare(split, processor, cfg, train=name == "train") for name, split in splits.items()}
+    collate = modality.collator(processor, cfg)
+
+    def loader(name: str, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            prepared[name], batch_size=batch_size, shuffle=shuffle, collate_fn=collate, num_workers=cfg.training.num_workers
+        )
+
+    # the loop
+    trainer = Trainer(
+        cfg,
+        accelerator,
+        model,
+        loader("train", cfg.training.batch_size, shuffle=True),
+        loader("validation", cfg.evaluation.batch_size, shuffle=False),
+        run_dir,
+    )
+    if cfg.training.tracking != "none":
+        accelerator.init_trackers(cfg.run_name, config=_flat_hparams(cfg))
+    result = trainer.fit()
+
+    # test scores of the selected (best) model
+    test_metrics: dict[str, float] = {}
+    if cfg.evaluation.test:
+        test_loader = accelerator.prepare(loader("test", cfg.evaluation.batch_size, shuffle=False))
+        test_metrics, _, _ = evaluate(trainer.model, test_loader, accelerator, cfg.evaluation.metrics)
+        accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=result.state.step)
+    accelerator.end_training()
+
+    state = result.state
+    results = {
+        "run": {
+            "name": cfg.run_name,
+            "modality": cfg.modality,
+            "method": cfg.method.name,
+            "model": cfg.model.source,
+            "dataset": cfg.data.source,
+            "seed": cfg.training.seed,
+            "world_size": accelerator.num_processes,
+            "device": str(accelerator.device),
+            "mixed_precision": cfg.training.mixed_precision,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "wall_s": round(time.time() - started, 2),
+            "versions": library_versions(),
+        },
+        "params": params,
+        "data": {"labels": label_names, **{name: len(split) for name, split in splits.items()}},
+        "train": {
+            "runtime_s": round(state.train_seconds, 3),
+            "samples_per_second": round(state.samples_seen / state.train_seconds, 3) if state.train_seconds else 0.0,
+            "steps": state.step,
+            "total_steps": result.total_steps,
+            "epochs_completed": state.epoch,
+            "best_step": state.best_step,
+            "stopped_early": state.stopped_early,
+            "metric_for_best": cfg.training.metric_for_best,
+        },
+        "eval": result.best_eval,
+        "test": test_metrics,
+        "history": state.history,
+    }
+    if accelerator.is_main_process:
+        save_outputs(cfg, accelerator, trainer.model, processor, run_dir)
+        rundir.write_json_atomic(run_dir / rundir.RESULTS, results)  # written last: its presence means "finished"
+        logger.info("done: %s  eval %s  test %s", run_dir, _short(result.best_eval), _short(test_metrics))
+    accelerator.wait_for_everyone()
+    if cfg.export.enabled and accelerator.is_main_process:
+        from hftl.export import export_run
+
+        export_run(run_dir)
+    return results
+
+
+def _short(metrics: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k in ("accuracy", "f1_macro", "loss"))
+

@@ -1,0 +1,71 @@
+"""Everything that differs by modality lives behind one interface, one module per modality.
+
+A modality says how raw inputs become model inputs (processor, preprocessing, collator), which transformers
+Auto class builds its classifier, which ONNX task exports it, and which modules LoRA adapts by default.
+Modules register themselves at definition (``register_modality(TextModality())`` at the end of ``text.py``);
+the training loop, export and CLI only ever talk to this interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    from datasets import Dataset
+
+    from hftl.config import Config
+
+
+class Modality:
+    """Interface of one modality. Subclasses set the class attributes and implement the methods."""
+
+    name: str
+    onnx_task: str  # optimum's task name for the exported classifier
+    auto_model_name: str  # transformers Auto class for the classifier, e.g. AutoModelForSequenceClassification
+    lora_targets: dict[str, list[str]]  # model_type -> module names LoRA adapts by default
+
+    def auto_model(self) -> Any:
+        import transformers
+
+        return getattr(transformers, self.auto_model_name)
+
+    def load_processor(self, source: str, cfg: Config) -> Any:
+        """The tokenizer / image processor / feature extractor stored beside the model."""
+        raise NotImplementedError
+
+    def prepare(self, ds: Dataset, processor: Any, cfg: Config, train: bool) -> Dataset:
+        """Turn a split with (input_column, label_column) into model inputs + ``labels``."""
+        raise NotImplementedError
+
+    def collator(self, processor: Any, cfg: Config) -> Callable[[list[dict]], dict]:
+        """Batch prepared rows into tensors."""
+        raise NotImplementedError
+
+    def encode(self, processor: Any, cfg: Config, inputs: list[Any]) -> dict[str, np.ndarray]:
+        """Raw inputs (strings, image paths, audio paths) -> fixed-shape numpy model inputs (export, predict)."""
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, Modality] = {}
+
+
+def register_modality(modality: Modality) -> Modality:
+    if modality.name in _REGISTRY:
+        raise ValueError(f"modality {modality.name!r} is registered twice")
+    _REGISTRY[modality.name] = modality
+    return modality
+
+
+def get_modality(name: str) -> Modality:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown modality {name!r}; registered: {sorted(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def registered_modalities() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+from hftl.modalities import text  # noqa: E402,F401  (registers itself)

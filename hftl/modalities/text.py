@@ -1,0 +1,78 @@
+"""Text classification: tokenizer, pre-tokenised splits with dynamic padding, BERT-family LoRA targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hftl.errors import ConfigError, DataError
+from hftl.modalities import Modality, register_modality
+
+if TYPE_CHECKING:
+    import numpy as np
+    from datasets import Dataset
+
+    from hftl.config import Config
+
+
+@dataclass
+class TextConfig:
+    max_length: int = field(default=128, metadata={"help": "tokens per input; longer inputs are truncated"})
+
+    def __post_init__(self) -> None:
+        if self.max_length < 8:
+            raise ConfigError(f"text.max_length must be >= 8, got {self.max_length}")
+
+
+class TextModality(Modality):
+    name = "text"
+    onnx_task = "text-classification"
+    auto_model_name = "AutoModelForSequenceClassification"
+    lora_targets = {
+        "bert": ["query", "value"],
+        "roberta": ["query", "value"],
+        "xlm-roberta": ["query", "value"],
+        "electra": ["query", "value"],
+        "distilbert": ["q_lin", "v_lin"],
+        "deberta-v2": ["query_proj", "value_proj"],
+    }
+
+    def load_processor(self, source: str, cfg: Config) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(
+            source, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
+        )
+
+    def prepare(self, ds: Dataset, processor: Any, cfg: Config, train: bool) -> Dataset:
+        column, label = cfg.data.input_column, cfg.data.label_column
+        for row, text in enumerate(ds[column]):
+            if not isinstance(text, str):
+                raise DataError(f"column '{column}' row {row}: expected text, got {type(text).__name__} {text!r}")
+
+        def tokenize(batch: dict[str, list]) -> dict[str, list]:
+            out = processor(batch[column], truncation=True, max_length=cfg.text.max_length)
+            out["labels"] = batch[label]
+            return out
+
+        # Pre-tokenised once (datasets caches it); padding happens per batch in the collator.
+        return ds.map(tokenize, batched=True, remove_columns=ds.column_names, desc="tokenize")
+
+    def collator(self, processor: Any, cfg: Config):
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(processor, pad_to_multiple_of=8)
+
+    def encode(self, processor: Any, cfg: Config, inputs: list[Any]) -> dict[str, np.ndarray]:
+        # Fixed length so every batch of the exported graph sees the same shapes as the parity check.
+        encoded = processor(
+            [str(x) for x in inputs],
+            padding="max_length",
+            truncation=True,
+            max_length=cfg.text.max_length,
+            return_tensors="np",
+        )
+        return {k: v.astype("int64") for k, v in encoded.items()}
+
+
+register_modality(TextModality())

@@ -1,0 +1,279 @@
+"""The one training loop, on accelerate, for every modality and method.
+
+Gradient accumulation (``accelerator.accumulate``), warmup + schedule, weight-decay groups, clipping, evaluation
+with ``gather_for_metrics``, best-model selection on a validation metric, early stopping, atomic ``save_state``
+checkpoints and exact resume (data order, RNG, optimizer and scheduler restored, finished batches skipped).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from hftl import checkpoints
+from hftl.config import Config
+from hftl.metrics import compute_metrics
+
+logger = logging.getLogger("hftl")
+
+STATE_FILE = "trainer_state.json"
+BEST_FILE = "best_trainable.safetensors"
+
+
+@dataclass
+class TrainState:
+    """Where training stands; saved in every checkpoint so a resumed run continues exactly."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # epoch in progress
+    batches_in_epoch: int = 0  # micro-batches of that epoch already consumed
+    best_metric: float | None = None
+    best_step: int | None = None
+    evals_without_improvement: int = 0
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+    samples_seen: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult:
+    state: TrainState
+    best_eval: dict[str, float]
+    total_steps: int
+
+
+def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay matrices (weights of linear/conv/embedding layers); never biases or normalisation scales."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def evaluate(
+    model: torch.nn.Module, loader: DataLoader, accelerator: Accelerator, metric_names: list[str]
+) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """Metrics (+ mean loss) over a prepared loader; every sample counted once across processes."""
+    model.eval()
+    preds, labels, losses = [], [], []
+    with torch.no_grad():
+        for batch in loader:
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+            loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"], reduction="none")
+            gathered = accelerator.gather_for_metrics((logits.argmax(-1), batch["labels"], loss))
+            for bucket, value in zip((preds, labels, losses), gathered):
+                bucket.append(value.cpu().numpy())
+    preds, labels = np.concatenate(preds), np.concatenate(labels)
+    metrics = compute_metrics(metric_names, preds, labels)
+    metrics["loss"] = float(np.concatenate(losses).mean())
+    return metrics, preds, labels
+
+
+def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _iter_without_rng_draw(loader: DataLoader):
+    """Iterate loader, leaving torch's global RNG as it was before the iterator started.
+
+    Starting a DataLoader iterator draws a seed from the global RNG (on the first ``next``). A run resumed
+    mid-epoch starts a new iterator after restoring the checkpoint's RNG state, where the uninterrupted run had
+    drawn that seed before the checkpoint; without this, every later dropout mask would be shifted by one draw.
+    """
+    state = torch.get_rng_state()
+    iterator = iter(loader)
+    try:
+        first = next(iterator)
+    except StopIteration:
+        return
+    finally:
+        torch.set_rng_state(state)
+    yield first
+    yield from iterator
+
+
+def _improved(value: float, best: float | None, greater_is_better: bool) -> bool:
+    if best is None:
+        return True
+    return value > best if greater_is_better else value < best
+
+
+class Trainer:
+    """Holds what the loop needs; ``fit()`` runs it. Built by the recipe, shared by every modality."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        accelerator: Accelerator,
+        model: torch.nn.Module,
+        train_loader: DataLoader,
+        eval_loader: DataLoader,
+        run_dir: Path,
+    ) -> None:
+        self.cfg, self.tc, self.accelerator, self.run_dir = cfg, cfg.training, accelerator, run_dir
+        self.optimizer = torch.optim.AdamW(optimizer_groups(model, self.tc.weight_decay), lr=self.tc.learning_rate)
+        self.model, self.optimizer, self.train_loader, self.eval_loader = accelerator.prepare(
+            model, self.optimizer, train_loader, eval_loader
+        )
+        # Steps are counted on the prepared (per-process) loader, so the schedule is right for any world size.
+        self.steps_per_epoch = max(1, math.ceil(len(self.train_loader) / self.tc.gradient_accumulation_steps))
+        if self.tc.max_steps is not None:
+            self.total_steps = self.tc.max_steps
+            self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        else:
+            self.num_epochs = self.tc.epochs
+            self.total_steps = self.num_epochs * self.steps_per_epoch
+        # Not passed to accelerator.prepare: we step it once per optimizer step ourselves, whatever the world size.
+        self.scheduler = get_scheduler(
+            self.tc.lr_scheduler,
+            self.optimizer,
+            num_warmup_steps=round(self.tc.warmup_ratio * self.total_steps),
+            num_training_steps=self.total_steps,
+        )
+        accelerator.register_for_checkpointing(self.scheduler)
+        self.state = TrainState()
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> Path:
+        """save_state into a temporary folder, add our state and the best weights, then rename into place."""
+        acc = self.accelerator
+        final = checkpoints.checkpoint_dir(self.run_dir, self.state.step)
+        tmp = checkpoints.temporary_dir(final)
+        acc.save_state(str(tmp))
+        if acc.is_main_process:
+            if self.best_weights is not None:
+                save_file(self.best_weights, str(tmp / BEST_FILE))
+            (tmp / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=1))
+            checkpoints.commit(tmp, final)
+            checkpoints.prune(self.run_dir, self.tc.save_total_limit)
+        acc.wait_for_everyone()
+        return final
+
+    def load_checkpoint(self, path: Path) -> None:
+        self.accelerator.load_state(str(path))
+        self.state = TrainState(**json.loads((path / STATE_FILE).read_text()))
+        if (path / BEST_FILE).exists():
+            self.best_weights = load_file(str(path / BEST_FILE))
+        logger.info("resumed from %s at step %d (epoch %d)", path, self.state.step, self.state.epoch)
+
+    # -- evaluation ----------------------------------------------------------------------------------------------
+
+    def _evaluate_and_checkpoint(self) -> bool:
+        """Evaluate, track the best model, checkpoint; True when early stopping says stop."""
+        metrics, _, _ = evaluate(self.model, self.eval_loader, self.accelerator, self.cfg.evaluation.metrics)
+        self.model.train()
+        if self.tc.metric_for_best not in metrics:
+            from hftl.errors import ConfigError
+
+            raise ConfigError(f"training.metric_for_best={self.tc.metric_for_best!r} is not computed; have {sorted(metrics)}")
+        value = metrics[self.tc.metric_for_best]
+        record = {"step": self.state.step, "epoch": self.state.epoch, **{f"eval/{k}": v for k, v in metrics.items()}}
+        self.state.history.append(record)
+        self.accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=self.state.step)
+        if _improved(value, self.state.best_metric, self.tc.greater_is_better):
+            self.state.best_metric, self.state.best_step = value, self.state.step
+            self.state.evals_without_improvement = 0
+            self.best_weights = _trainable_state(self.accelerator.unwrap_model(self.model))
+        else:
+            self.state.evals_without_improvement += 1
+        patience = self.tc.early_stopping_patience
+        stop = patience is not None and self.state.evals_without_improvement >= patience
+        self.state.stopped_early = stop
+        logger.info(
+            "step %d: eval %s=%.4f (best %.4f at step %d)%s",
+            self.state.step, self.tc.metric_for_best, value, self.state.best_metric, self.state.best_step,
+            ", early stop" if stop else "",
+        )  # fmt: skip
+        self.save_checkpoint()
+        return stop
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+
+    def fit(self) -> TrainResult:
+        acc, tc, state = self.accelerator, self.tc, self.state
+        if tc.resume_from is not None:
+            self.load_checkpoint(checkpoints.resolve(self.run_dir, tc.resume_from))
+            state = self.state
+        n_train = len(self.train_loader.dataset)
+        logger.info(
+            "running: %d train / %d eval samples, %d steps (%d epochs x %d), batch %d x %d accum x %d processes",
+            n_train, len(self.eval_loader.dataset), self.total_steps, self.num_epochs, self.steps_per_epoch,
+            tc.batch_size, tc.gradient_accumulation_steps, acc.num_processes,
+        )  # fmt: skip
+        progress = tqdm(
+            total=self.total_steps, initial=state.step, desc="train", disable=not acc.is_local_main_process
+        )
+        self.model.train()
+        stop = state.step >= self.total_steps or state.stopped_early
+        running_loss, running_n = 0.0, 0
+        while not stop and state.epoch < self.num_epochs:
+            self.train_loader.set_epoch(state.epoch)  # the seedable sampler: epoch e always sees the same order
+            if state.batches_in_epoch:  # resumed mid-epoch: skip what the checkpoint already trained on
+                batches = _iter_without_rng_draw(acc.skip_first_batches(self.train_loader, state.batches_in_epoch))
+            else:
+                batches = iter(self.train_loader)
+            tick = time.perf_counter()
+            for batch in batches:
+                with acc.accumulate(self.model):
+                    loss = self.model(**batch).loss
+                    acc.backward(loss)
+                    if acc.sync_gradients and tc.max_grad_norm is not None:
+                        acc.clip_grad_norm_(self.model.parameters(), tc.max_grad_norm)
+                    self.optimizer.step()
+                    self.optimizer.zero_grad()
+                state.batches_in_epoch += 1
+                state.samples_seen += len(batch["labels"]) * acc.num_processes
+                running_loss += loss.detach().float().item()
+                running_n += 1
+                if not acc.sync_gradients:
+                    continue
+                self.scheduler.step()
+                state.step += 1
+                progress.update(1)
+                finished = state.step >= self.total_steps
+                if state.step % tc.log_every_steps == 0 or finished:
+                    mean_loss = acc.reduce(torch.tensor(running_loss / running_n, device=acc.device), "mean").item()
+                    acc.log({"train/loss": mean_loss, "train/lr": self.scheduler.get_last_lr()[0]}, step=state.step)
+                    progress.set_postfix(loss=f"{mean_loss:.4f}")
+                    running_loss, running_n = 0.0, 0
+                if tc.eval_steps is not None and (state.step % tc.eval_steps == 0 or finished):
+                    state.train_seconds += time.perf_counter() - tick
+                    stop = self._evaluate_and_checkpoint()
+                    tick = time.perf_counter()
+                stop = stop or finished
+                if stop:
+                    break
+            state.train_seconds += time.perf_counter() - tick
+            epoch_done = state.batches_in_epoch >= len(self.train_loader)
+            if epoch_done:
+                state.epoch, state.batches_in_epoch = state.epoch + 1, 0
+            if tc.eval_steps is None and (epoch_done or state.step >= self.total_steps):
+                stop = self._evaluate_and_checkpoint() or stop
+        progress.close()
+        # Select the best model for what follows (test scores, saving, export).
+        if self.best_weights is not None:
+            unwrapped = acc.unwrap_model(self.model)
+            missing = set(self.best_weights) - {n for n, _ in unwrapped.named_parameters()}
+            if missing:
+                raise RuntimeError(f"best checkpoint weights do not fit the model: {sorted(missing)[:5]}")
+            unwrapped.load_state_dict(self.best_weights, strict=False)
+        best = next((h for h in state.history if h["step"] == state.best_step), {})
+        best_eval = {k.removeprefix("eval/"): v for k, v in best.items() if k.startswith("eval/")}
+        return TrainResult(state=state, best_eval=best_eval, total_steps=self.total_steps)
