@@ -45,7 +45,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
 def _cmd_predict(args: argparse.Namespace) -> None:
     from hftl.export import predict
 
-    for item, (label, score) in zip(args.inputs, predict(args.onnx_dir, args.inputs, quantized=args.quantized)):
+    for item, (label, score) in zip(args.inputs, predict(args.onnx_dir, args.inputs, quantized=args.quantized), strict=True):
         shown = item if len(item) <= 60 else item[:57] + "..."
         print(f"{label}\t{score:.4f}\t{shown}")
 

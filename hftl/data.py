@@ -128,7 +128,7 @@ def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     leftover = n - take.sum()
     take[np.argsort(-(quota - take), kind="stable")[:leftover]] += 1
     rng = np.random.default_rng(seed)
-    picked = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    picked = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take, strict=True)]
     return np.sort(np.concatenate(picked))
 
 

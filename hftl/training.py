@@ -76,7 +76,7 @@ def evaluate(
             logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
             loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"], reduction="none")
             gathered = accelerator.gather_for_metrics((logits.argmax(-1), batch["labels"], loss))
-            for bucket, value in zip((preds, labels, losses), gathered):
+            for bucket, value in zip((preds, labels, losses), gathered, strict=True):
                 bucket.append(value.cpu().numpy())
     preds, labels = np.concatenate(preds), np.concatenate(labels)
     metrics = compute_metrics(metric_names, preds, labels)

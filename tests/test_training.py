@@ -73,7 +73,7 @@ def test_resume_continues_exactly(quick_overrides, tmp_path, eval_steps):
     resume_point = checkpoints[1]  # mid-run: epoch 2 of 3, or step 6 of 9
     resumed = finetune(common, f"output.dir={tmp_path / 'resumed'}", f"training.resume_from={resume_point}")
     assert resumed["train"]["steps"] == straight["train"]["steps"]
-    for a, b in zip(straight["history"], resumed["history"]):
+    for a, b in zip(straight["history"], resumed["history"], strict=True):
         assert a["step"] == b["step"]
         assert a["eval/loss"] == pytest.approx(b["eval/loss"], abs=1e-5)
     assert resumed["test"]["loss"] == pytest.approx(straight["test"]["loss"], abs=1e-5)
