@@ -19,15 +19,10 @@ from hftl.errors import HftlError
 
 
 def setup_logging() -> None:
-    # Only the main process talks; the others warn and fail.
+    """hftl's own logger talks (main process only); libraries only warn."""
     rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
-    logging.basicConfig(
-        level=logging.INFO if rank == 0 else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    for noisy in ("httpx", "urllib3", "filelock", "accelerate"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("hftl").setLevel(logging.INFO if rank == 0 else logging.WARNING)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:

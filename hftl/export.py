@@ -7,7 +7,6 @@ what only the run knows: its config, its modality's preprocessing and its test s
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +66,8 @@ def export_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ())
         latency_repeats=cfg.export.latency_repeats,
         opset=cfg.export.opset,
         auto_class=modality.auto_model_name,
+        extra_files={EXPORT_CONFIG: config_path},
     )
-    shutil.copyfile(config_path, out_dir / EXPORT_CONFIG)
     return report
 
 

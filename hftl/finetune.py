@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader
 import hftl
 from hftl import checkpoints, rundir
 from hftl.config import Config, save_config
-from hftl.errors import ConfigError
 from hftl.data import load_splits
+from hftl.errors import ConfigError
 from hftl.metrics import check_metric_names
 from hftl.modalities import get_modality
 from hftl.models import apply_method, build_model, count_parameters

@@ -40,17 +40,28 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    """Strict JSON (a NaN is an error, not an invalid file), written atomically."""
+    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Swap a fully written folder into place (the old one goes only after the new one is complete)."""
-    old = final.with_name(f".old-{final.name}")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+def replace_dir(new_dir: Path, final: Path) -> None:
+    """Swap a fully written folder into place; the old one is moved aside first and restored on failure.
+
+    rename(2) cannot replace a non-empty directory, so this is two renames, each atomic.
+    """
+    new_dir, final = Path(new_dir), Path(final)
+    if not final.exists():
+        os.replace(new_dir, final)
+        return
+    backup = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+    backup.rmdir()  # only the unique name is wanted
+    os.replace(final, backup)
+    try:
+        os.replace(new_dir, final)
+    except BaseException:
+        os.replace(backup, final)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
 
 
 def prepare_run_dir(run_dir: Path, *, overwrite: bool, resuming: bool) -> None:

@@ -1,0 +1,179 @@
+"""Fair CPU latency comparison of PyTorch eager, ORT fp32 and ORT int8 at one thread count.
+
+Timing trap (STACK.md): onnxruntime worker threads keep spinning after a call and slow whatever runs next, so
+alternating backends call by call makes PyTorch look ~3x slower than it is. Here each backend is timed in a block
+of consecutive calls, the first calls of every block are discarded, block order is shuffled across rounds, and
+the median is reported. ORT sessions are opened with spinning off by default so they do not steal the cores.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hftl.backends import load_torch_model
+from hftl.runtime import FP32_FILE, INT8_FILE, default_num_threads, make_session, session_feed
+
+logger = logging.getLogger(__name__)
+
+
+def _cpu_seconds() -> tuple[float, float] | None:
+    """(all processes' busy CPU seconds from /proc/stat, this process's CPU seconds); None off Linux."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    own = os.times()
+    return (sum(ticks) - ticks[3] - ticks[4]) / hz, own.user + own.system  # minus idle and iowait
+
+
+def time_blocks(
+    runners: Mapping[str, Callable[[], object]],
+    *,
+    repeats: int,
+    warmup: int = 2,
+    rounds: int = 3,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Median milliseconds per call for each runner, timed in shuffled blocks.
+
+    Args:
+        runners: Name -> zero-argument callable doing one inference call.
+        repeats: Timed calls per runner in total, spread over the rounds.
+        warmup: Calls discarded at the start of every block (after a backend switch).
+        rounds: Blocks per runner; block order is reshuffled each round.
+        seed: Seed for the block order, so a run can be repeated.
+    """
+    repeats = max(1, repeats)
+    rounds = max(1, min(rounds, repeats))
+    per_block = math.ceil(repeats / rounds)
+    rng = random.Random(seed)
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    # No garbage collection inside the timed calls: a collection would be billed to whichever backend runs.
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            order = list(runners)
+            rng.shuffle(order)
+            for name in order:
+                call = runners[name]
+                for _ in range(warmup):
+                    call()
+                for _ in range(per_block):
+                    start = time.perf_counter()
+                    call()
+                    samples[name].append(time.perf_counter() - start)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return {name: float(np.median(s)) * 1000.0 for name, s in samples.items()}
+
+
+def _rows(features: Mapping[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
+    """First ``batch_size`` rows of every feature, cycling the rows when the set is smaller."""
+    n = len(next(iter(features.values())))
+    idx = np.arange(batch_size) % n
+    return {k: np.take(np.asarray(v), idx, axis=0) for k, v in features.items()}
+
+
+def measure_latency(
+    model_dir: Path,
+    onnx_dir: Path,
+    features: Mapping[str, np.ndarray],
+    *,
+    task: str | None = None,
+    auto_class: str | None = None,
+    num_threads: int | None = None,
+    repeats: int = 20,
+    batch_sizes: Sequence[int] = (1, 32),
+    warmup: int = 2,
+    rounds: int = 3,
+    allow_spinning: bool = False,
+    seed: int = 0,
+) -> dict:
+    """Median ms per call for torch eager fp32, ORT fp32 and (if present) ORT int8 at each batch size.
+
+    Args:
+        model_dir: The merged transformers model the ONNX graph was exported from.
+        onnx_dir: Holds ``model.onnx`` and optionally ``model_quantized.onnx``.
+        features: Preprocessed inputs keyed by graph input name; rows are cycled to fill a batch.
+        task, auto_class: How to load the PyTorch model (see :func:`hftl.backends.load_torch_model`).
+        num_threads: torch intra-op threads and ORT ``intra_op_num_threads`` (inter-op 1); None = usable cores.
+        repeats, warmup, rounds, seed: See :func:`time_blocks`.
+        allow_spinning: ORT ``session.intra_op.allow_spinning``; off by default for a fair comparison.
+
+    Returns:
+        ``{"latency_ms": {"batch_1": {...}}, "speedup_vs_torch": {...}, "num_threads": n, "method": {...}}``.
+    """
+    import torch
+
+    n_threads = num_threads or default_num_threads()
+    onnx_dir = Path(onnx_dir)
+    sessions = {
+        "onnx_fp32": make_session(onnx_dir / FP32_FILE, num_threads=n_threads, allow_spinning=allow_spinning)
+    }
+    if (onnx_dir / INT8_FILE).is_file():
+        sessions["onnx_int8"] = make_session(
+            onnx_dir / INT8_FILE, num_threads=n_threads, allow_spinning=allow_spinning
+        )
+    model = load_torch_model(model_dir, task=task, auto_class=auto_class)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    latency: dict[str, dict[str, float]] = {}
+    # Other processes on the cores wreck the comparison (torch's OpenMP threads suffer far more than ORT's),
+    # so record how busy the machine was with work that was not ours.
+    before, start = _cpu_seconds(), time.perf_counter()
+    try:
+        with torch.inference_mode():
+            for bs in batch_sizes:
+                # Same cast inputs for every backend: the graph's declared dtypes.
+                feed = session_feed(sessions["onnx_fp32"], _rows(features, bs))
+                torch_feed = {k: torch.from_numpy(v) for k, v in feed.items()}
+                runners: dict[str, Callable[[], object]] = {"torch": lambda tf=torch_feed: model(**tf)}
+                for name, sess in sessions.items():
+                    runners[name] = lambda s=sess, f=feed: s.run(None, f)
+                latency[f"batch_{bs}"] = time_blocks(
+                    runners, repeats=repeats, warmup=warmup, rounds=rounds, seed=seed
+                )
+    finally:
+        torch.set_num_threads(previous_threads)
+    after, wall = _cpu_seconds(), time.perf_counter() - start
+    other_share = None
+    if before and after:
+        other = (after[0] - before[0]) - (after[1] - before[1])
+        other_share = round(max(0.0, other) / (wall * (os.cpu_count() or 1)), 3)
+        if other_share > 0.1:
+            logger.warning(
+                "other processes used %.0f%% of the CPU while timing: latency numbers are unreliable",
+                100 * other_share,
+            )
+    speedup = {
+        key: {name: round(ms_by["torch"] / ms, 3) for name, ms in ms_by.items()}
+        for key, ms_by in latency.items()
+    }
+    return {
+        "latency_ms": {k: {n: round(v, 3) for n, v in d.items()} for k, d in latency.items()},
+        "speedup_vs_torch": speedup,
+        "num_threads": n_threads,
+        "method": {
+            "statistic": "median ms per call",
+            "repeats": repeats,
+            "warmup_per_block": warmup,
+            "rounds": max(1, min(rounds, repeats)),
+            "block_order": "shuffled per round",
+            "ort_allow_spinning": allow_spinning,
+            "ort_inter_op_num_threads": 1,
+            "other_processes_cpu_share": other_share,
+        },
+    }
