@@ -30,7 +30,7 @@ def lora_run(tmp_path_factory) -> Path:
         "--dynamo_backend", "no", str(ROOT / "recipes" / "finetune.py"),
         str(ROOT / "recipes" / "configs" / "text" / "minilm_lora.yaml"),
         "data.max_train_samples=240", "data.max_eval_samples=100", "text.max_length=64",
-        "training.epochs=2", "training.learning_rate=2e-3", "training.batch_size=16", f"output.dir={out}",
+        "training.epochs=4", "training.learning_rate=3e-3", "training.warmup_ratio=0.05", "training.batch_size=16", f"output.dir={out}",
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT, env={**os.environ})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -44,10 +44,11 @@ def test_accelerate_launch_writes_the_run(lora_run):
     results = json.loads((lora_run / "results.json").read_text())
     assert results["run"]["method"] == "lora" and results["run"]["model"] == "zoo:minilm-l6"
     assert results["data"]["train"] == 240 and results["data"]["test"] == 100
-    assert results["train"]["steps"] == 2 * 15
+    assert results["train"]["steps"] == 4 * 15
     assert results["params"]["trainable"] < 0.01 * results["params"]["total"]
-    # Real pretrained features: 240 articles are enough for a strong topic classifier (chance is 0.2).
-    assert results["test"]["accuracy"] >= 0.85, results["test"]
+    # Real pretrained features: 240 articles are enough for a strong topic classifier (chance is 0.2;
+    # this setting measured 0.96, and 0.73 with 2 epochs at 2e-3).
+    assert results["test"]["accuracy"] >= 0.88, results["test"]
     adapter = json.loads((lora_run / "adapter" / "adapter_config.json").read_text())
     assert set(adapter["target_modules"]) == {"query", "value"} and adapter["modules_to_save"] == ["classifier"]
 
