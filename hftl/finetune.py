@@ -1,4 +1,4 @@
-"""The fine-tuning recipe: config -> data -> model -> method -> loop -> eval -> save (-> export).
+"""The fine-tuning recipe: config -> data -> model -> method -> loop -> eval -> save (-> export) (-> push).
 
 ``python recipes/finetune.py CONFIG [k=v ...]``, ``accelerate launch recipes/finetune.py CONFIG [k=v ...]`` and
 ``hftl train CONFIG [k=v ...]`` all land in ``run()``.
@@ -24,7 +24,7 @@ from hftl.data import load_splits
 from hftl.errors import ConfigError
 from hftl.metrics import check_metric_names
 from hftl.modalities import get_modality
-from hftl.models import apply_method, build_model, count_parameters
+from hftl.models import apply_method, build_model, count_parameters, load_processor
 from hftl.training import Trainer, evaluate
 
 logger = logging.getLogger("hftl")
@@ -64,6 +64,12 @@ def _flat_hparams(cfg: Config) -> dict[str, Any]:
     return flat
 
 
+def _has_accelerator_device() -> bool:
+    from accelerate.utils import is_mps_available, is_npu_available, is_xpu_available
+
+    return torch.cuda.is_available() or is_mps_available() or is_xpu_available() or is_npu_available()
+
+
 def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
     tracking = cfg.training.tracking
     if tracking != "none":
@@ -73,6 +79,7 @@ def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
         if not getattr(imports, f"is_{tracking}_available")():
             raise ConfigError(f"training.tracking={tracking}: the {tracking} package is not installed (pip install {tracking})")
     return Accelerator(
+        cpu=not _has_accelerator_device(),
         gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
         mixed_precision=cfg.training.mixed_precision,
         log_with=None if tracking == "none" else tracking,
@@ -117,7 +124,7 @@ def run(cfg: Config) -> dict[str, Any]:
         splits, label_names = load_splits(cfg.data)
     # model + method
     built = build_model(cfg, modality, label_names)
-    processor = modality.load_processor(built.source, cfg)
+    processor = load_processor(cfg, modality, built)
     model = apply_method(cfg, modality, built)
     params = count_parameters(model)
     logger.info(
@@ -153,7 +160,6 @@ def run(cfg: Config) -> dict[str, Any]:
         test_loader = accelerator.prepare(loader("test", cfg.evaluation.batch_size, shuffle=False))
         test_metrics, _, _ = evaluate(trainer.model, test_loader, accelerator, cfg.evaluation.metrics)
         accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=result.state.step)
-    accelerator.end_training()
 
     state = result.state
     results = {
@@ -196,6 +202,10 @@ def run(cfg: Config) -> dict[str, Any]:
         from hftl.export import export_run
 
         export_run(run_dir)
+    if cfg.push.enabled and accelerator.is_main_process:
+        from hftl.hub import push_run
+
+        push_run(run_dir, cfg.push)
     return results
 
 
