@@ -24,9 +24,11 @@ def checkpoint_dir(run_dir: Path, step: int) -> Path:
     return checkpoints_root(run_dir) / f"step_{step:06d}"
 
 
-def temporary_dir(final: Path) -> Path:
+def temporary_dir(final: Path, clear: bool = True) -> Path:
+    """Where a checkpoint is written before it is committed; cleared of a killed run's leftovers if asked."""
     tmp = final.with_name(f".tmp-{final.name}")
-    shutil.rmtree(tmp, ignore_errors=True)  # left by a run killed while saving
+    if clear:
+        shutil.rmtree(tmp, ignore_errors=True)
     return tmp
 
 

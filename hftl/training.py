@@ -155,7 +155,8 @@ class Trainer:
         """save_state into a temporary folder, add our state and the best weights, then rename into place."""
         acc = self.accelerator
         final = checkpoints.checkpoint_dir(self.run_dir, self.state.step)
-        tmp = checkpoints.temporary_dir(final)
+        tmp = checkpoints.temporary_dir(final, clear=acc.is_main_process)
+        acc.wait_for_everyone()  # every rank writes into tmp: only after the main process cleared leftovers
         acc.save_state(str(tmp))
         if acc.is_main_process:
             if self.best_weights is not None:
