@@ -8,6 +8,7 @@ A recipe file sets any subset of the fields; the dataclass defaults fill the res
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -157,6 +158,38 @@ class OutputConfig:
     save_merged: bool = _help("write model/ (merged, ready for from_pretrained)", True)
 
 
+# OWNER/NAME as the Hub accepts it (huggingface_hub's validate_repo_id, without importing it here).
+_REPO_ID = re.compile(r"^[\w.-]{1,96}/[\w.-]{1,96}$")
+
+
+@dataclass
+class PushConfig:
+    """Where and what to share on the Hugging Face Hub. The token is never part of a config: HF_TOKEN or `hf auth login`."""
+
+    enabled: bool = _help("push to the Hugging Face Hub at the end of training (main process only)", False)
+    repo_id: str | None = _help("OWNER/NAME of the Hub model repo (created if missing)", None)
+    what: Literal["adapter", "merged", "onnx"] = _help(
+        "adapter: the PEFT adapter (method=lora); merged: model/ ready for from_pretrained; onnx: onnx/ (needs export)",
+        "adapter",
+    )
+    private: bool = _help("create the repo as private (an existing repo keeps its visibility)", False)
+    revision: str | None = _help("branch to push to (created from main if missing); default: main", None)
+    commit_message: str | None = _help("commit message; default names the run and what is pushed", None)
+    license: str | None = _help("license id for the model card metadata, e.g. apache-2.0 or mit", None)
+
+    def __post_init__(self) -> None:
+        if self.enabled and not self.repo_id:
+            raise ConfigError("push.repo_id must be set (OWNER/NAME) when push.enabled=true")
+        if self.repo_id is not None and (
+            not _REPO_ID.match(self.repo_id) or ".." in self.repo_id or "--" in self.repo_id
+        ):
+            raise ConfigError(f"push.repo_id must look like OWNER/NAME (letters, digits, '-', '_', '.'), got {self.repo_id!r}")
+        if self.revision is not None and not self.revision.strip():
+            raise ConfigError("push.revision must be a branch name or null")
+        if self.commit_message is not None and not self.commit_message.strip():
+            raise ConfigError("push.commit_message must not be empty (use null for the default)")
+
+
 @dataclass
 class Config:
     name: str | None = _help("run name (default: the output folder's name)", None)
@@ -168,7 +201,18 @@ class Config:
     evaluation: EvaluationConfig = _help("metrics", factory=EvaluationConfig)
     export: ExportConfig = _help("ONNX export", factory=ExportConfig)
     output: OutputConfig = _help("where results go", factory=OutputConfig)
+    push: PushConfig = _help("share the result on the Hugging Face Hub", factory=PushConfig)
     text: TextConfig = _help("text preprocessing and augmentation (modality=text)", factory=TextConfig)
+
+    def __post_init__(self) -> None:
+        # Checked before training starts, so a run does not end with a push that cannot happen.
+        push = self.push
+        if push.enabled and push.what == "adapter" and self.method.name != "lora":
+            raise ConfigError(f"push.what=adapter needs method.name=lora (got {self.method.name}); use push.what=merged")
+        if push.enabled and push.what == "merged" and not self.output.save_merged:
+            raise ConfigError("push.what=merged needs output.save_merged=true")
+        if push.enabled and push.what == "onnx" and not self.export.enabled:
+            raise ConfigError("push.what=onnx needs export.enabled=true")
 
     @property
     def run_name(self) -> str:
@@ -220,6 +264,9 @@ def _check_value(value: Any, annotation: Any, key: str, origin: str) -> Any:
     raise ConfigError(f"{key} ({origin}): unsupported annotation {annotation}")
 
 
+_SECRET_KEY = re.compile(r"token|secret|password|passwd|api_?key", re.IGNORECASE)
+
+
 def _merge(raw: dict[str, Any], schema: type, prefix: str, origin: str, into: dict[str, Any]) -> None:
     """Check raw against the dataclass schema and merge it into `into` (a nested dict of plain values)."""
     if not isinstance(raw, dict):
@@ -229,6 +276,12 @@ def _merge(raw: dict[str, Any], schema: type, prefix: str, origin: str, into: di
     for name, value in raw.items():
         key = f"{prefix}{name}"
         if name not in known:
+            if _SECRET_KEY.search(name):
+                # Say where without echoing the value: it may be a real credential.
+                raise ConfigError(
+                    f"unknown key '{key}': secrets never go into a config (it is saved with the run); "
+                    "the Hub token comes from HF_TOKEN or `hf auth login`"
+                )
             close = ", ".join(sorted(known))
             raise ConfigError(f"unknown key '{key}' ({origin}); known keys here: {close}")
         annotation = hints[name]

@@ -6,6 +6,7 @@ what only the run knows: its config, its modality's preprocessing and its test s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -41,13 +42,20 @@ def export_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ())
     Raises:
         HftlError: the run is not finished, or a gate (parity, NaN, int8 accuracy) failed; RUN_DIR/onnx is untouched then.
     """
+    from hftl.models import ADAPTER_CONFIG
     from hftl.onnx import export_and_check
 
     run_dir = Path(run_dir)
     config_path, model_dir = run_dir / rundir.CONFIG, run_dir / "model"
-    if not config_path.is_file() or not (model_dir / "config.json").is_file():
-        raise HftlError(f"{run_dir} is not a finished run with a merged model (need {config_path} and {model_dir}/)")
+    adapter_dir = run_dir / "adapter"
+    has_adapter = (run_dir / rundir.RESULTS).is_file() and (adapter_dir / ADAPTER_CONFIG).is_file()
+    if not config_path.is_file() or not ((model_dir / "config.json").is_file() or has_adapter):
+        raise HftlError(
+            f"{run_dir} is not a finished run with a merged model or an adapter (need {config_path} and {model_dir}/)"
+        )
     cfg = load_config(config_path, overrides)
+    if not (model_dir / "config.json").is_file():
+        merge_run_adapter(run_dir, cfg)
     modality = get_modality(cfg.modality)
     processor = modality.load_processor(str(model_dir), cfg)
     features, labels = _test_inputs(cfg, processor)
@@ -69,6 +77,34 @@ def export_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ())
         extra_files={EXPORT_CONFIG: config_path},
     )
     return report
+
+
+def merge_run_adapter(run_dir: Path, cfg: Config) -> Path:
+    """Write RUN_DIR/model from RUN_DIR/adapter merged into its base (a run saved with output.save_merged=false).
+
+    optimum exports plain transformers models only, so the adapter is merged (merge_and_unload) first.
+    """
+    import json
+
+    from hftl.models import find_adapter, load_adapter_classifier
+
+    run_dir = Path(run_dir)
+    modality = get_modality(cfg.modality)
+    adapter = find_adapter(str(run_dir / "adapter"))
+    if adapter is None:
+        raise HftlError(f"{run_dir / 'adapter'} is not a PEFT adapter folder")
+    labels = json.loads((run_dir / rundir.RESULTS).read_text())["data"]["labels"]
+    logger.info("merging %s into its base %s to export it", adapter.ref, adapter.base)
+    model = load_adapter_classifier(
+        adapter, modality, labels, trainable=False, trust_remote_code=cfg.model.trust_remote_code
+    ).merge_and_unload()
+    processor_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, revision=adapter.processor_revision))
+    processor = modality.load_processor(adapter.processor_source, processor_cfg)
+    tmp = run_dir / ".tmp-model"
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    processor.save_pretrained(str(tmp))
+    rundir.replace_dir(tmp, run_dir / "model")
+    return run_dir / "model"
 
 
 def predict(onnx_dir: str | Path, inputs: list[str], *, quantized: bool = False) -> list[tuple[str, float]]:

@@ -198,6 +198,7 @@ def run(cfg: Config) -> dict[str, Any]:
         rundir.write_json_atomic(run_dir / rundir.RESULTS, results)  # written last: its presence means "finished"
         logger.info("done: %s  eval %s  test %s", run_dir, _short(result.best_eval), _short(test_metrics))
     accelerator.wait_for_everyone()
+    accelerator.end_training()  # closes the trackers and, in accelerate 1.x, the process group: after the last barrier
     if cfg.export.enabled and accelerator.is_main_process:
         from hftl.export import export_run
 

@@ -5,10 +5,19 @@ Methods:
     lora          low-rank adapters on the attention projections; the new head trains fully (modules_to_save).
     linear_probe  the backbone is frozen (and its dropout off); only the new head trains.
     scratch       the same architecture with random weights: the no-transfer baseline.
+
+A source may also be a PEFT adapter (a local folder or Hub repo with ``adapter_config.json`` and no
+``config.json``): its config names the base, which is loaded as a classifier with the run's labels, and
+``PeftModel.from_pretrained`` puts the adapter on it. With method=lora training continues that adapter (its own
+rank and targets; ``method.lora`` is not used); with full / linear_probe the adapter is merged first and the method
+applies to the merged model; scratch only takes the base's architecture. The adapter's saved head must match the
+run's label count.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +34,37 @@ logger = logging.getLogger("hftl")
 
 # Names transformers gives to classification heads; used when the loading info cannot tell the head apart.
 _KNOWN_HEADS = ("classifier", "pre_classifier", "score", "projector")
+ADAPTER_CONFIG = "adapter_config.json"
+# Files that mark a saved tokenizer / image processor / feature extractor.
+_PROCESSOR_FILES = ("tokenizer_config.json", "preprocessor_config.json")
 
 
 @dataclass
 class BuiltModel:
     model: torch.nn.Module
-    source: str  # resolved local folder or Hub id
+    source: str  # resolved local folder or Hub id the processor loads from
     head_modules: list[str]  # top-level modules newly initialised for this task
+    revision: str | None = None  # Hub revision of `source`
+    adapter: str | None = None  # the adapter (folder or Hub id) the model was built from, if any
+
+
+@dataclass
+class AdapterSource:
+    """A PEFT adapter named as a model source."""
+
+    ref: str  # local folder or Hub repo id
+    revision: str | None  # Hub revision of ref
+    config: dict[str, Any]  # adapter_config.json
+    processor_source: str  # where the tokenizer / processor comes from: beside the adapter, else the base
+    processor_revision: str | None
+
+    @property
+    def base(self) -> str:
+        return self.config["base_model_name_or_path"]
+
+    @property
+    def base_revision(self) -> str | None:
+        return self.config.get("revision")
 
 
 def resolve_model_source(source: str) -> str:
@@ -49,6 +82,138 @@ def resolve_model_source(source: str) -> str:
     return source
 
 
+def _hub_file(repo_id: str, filename: str, revision: str | None) -> str | None:
+    """Local path of repo_id/filename fetched through the Hub client (cached), or None if it cannot be had."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+        return hf_hub_download(repo_id, filename, revision=revision)
+    except HFValidationError:
+        return None
+    except OSError:  # missing file/repo/revision, offline, unreachable: all mean "not an adapter we can use here"
+        return None
+
+
+def find_adapter(source: str, revision: str | None = None) -> AdapterSource | None:
+    """The adapter that source names (local folder or Hub repo holding adapter_config.json), or None.
+
+    A Hub id that is not an adapter (or cannot be reached) gives None: the ordinary model path then reports it.
+
+    Raises:
+        ModelError: the adapter's config names no base model.
+    """
+    if source.startswith("zoo:"):
+        return None
+    path = Path(source).expanduser()
+    if path.exists():
+        if not (path / ADAPTER_CONFIG).is_file() or (path / "config.json").is_file():
+            return None
+        config_file, revision = str(path / ADAPTER_CONFIG), None
+        has_processor = any((path / name).is_file() for name in _PROCESSOR_FILES)
+        ref = str(path)
+    elif source.startswith((".", "/", "~")):
+        return None
+    else:
+        config_file = _hub_file(source, ADAPTER_CONFIG, revision)
+        if config_file is None:
+            return None
+        has_processor = any(_hub_file(source, name, revision) for name in _PROCESSOR_FILES)
+        ref = source
+    config = json.loads(Path(config_file).read_text())
+    if not config.get("base_model_name_or_path"):
+        raise ModelError(f"model.source={source}: {ADAPTER_CONFIG} names no base_model_name_or_path")
+    base = config["base_model_name_or_path"]
+    if has_processor:
+        return AdapterSource(ref, revision, config, ref, revision)
+    return AdapterSource(ref, revision, config, _resolve_base(ref, base), config.get("revision"))
+
+
+def _resolve_base(adapter_ref: str, base: str) -> str:
+    # A pushed adapter names its base by Hub id; a prepared zoo copy of that model serves it without the Hub.
+    for entry in zoo.entries():
+        if entry.hub_id == base and entry.kind == "model" and zoo.is_prepared(entry.name):
+            logger.info("adapter %s: base %s from the prepared zoo entry %s", adapter_ref, base, entry.name)
+            return str(zoo.entry_path(entry.name))
+    try:
+        return resolve_model_source(base)
+    except ModelError as err:
+        raise ModelError(f"adapter {adapter_ref} names base model {base!r}, which cannot be used here: {err}") from err
+
+
+def load_adapter_classifier(
+    adapter: AdapterSource, modality: Modality, label_names: list[str], *, trainable: bool, trust_remote_code: bool
+) -> torch.nn.Module:
+    """The adapter's base as a classifier for label_names with the adapter on it (a PeftModel).
+
+    Raises:
+        ModelError: the base cannot be loaded, or the adapter does not fit it (e.g. its head has another label count).
+    """
+    from peft import PeftModel
+
+    base_source = _resolve_base(adapter.ref, adapter.base)
+    auto = modality.auto_model()
+    try:
+        base = auto.from_pretrained(
+            base_source,
+            revision=adapter.base_revision,
+            trust_remote_code=trust_remote_code,
+            ignore_mismatched_sizes=True,
+            use_safetensors=True,
+            **_label_kwargs(label_names),
+        )
+    except (OSError, ValueError) as err:
+        raise ModelError(f"adapter {adapter.ref}: could not load its base {adapter.base} as a {auto.__name__}: {err}") from err
+    if not adapter.config.get("modules_to_save") and adapter.config.get("task_type") != "SEQ_CLS":
+        logger.warning("adapter %s saves no classification head: the head starts from random weights", adapter.ref)
+    try:
+        return PeftModel.from_pretrained(base, adapter.ref, revision=adapter.revision, is_trainable=trainable)
+    except (OSError, RuntimeError, ValueError) as err:
+        raise ModelError(
+            f"adapter {adapter.ref} does not fit its base {adapter.base} with {len(label_names)} labels "
+            f"(an adapter's saved head must match the run's label count): {err}"
+        ) from err
+
+
+def _label_kwargs(label_names: list[str]) -> dict[str, Any]:
+    return {
+        "num_labels": len(label_names),
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {name: i for i, name in enumerate(label_names)},
+    }
+
+
+def _build_from_adapter(cfg: Config, modality: Modality, label_names: list[str], adapter: AdapterSource) -> BuiltModel:
+    method = cfg.method.name
+    extra = {"revision": adapter.processor_revision, "adapter": adapter.ref}
+    if method == "scratch":
+        from transformers import AutoConfig
+
+        base = _resolve_base(adapter.ref, adapter.base)
+        config = AutoConfig.from_pretrained(
+            base, revision=adapter.base_revision, trust_remote_code=cfg.model.trust_remote_code, **_label_kwargs(label_names)
+        )
+        model = modality.auto_model().from_config(config, trust_remote_code=cfg.model.trust_remote_code)
+        return BuiltModel(model, adapter.processor_source, _head_modules(model, []), **extra)
+    model = load_adapter_classifier(
+        adapter, modality, label_names, trainable=method == "lora", trust_remote_code=cfg.model.trust_remote_code
+    )
+    if method == "lora":
+        logger.info("continuing adapter %s (its own rank and targets; method.lora settings are not used)", adapter.ref)
+        heads = list(model.peft_config["default"].modules_to_save or [])
+        return BuiltModel(model, adapter.processor_source, heads, **extra)
+    merged = model.merge_and_unload()
+    return BuiltModel(merged, adapter.processor_source, _head_modules(merged, []), **extra)
+
+
+def load_processor(cfg: Config, modality: Modality, built: BuiltModel) -> Any:
+    """The processor saved beside the built model (for an adapter: beside it, else beside its base)."""
+    if built.revision != cfg.model.revision:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, revision=built.revision))
+    return modality.load_processor(built.source, cfg)
+
+
 def _head_modules(model: torch.nn.Module, missing_keys: list[str]) -> list[str]:
     """Top-level submodules holding newly initialised weights: the task head."""
     top = {name for name, _ in model.named_children()}
@@ -61,14 +226,16 @@ def _head_modules(model: torch.nn.Module, missing_keys: list[str]) -> list[str]:
 
 
 def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> BuiltModel:
-    """The pretrained backbone with a fresh head for label_names (random weights for method=scratch)."""
+    """The pretrained backbone with a fresh head for label_names (random weights for method=scratch).
+
+    A PEFT adapter as model.source is loaded on its base (see the module docstring for what each method does then).
+    """
+    adapter = find_adapter(cfg.model.source, cfg.model.revision)
+    if adapter is not None:
+        return _build_from_adapter(cfg, modality, label_names, adapter)
     source = resolve_model_source(cfg.model.source)
     auto = modality.auto_model()
-    label_kwargs = {
-        "num_labels": len(label_names),
-        "id2label": dict(enumerate(label_names)),
-        "label2id": {name: i for i, name in enumerate(label_names)},
-    }
+    label_kwargs = _label_kwargs(label_names)
     common = {"revision": cfg.model.revision, "trust_remote_code": cfg.model.trust_remote_code}
     try:
         if cfg.method.name == "scratch":
@@ -76,14 +243,14 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
 
             config = AutoConfig.from_pretrained(source, **common, **label_kwargs)
             model = auto.from_config(config, trust_remote_code=cfg.model.trust_remote_code)
-            return BuiltModel(model, source, _head_modules(model, []))
+            return BuiltModel(model, source, _head_modules(model, []), cfg.model.revision)
         model, info = auto.from_pretrained(
             source, ignore_mismatched_sizes=True, output_loading_info=True, use_safetensors=True, **common, **label_kwargs
         )
     except (OSError, ValueError) as err:
         raise ModelError(f"model.source={cfg.model.source}: could not load a {auto.__name__}: {err}") from err
     missing = list(info["missing_keys"]) + [k for k, *_ in info.get("mismatched_keys", [])]
-    return BuiltModel(model, source, _head_modules(model, missing))
+    return BuiltModel(model, source, _head_modules(model, missing), cfg.model.revision)
 
 
 def lora_targets(cfg: Config, modality: Modality, model: torch.nn.Module) -> list[str]:
@@ -114,7 +281,10 @@ def apply_method(cfg: Config, modality: Modality, built: BuiltModel) -> torch.nn
                 module.p = 0.0
         return model
     if method == "lora":
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig, PeftModel, get_peft_model
+
+        if isinstance(model, PeftModel):  # an adapter source: keep training that adapter
+            return model
 
         lora = cfg.method.lora
         peft_config = LoraConfig(

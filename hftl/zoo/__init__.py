@@ -56,6 +56,8 @@ class ZooEntry:
         license: License of the artefact.
         build: Fills the EMPTY directory it is given with the finished artefact; may raise.
             It may return a dict of facts (checks, sizes) that is recorded in the completion marker.
+        hub_id: The same artefact's Hugging Face Hub id, if it has one; model cards and pushed adapters name
+            this instead of the local cache folder.
     """
 
     name: str
@@ -65,6 +67,7 @@ class ZooEntry:
     source: str
     license: str
     build: Callable[[Path], dict[str, Any] | None]
+    hub_id: str | None = None
 
 
 _REGISTRY: dict[str, ZooEntry] = {}

