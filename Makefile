@@ -8,7 +8,9 @@ DEMO := runs/demo
 DEMO_CONFIG := recipes/configs/text/minilm_lora.yaml
 LIBRARY := $(shell find hftl -name '*.py')
 
-.PHONY: setup demo test test-fast lint clean-demo
+SYSTEM_STAMP := $(VENV)/.hftl-system-deps
+
+.PHONY: setup demo test test-fast lint clean-demo system-deps
 
 # The venv with the pinned stack (pyproject.toml) and hftl itself, editable. Rebuilt when the pins change.
 $(STAMP): pyproject.toml
@@ -16,11 +18,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[dev]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Debian packages the offline zoo uses: espeak-ng (speech for the Whisper check and the synthetic speech set),
+# fresh apt lists (the Fashion-MNIST .deb is fetched with `apt-get download`). Installed when run as root (CI).
+$(SYSTEM_STAMP):
+	@if command -v espeak-ng >/dev/null && apt-cache policy dataset-fashion-mnist 2>/dev/null | grep -q 'Candidate: [0-9]'; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng; \
+	else echo "hftl needs Debian's espeak-ng and current apt lists: sudo apt-get update && sudo apt-get install espeak-ng"; exit 1; fi
+	@mkdir -p $(VENV) && touch $(SYSTEM_STAMP)
+
+system-deps: $(SYSTEM_STAMP)
+
+setup: $(STAMP) $(SYSTEM_STAMP)
 
 # zoo -> LoRA fine-tune -> evaluate -> ONNX export (parity, int8, latency) -> summary, into runs/demo/.
 # Each step runs only when its inputs changed, so a second `make demo` just prints the summary.
-$(DEMO)/results.json: $(STAMP) $(DEMO_CONFIG) $(LIBRARY)
+$(DEMO)/results.json: $(STAMP) $(SYSTEM_STAMP) $(DEMO_CONFIG) $(LIBRARY)
 	$(BIN)/hftl zoo prepare minilm-l6 bbc-news
 	$(BIN)/hftl train $(DEMO_CONFIG) output.dir=$(DEMO) output.overwrite=true
 
@@ -35,10 +47,10 @@ demo: $(DEMO)/onnx/export_report.json
 		"The striker scored twice as the champions won the cup final." \
 		"The new phone runs software that lets users stream films over broadband."
 
-test: $(STAMP)
+test: setup
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)

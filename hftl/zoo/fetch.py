@@ -108,6 +108,98 @@ def fetch_pypi_wheel(package: str, version: str, sha256: str) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _deb_glob(package: str, version: str) -> str:
+    # apt-get download names files NAME_VERSION_ARCH.deb, with an epoch's ":" written as "%3a".
+    return f"{package}_{version.replace(':', '%3a')}_*.deb"
+
+
+def _apt_download(spec: str, dest: Path) -> None:
+    """Run ``apt-get download`` for one ``NAME=VERSION`` into ``dest`` (tests replace this function)."""
+    cmd = ["apt-get", "download", "-q", spec]
+    logger.info("zoo: %s (in %s)", " ".join(cmd), dest)
+    try:
+        proc = subprocess.run(cmd, cwd=dest, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise ZooError(f"apt-get download {spec} failed: apt-get is not installed (not a Debian system?)") from None
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-10:])
+        hint = ""
+        if "Unable to locate" in tail or "was not found" in tail:
+            hint = "\nThe package lists may be missing or stale: run `apt-get update` (as root) first."
+        raise ZooError(f"apt-get download {spec} failed (exit {proc.returncode}):\n{tail}{hint}")
+
+
+def fetch_deb(package: str, version: str, sha256: str) -> Path:
+    """Return a verified Debian package ``package=version``, cached in ``$HFTL_HOME/downloads``.
+
+    A cached .deb is reused when its sha256 matches; otherwise ``apt-get download`` fetches it
+    (no root needed, but the apt package lists must be present).
+
+    Args:
+        package: Debian binary package name.
+        version: Exact version, as ``apt-cache policy`` shows it.
+        sha256: Expected hex digest of the .deb file.
+
+    Returns:
+        Path of the .deb inside the downloads folder.
+
+    Raises:
+        ZooError: apt-get failed or the digest does not match (the bad file is deleted).
+    """
+    spec = f"{package}={version}"
+    downloads = downloads_dir()
+    downloads.mkdir(parents=True, exist_ok=True)
+    rejected = []
+    for cached in sorted(downloads.glob(_deb_glob(package, version))):
+        actual = sha256_file(cached)
+        if actual == sha256:
+            logger.info("zoo: using cached %s", cached)
+            return cached
+        logger.warning("zoo: %s has sha256 %s, expected %s; deleting it", cached, actual, sha256)
+        rejected.append(f"{cached} (sha256 {actual}, expected {sha256}; deleted)")
+        cached.unlink()
+    tmp = Path(tempfile.mkdtemp(prefix=".apt-", dir=downloads))
+    try:
+        try:
+            _apt_download(spec, tmp)
+        except ZooError as exc:
+            note = f"\nRejected cached file: {'; '.join(rejected)}" if rejected else ""
+            raise ZooError(
+                f"{exc}{note}\nOn a machine without apt, download the .deb of {spec} elsewhere "
+                f"(apt-get download {spec}) and put it into {downloads}."
+            ) from None
+        debs = list(tmp.glob("*.deb"))
+        if len(debs) != 1:
+            raise ZooError(f"apt-get download {spec} gave {len(debs)} .deb files, expected one: {debs}")
+        actual = sha256_file(debs[0])
+        if actual != sha256:
+            raise ZooError(
+                f"sha256 mismatch for {debs[0].name} from {spec}: expected {sha256}, got {actual} (file deleted)"
+            )
+        final = downloads / debs[0].name
+        os.replace(debs[0], final)
+        logger.info("zoo: downloaded %s (%.1f MB)", final, final.stat().st_size / 1e6)
+        return final
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def extract_deb(deb: Path, dest: Path) -> Path:
+    """Unpack the files of a .deb into ``dest`` with ``dpkg-deb -x`` and return ``dest``.
+
+    Raises:
+        ZooError: dpkg-deb is missing or fails.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise ZooError(f"cannot unpack {deb.name}: dpkg-deb is not installed") from None
+    if proc.returncode != 0:
+        raise ZooError(f"dpkg-deb -x {deb.name} failed (exit {proc.returncode}): {proc.stderr.strip()}")
+    return dest
+
+
 def extract_zip_folder(
     archive: Path, member_dir: str, dest: Path, names: Iterable[str] | None = None
 ) -> list[Path]:
