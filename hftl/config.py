@@ -18,7 +18,9 @@ from typing import Any, Literal
 import yaml
 
 from hftl.errors import ConfigError
+from hftl.modalities.audio import AudioConfig
 from hftl.modalities.text import TextConfig
+from hftl.modalities.vision import VisionConfig
 
 
 def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
@@ -193,7 +195,7 @@ class PushConfig:
 @dataclass
 class Config:
     name: str | None = _help("run name (default: the output folder's name)", None)
-    modality: Literal["text"] = _help("what the inputs are", "text")
+    modality: Literal["text", "vision", "audio"] = _help("what the inputs are", "text")
     model: ModelConfig = _help("backbone", factory=ModelConfig)
     data: DataConfig = _help("data source, columns, splits, subsampling", factory=DataConfig)
     method: MethodConfig = _help("how to transfer", factory=MethodConfig)
@@ -203,6 +205,8 @@ class Config:
     output: OutputConfig = _help("where results go", factory=OutputConfig)
     push: PushConfig = _help("share the result on the Hugging Face Hub", factory=PushConfig)
     text: TextConfig = _help("text preprocessing and augmentation (modality=text)", factory=TextConfig)
+    vision: VisionConfig = _help("image size and augmentation (modality=vision)", factory=VisionConfig)
+    audio: AudioConfig = _help("clip length, decoding and augmentation (modality=audio)", factory=AudioConfig)
 
     def __post_init__(self) -> None:
         # Checked before training starts, so a run does not end with a push that cannot happen.

@@ -1,8 +1,9 @@
 """Resolve a data source into train / validation / test splits with a ClassLabel label column.
 
 Sources: ``zoo:NAME`` (offline sets built from package registries), a Hub dataset id (``load_dataset``), or a
-local file / folder (CSV, JSON, JSONL, Parquet, or a ``save_to_disk`` folder). Missing validation / test splits are
-carved from train, stratified. Train can then be subsampled, stratified, by count, fraction or shots per class.
+local file / folder (CSV, JSON, JSONL, Parquet, a ``save_to_disk`` folder, or an image folder with one sub-folder
+per class). Missing validation / test splits are carved from train, stratified. Train can then be subsampled,
+stratified, by count, fraction or shots per class.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 from datasets import ClassLabel, DatasetDict, load_dataset, load_from_disk
 
 from hftl import zoo
+from hftl.audio_folder import is_audio_folder, load_audio_folder
 from hftl.config import DataConfig
 from hftl.errors import DataError
 
@@ -21,12 +23,32 @@ logger = logging.getLogger("hftl")
 
 _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _SPLIT_NAMES = ("train", "validation", "test")
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def _is_image_folder(path: Path) -> bool:
+    """A folder of class sub-folders holding images (imagefolder layout), with no train.<csv|json|...> table."""
+    if any(p.suffix in _FILE_BUILDERS for p in path.glob("*.*")):
+        return False
+    return next((True for p in path.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES), False)
+
+
+def _load_image_folder(path: Path) -> DatasetDict:
+    # datasets' imagefolder builder: label = sub-folder name (ClassLabel); train/validation/test sub-folders become splits.
+    try:
+        return load_dataset("imagefolder", data_dir=str(path))
+    except Exception as err:  # datasets raises many types for a malformed folder
+        raise DataError(f"{path}: could not be read as an image folder (one sub-folder per class): {err}") from err
 
 
 def _load_local(path: Path) -> DatasetDict:
     if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists()):
         loaded = load_from_disk(str(path))
         return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
+    if path.is_dir() and _is_image_folder(path):
+        return _load_image_folder(path)
+    if is_audio_folder(path):  # class sub-folders of audio files, read as path strings (no torchcodec)
+        return load_audio_folder(path)
     if path.is_file():
         files = {"train": [str(path)]}
     else:  # a folder of train.csv / validation.csv / test.csv (or .json/.jsonl/.parquet)

@@ -96,7 +96,7 @@ def merge_run_adapter(run_dir: Path, cfg: Config) -> Path:
     labels = json.loads((run_dir / rundir.RESULTS).read_text())["data"]["labels"]
     logger.info("merging %s into its base %s to export it", adapter.ref, adapter.base)
     model = load_adapter_classifier(
-        adapter, modality, labels, trainable=False, trust_remote_code=cfg.model.trust_remote_code
+        adapter, modality, labels, trainable=False, trust_remote_code=cfg.model.trust_remote_code, cfg=cfg
     ).merge_and_unload()
     processor_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, revision=adapter.processor_revision))
     processor = modality.load_processor(adapter.processor_source, processor_cfg)

@@ -12,7 +12,7 @@ from huggingface_hub import EvalResult, ModelCardData
 
 # Model-card library per pushed kind (the Hub filters models by it).
 LIBRARY = {"adapter": "peft", "merged": "transformers", "onnx": "onnx"}
-_AUTO_CLASSES = {"text": "AutoModelForSequenceClassification"}
+_AUTO_CLASSES = {"text": "AutoModelForSequenceClassification", "vision": "AutoModelForImageClassification"}
 _METHOD_NAMES = {"lora": "LoRA", "full": "full fine-tuning", "linear_probe": "linear probe", "scratch": "from scratch"}
 _METRIC_NAMES = {
     "accuracy": "Accuracy",

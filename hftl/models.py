@@ -143,7 +143,8 @@ def _resolve_base(adapter_ref: str, base: str) -> str:
 
 
 def load_adapter_classifier(
-    adapter: AdapterSource, modality: Modality, label_names: list[str], *, trainable: bool, trust_remote_code: bool
+    adapter: AdapterSource, modality: Modality, label_names: list[str], *, trainable: bool, trust_remote_code: bool,
+    cfg: Config | None = None,
 ) -> torch.nn.Module:
     """The adapter's base as a classifier for label_names with the adapter on it (a PeftModel).
 
@@ -165,6 +166,8 @@ def load_adapter_classifier(
         )
     except (OSError, ValueError) as err:
         raise ModelError(f"adapter {adapter.ref}: could not load its base {adapter.base} as a {auto.__name__}: {err}") from err
+    if cfg is not None:  # fit the base to the run's inputs before the adapter goes on (e.g. Whisper's short encoder)
+        modality.adapt_model(base, cfg)
     if not adapter.config.get("modules_to_save") and adapter.config.get("task_type") != "SEQ_CLS":
         logger.warning("adapter %s saves no classification head: the head starts from random weights", adapter.ref)
     try:
@@ -195,9 +198,10 @@ def _build_from_adapter(cfg: Config, modality: Modality, label_names: list[str],
             base, revision=adapter.base_revision, trust_remote_code=cfg.model.trust_remote_code, **_label_kwargs(label_names)
         )
         model = modality.auto_model().from_config(config, trust_remote_code=cfg.model.trust_remote_code)
+        modality.adapt_model(model, cfg)
         return BuiltModel(model, adapter.processor_source, _head_modules(model, []), **extra)
     model = load_adapter_classifier(
-        adapter, modality, label_names, trainable=method == "lora", trust_remote_code=cfg.model.trust_remote_code
+        adapter, modality, label_names, trainable=method == "lora", trust_remote_code=cfg.model.trust_remote_code, cfg=cfg
     )
     if method == "lora":
         logger.info("continuing adapter %s (its own rank and targets; method.lora settings are not used)", adapter.ref)
@@ -243,12 +247,14 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
 
             config = AutoConfig.from_pretrained(source, **common, **label_kwargs)
             model = auto.from_config(config, trust_remote_code=cfg.model.trust_remote_code)
+            modality.adapt_model(model, cfg)
             return BuiltModel(model, source, _head_modules(model, []), cfg.model.revision)
         model, info = auto.from_pretrained(
             source, ignore_mismatched_sizes=True, output_loading_info=True, use_safetensors=True, **common, **label_kwargs
         )
     except (OSError, ValueError) as err:
         raise ModelError(f"model.source={cfg.model.source}: could not load a {auto.__name__}: {err}") from err
+    modality.adapt_model(model, cfg)
     missing = list(info["missing_keys"]) + [k for k, *_ in info.get("mismatched_keys", [])]
     return BuiltModel(model, source, _head_modules(model, missing), cfg.model.revision)
 

@@ -8,6 +8,7 @@ preprocessed evaluation inputs keyed by the graph's input names (``input_ids``..
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import platform
@@ -101,11 +102,15 @@ def export_onnx(model_dir: Path, out_dir: Path, task: str, *, opset: int | None 
         raise ExportError(
             f"{model_dir} holds a PEFT adapter: merge it first (merge_and_unload + save_pretrained)"
         )
+    # optimum traces with 30 s of mel frames; a Whisper encoder cut to short clips takes only 2 * max_source_positions.
+    model_config = json.loads((model_dir / "config.json").read_text())
+    shapes = {"nb_max_frames": 2 * model_config["max_source_positions"]} if model_config.get("model_type") == "whisper" else {}
     main_export(
         str(model_dir),
         output=Path(out_dir),
         task=task,
         opset=opset,
+        **shapes,
         # Our own gate checks parity on real inputs and fails on NaN; optimum's only warns.
         do_validation=False,
         # A sentence-transformers folder would otherwise be detected as such and exported as an embedder.

@@ -52,3 +52,83 @@ def tiny_text_model(path: Path, num_labels: int = 3) -> Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def tiny_vision_model(path: Path, num_labels: int = 3, image_size: int = 28) -> Path:
+    """Save a tiny random DINOv2 image classifier plus a matching image processor into ``path``.
+
+    Args:
+        path: Folder to create (parents included); reused if it exists.
+        num_labels: Size of the classification head; labels are named ``label_0`` ...
+        image_size: Side the processor crops to; a multiple of the patch size (7) keeps every pixel in a patch.
+
+    Returns:
+        ``path``, ready for ``from_pretrained`` and for ``main_export``.
+    """
+    import torch
+    from transformers import BitImageProcessor, Dinov2Config, Dinov2ForImageClassification
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    id2label = {i: f"label_{i}" for i in range(num_labels)}
+    config = Dinov2Config(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        mlp_ratio=2,
+        patch_size=7,
+        image_size=image_size,
+        num_labels=num_labels,
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+    )
+    torch.manual_seed(0)  # the same model every run: tests compare backends on it
+    Dinov2ForImageClassification(config).eval().save_pretrained(path)
+    BitImageProcessor(
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.25, 0.25, 0.25],
+    ).save_pretrained(path)
+    return path
+
+
+def tiny_audio_model(path: Path, num_labels: int = 3, clip_seconds: int = 1) -> Path:
+    """Save a tiny random Whisper audio classifier for ``clip_seconds`` clips plus its feature extractor into ``path``.
+
+    Args:
+        path: Folder to create (parents included); reused if it exists.
+        num_labels: Size of the classification head; labels are named ``label_0`` ...
+        clip_seconds: Whole seconds of audio the encoder takes (50 positions per second).
+
+    Returns:
+        ``path``, ready for ``from_pretrained`` and for ``main_export``.
+    """
+    import torch
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForAudioClassification
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    id2label = {i: f"label_{i}" for i in range(num_labels)}
+    config = WhisperConfig(
+        vocab_size=64,
+        num_mel_bins=16,
+        d_model=32,
+        encoder_layers=2,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=37,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=37,
+        max_source_positions=50 * clip_seconds,
+        max_target_positions=32,
+        classifier_proj_size=16,
+        init_std=0.3,  # a random encoder with the default 0.02 maps every input to nearly the same vector
+        num_labels=num_labels,
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+    )
+    torch.manual_seed(0)  # the same model every run: tests compare backends on it
+    WhisperForAudioClassification(config).eval().save_pretrained(path)
+    WhisperFeatureExtractor(feature_size=16, sampling_rate=16_000, chunk_length=clip_seconds).save_pretrained(path)
+    return path

@@ -47,6 +47,9 @@ class Modality:
         """Raw inputs (strings, image paths, audio paths) -> fixed-shape numpy model inputs (export, predict)."""
         raise NotImplementedError
 
+    def adapt_model(self, model: Any, cfg: Config) -> None:
+        """Fit a freshly loaded model to the run's input settings, in place (e.g. cut Whisper's encoder). Default: no-op."""
+
 
 _REGISTRY: dict[str, Modality] = {}
 
@@ -68,4 +71,4 @@ def registered_modalities() -> list[str]:
     return sorted(_REGISTRY)
 
 
-from hftl.modalities import text  # noqa: E402,F401  (registers itself)
+from hftl.modalities import audio, text, vision  # noqa: E402,F401  (each registers itself)

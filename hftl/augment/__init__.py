@@ -1,0 +1,1 @@
+"""Data augmentation as small numpy functions: deterministic given a ``numpy.random.Generator``."""

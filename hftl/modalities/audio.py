@@ -1,0 +1,231 @@
+"""Audio classification: decode with soundfile, resample with soxr, fixed-length clips, log-mel or raw features.
+
+Audio inputs are file paths (or ``{"bytes"|"path"|"array", "sampling_rate"}`` dicts as datasets stores them), decoded
+lazily in ``with_transform``: datasets' own ``Audio()`` feature needs torchcodec, which this stack does not ship.
+A relative path is looked up under the data source's folder first (the zoo entry, the save_to_disk folder, or the
+CSV/JSON file's folder), then under the working directory, so prepared data sets can be moved.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hftl.augment import audio as aug
+from hftl.errors import ConfigError, DataError
+from hftl.modalities import Modality, register_modality
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from hftl.config import Config
+
+
+def _help(text: str, default: Any) -> Any:
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class AudioConfig:
+    clip_seconds: int = _help("clip length in whole seconds: audio is cut/padded to it; Whisper's encoder is cut to match", 2)
+    sample_rate: int | None = _help("rate audio is resampled to; default (null): the feature extractor's", None)
+    shift_seconds: float = _help("train augmentation: random time shift of up to this many seconds (0: off)", 0.0)
+    gain_db: list[float] | None = _help("train augmentation: random gain in [low, high] dB (null: off)", None)
+    noise_snr_db: float | None = _help("train augmentation: add white noise at this signal-to-noise ratio in dB (null: off)", None)
+    speed_range: list[float] | None = _help("train augmentation: speed factor in [low, high], via resampling (null: off)", None)
+    freq_masks: int = _help("train augmentation: SpecAugment frequency masks per clip (log-mel features only)", 0)
+    freq_mask_width: int = _help("widest frequency mask, in mel bins", 8)
+    time_masks: int = _help("train augmentation: SpecAugment time masks per clip (log-mel features only)", 0)
+    time_mask_width: int = _help("widest time mask, in feature frames (Whisper: 100 per second)", 10)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.clip_seconds <= 30:
+            raise ConfigError(f"audio.clip_seconds must be in 1..30, got {self.clip_seconds}")
+        if self.sample_rate is not None and self.sample_rate < 1000:
+            raise ConfigError(f"audio.sample_rate must be >= 1000 Hz or null, got {self.sample_rate}")
+        if self.shift_seconds < 0:
+            raise ConfigError(f"audio.shift_seconds must be >= 0, got {self.shift_seconds}")
+        for key in ("gain_db", "speed_range"):
+            value = getattr(self, key)
+            if value is not None and (len(value) != 2 or value[0] > value[1]):
+                raise ConfigError(f"audio.{key} must be [low, high] with low <= high, got {value}")
+        if self.speed_range is not None and self.speed_range[0] <= 0:
+            raise ConfigError(f"audio.speed_range must be positive, got {self.speed_range}")
+        for key in ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"audio.{key} must be >= 0, got {getattr(self, key)}")
+
+
+def data_root(cfg: Config) -> Path | None:
+    """The folder relative audio paths of ``cfg.data.source`` are relative to (None for a Hub data set)."""
+    source = cfg.data.source
+    if source.startswith("zoo:"):
+        from hftl import zoo
+
+        try:
+            return zoo.entry_path(source[len("zoo:") :])
+        except zoo.ZooError:
+            return None
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path.parent
+    return path if path.is_dir() else None
+
+
+def _resolve(value: str, root: Path | None) -> Path:
+    path = Path(value).expanduser()
+    if not path.is_absolute() and root is not None and (root / path).exists():
+        return root / path
+    return path
+
+
+def load_audio(value: Any, sample_rate: int, root: Path | None = None) -> np.ndarray:
+    """Decode one input to a mono float32 waveform at ``sample_rate``.
+
+    Raises:
+        DataError: the file is missing, unreadable, corrupt or empty (the message names it).
+    """
+    import soundfile as sf
+    import soxr
+
+    name = value
+    if isinstance(value, dict) and value.get("array") is not None:
+        audio, rate = np.asarray(value["array"], dtype=np.float32), int(value["sampling_rate"])
+    else:
+        if isinstance(value, dict):
+            name = value.get("path") or "<audio bytes>"
+            target = io.BytesIO(value["bytes"]) if value.get("bytes") else _resolve(str(value.get("path")), root)
+        elif isinstance(value, (str, Path)):
+            target = _resolve(str(value), root)
+            name = str(target)
+        else:
+            raise DataError(f"audio input {value!r}: expected a file path, got {type(value).__name__}")
+        try:
+            audio, rate = sf.read(target, dtype="float32", always_2d=True)
+        except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError... for bad files
+            raise DataError(f"audio file {name}: cannot be decoded ({err})") from err
+    if audio.ndim == 2:  # (frames, channels) -> mono
+        audio = audio.mean(axis=1)
+    if audio.size == 0:
+        raise DataError(f"audio file {name}: contains no samples")
+    if rate != sample_rate:
+        audio = soxr.resample(audio, rate, sample_rate)
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
+    """Cut to the first ``length`` samples or pad the end with silence."""
+    if wave.size >= length:
+        return wave[:length]
+    return np.pad(wave, (0, length - wave.size))
+
+
+class AudioModality(Modality):
+    name = "audio"
+    onnx_task = "audio-classification"
+    auto_model_name = "AutoModelForAudioClassification"
+    lora_targets = {
+        "whisper": ["q_proj", "v_proj"],
+        "wav2vec2": ["q_proj", "v_proj"],
+        "hubert": ["q_proj", "v_proj"],
+        "wavlm": ["q_proj", "v_proj"],
+        "audio-spectrogram-transformer": ["query", "value"],
+    }
+
+    def adapt_model(self, model: Any, cfg: Config) -> None:
+        # Whisper's encoder only takes exactly 2 * max_source_positions frames: cut it to the clip length.
+        from hftl.zoo.whisper_tiny import POSITIONS_PER_SECOND, shorten_whisper_encoder
+
+        config = getattr(model, "config", None)
+        if getattr(config, "model_type", None) != "whisper":
+            return
+        if config.max_source_positions != cfg.audio.clip_seconds * POSITIONS_PER_SECOND:
+            shorten_whisper_encoder(model, cfg.audio.clip_seconds)
+
+    def load_processor(self, source: str, cfg: Config) -> Any:
+        from transformers import AutoFeatureExtractor, WhisperFeatureExtractor
+
+        extractor = AutoFeatureExtractor.from_pretrained(
+            source, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
+        )
+        rate = cfg.audio.sample_rate
+        if rate is not None and rate != extractor.sampling_rate:
+            raise ConfigError(
+                f"audio.sample_rate={rate}, but the feature extractor of {source} expects {extractor.sampling_rate} Hz"
+            )
+        if isinstance(extractor, WhisperFeatureExtractor) and extractor.chunk_length != cfg.audio.clip_seconds:
+            extractor = WhisperFeatureExtractor(
+                feature_size=extractor.feature_size,
+                sampling_rate=extractor.sampling_rate,
+                hop_length=extractor.hop_length,
+                chunk_length=cfg.audio.clip_seconds,
+                n_fft=extractor.n_fft,
+                padding_value=extractor.padding_value,
+                dither=extractor.dither,
+                return_attention_mask=extractor.return_attention_mask,
+            )
+        return extractor
+
+    def _features(self, processor: Any, waves: list[np.ndarray]) -> np.ndarray:
+        key = processor.model_input_names[0]
+        out = processor(waves, sampling_rate=processor.sampling_rate, return_tensors="np")
+        return np.asarray(out[key], dtype=np.float32)
+
+    def _waves(self, processor: Any, cfg: Config, inputs: list[Any]) -> list[np.ndarray]:
+        root, rate = data_root(cfg), processor.sampling_rate
+        return [load_audio(x, rate, root) for x in inputs]
+
+    def prepare(self, ds: Dataset, processor: Any, cfg: Config, train: bool) -> Dataset:
+        column, label, a = cfg.data.input_column, cfg.data.label_column, cfg.audio
+        rate = processor.sampling_rate
+        length = a.clip_seconds * rate
+        # One generator per split: augmentation is reproducible for a seed (with num_workers=0).
+        rng = np.random.default_rng(cfg.training.seed)
+
+        def augment_wave(wave: np.ndarray) -> np.ndarray:
+            wave = aug.speed_perturb(wave, a.speed_range, rng)
+            wave = fit_length(wave, length)
+            wave = aug.time_shift(wave, a.shift_seconds, rate, rng)
+            wave = aug.gain(wave, a.gain_db, rng)
+            return aug.add_noise(wave, a.noise_snr_db, rng)
+
+        def augment_features(features: np.ndarray) -> np.ndarray:
+            if features.ndim != 2:  # raw-waveform models (wav2vec2) have no spectrogram to mask
+                return features
+            features = aug.spec_mask(features, a.freq_masks, a.freq_mask_width, 0, rng)
+            return aug.spec_mask(features, a.time_masks, a.time_mask_width, 1, rng)
+
+        def transform(batch: dict[str, list]) -> dict[str, Any]:
+            waves = self._waves(processor, cfg, batch[column])
+            waves = [augment_wave(w) if train else fit_length(w, length) for w in waves]
+            features = self._features(processor, waves)
+            if train:
+                features = np.stack([augment_features(f) for f in features])
+            return {processor.model_input_names[0]: list(features), "labels": batch[label]}
+
+        return ds.with_transform(transform)
+
+    def collator(self, processor: Any, cfg: Config):
+        import torch
+
+        key = processor.model_input_names[0]
+
+        def collate(rows: list[dict]) -> dict[str, Any]:
+            return {
+                key: torch.from_numpy(np.stack([np.asarray(r[key], dtype=np.float32) for r in rows])),
+                "labels": torch.tensor([int(r["labels"]) for r in rows], dtype=torch.long),
+            }
+
+        return collate
+
+    def encode(self, processor: Any, cfg: Config, inputs: list[Any]) -> dict[str, np.ndarray]:
+        length = cfg.audio.clip_seconds * processor.sampling_rate
+        waves = [fit_length(w, length) for w in self._waves(processor, cfg, inputs)]
+        return {processor.model_input_names[0]: self._features(processor, waves)}
+
+
+register_modality(AudioModality())

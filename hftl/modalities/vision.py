@@ -1,0 +1,237 @@
+"""Image classification: PIL decoding, lazy per-batch preprocessing and augmentation, ViT-family LoRA targets.
+
+Preprocessing is hftl's own (PIL + numpy), driven by the model's saved image processor for what the backbone
+was trained with (mean, std, resample filter, resize-to-crop ratio) and by ``vision.image_size`` for the size,
+so one code path serves training, export and predict, and the size can be lowered for CPU runs.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hftl.augment import vision as aug
+from hftl.errors import ConfigError, DataError
+from hftl.modalities import Modality, register_modality
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from PIL import Image
+
+    from hftl.config import Config
+
+
+@dataclass
+class VisionAugmentConfig:
+    """Training-time augmentation; every setting's default is off, so a run sees exactly the eval view unless asked."""
+
+    crop_scale_min: float = field(
+        default=1.0, metadata={"help": "random resized crop of [min, 1] of the area; 1.0 = off (resize + centre crop)"}
+    )
+    hflip_prob: float = field(default=0.0, metadata={"help": "probability of a left-right mirror"})
+    rotation_degrees: float = field(default=0.0, metadata={"help": "random rotation in [-d, d] degrees; 0 = off"})
+    brightness: float = field(default=0.0, metadata={"help": "brightness factor drawn from [1-b, 1+b]; 0 = off"})
+    contrast: float = field(default=0.0, metadata={"help": "contrast factor drawn from [1-c, 1+c]; 0 = off"})
+    saturation: float = field(default=0.0, metadata={"help": "saturation factor drawn from [1-s, 1+s]; 0 = off"})
+    randaugment_ops: int = field(default=0, metadata={"help": "RandAugment: operations per image; 0 = off"})
+    randaugment_magnitude: int = field(default=9, metadata={"help": "RandAugment: magnitude of each operation, 0..30"})
+
+    def __post_init__(self) -> None:
+        p = "vision.augment."
+        if not 0.0 < self.crop_scale_min <= 1.0:
+            raise ConfigError(f"{p}crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
+        if not 0.0 <= self.hflip_prob <= 1.0:
+            raise ConfigError(f"{p}hflip_prob must be in [0, 1], got {self.hflip_prob}")
+        if not 0.0 <= self.rotation_degrees <= 180.0:
+            raise ConfigError(f"{p}rotation_degrees must be in [0, 180], got {self.rotation_degrees}")
+        for key in ("brightness", "contrast", "saturation"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"{p}{key} must be in [0, 1], got {getattr(self, key)}")
+        if self.randaugment_ops < 0:
+            raise ConfigError(f"{p}randaugment_ops must be >= 0, got {self.randaugment_ops}")
+        if not 0 <= self.randaugment_magnitude <= aug.MAX_MAGNITUDE:
+            raise ConfigError(f"{p}randaugment_magnitude must be in [0, {aug.MAX_MAGNITUDE}], got {self.randaugment_magnitude}")
+
+
+@dataclass
+class VisionConfig:
+    image_size: int = field(
+        default=224,
+        metadata={"help": "square input side in pixels; lower it for CPU runs (DINOv2 interpolates its position embeddings)"},
+    )
+    augment: VisionAugmentConfig = field(
+        default_factory=VisionAugmentConfig, metadata={"help": "training-time augmentation (off by default)"}
+    )
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.image_size <= 4096:
+            raise ConfigError(f"vision.image_size must be in [8, 4096], got {self.image_size}")
+
+
+def load_image(item: Any, where: str) -> Image.Image:
+    """An RGB PIL image from a PIL image, a path, a ``datasets`` Image dict ({'bytes', 'path'}) or a uint8 array.
+
+    Raises:
+        DataError: the input cannot be read as an image; the message names ``where`` (file or row).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if isinstance(item, Image.Image):
+            image = item
+        elif isinstance(item, (str, Path)):
+            where = str(item)
+            image = Image.open(item)
+        elif isinstance(item, dict) and (item.get("bytes") or item.get("path")):
+            where = item.get("path") or where
+            image = Image.open(io.BytesIO(item["bytes"]) if item.get("bytes") else item["path"])
+        elif isinstance(item, np.ndarray):
+            image = Image.fromarray(item)
+        else:
+            raise DataError(f"{where}: expected an image (path, PIL image or bytes), got {type(item).__name__}")
+        image.load()  # decode now, so a truncated file fails here and not inside the model
+        return image.convert("RGB")  # grey (Fashion-MNIST) and RGBA inputs feed a 3-channel backbone
+    except (OSError, UnidentifiedImageError, ValueError, TypeError) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"{where}: not a readable image: {err}") from err
+
+
+def _view_settings(processor: Any) -> tuple[list[float], list[float], int, float]:
+    """(mean, std, resample, crop_pct) the backbone was trained with, read from its image processor."""
+    from PIL import Image
+
+    mean = list(getattr(processor, "image_mean", None) or [0.5, 0.5, 0.5])
+    std = list(getattr(processor, "image_std", None) or [0.5, 0.5, 0.5])
+    resample = int(getattr(processor, "resample", None) or Image.Resampling.BILINEAR)
+    crop_pct = 1.0
+    size, crop = getattr(processor, "size", None) or {}, getattr(processor, "crop_size", None) or {}
+    # e.g. DINOv2: shortest edge 256 then a 224 crop keeps the central 87.5%
+    if getattr(processor, "do_center_crop", False) and "shortest_edge" in size and "height" in crop:
+        crop_pct = min(1.0, crop["height"] / size["shortest_edge"])
+    return mean, std, resample, crop_pct
+
+
+def fit_processor_to_size(processor: Any, size: int) -> Any:
+    """Set the processor's resize / crop to ``size`` (same crop ratio), in place.
+
+    The processor is saved with the model and the ONNX export, so that users of those folders without hftl
+    feed the resolution the model was trained at.
+    """
+    crop_pct = _view_settings(processor)[3]
+    old_size, crop = getattr(processor, "size", None) or {}, getattr(processor, "crop_size", None) or {}
+    if getattr(processor, "do_center_crop", False) and "shortest_edge" in old_size and "height" in crop:
+        processor.size = {"shortest_edge": max(size, round(size / crop_pct))}
+        processor.crop_size = {"height": size, "width": size}
+    elif "height" in old_size:
+        processor.size = {"height": size, "width": size}
+    return processor
+
+
+class ImagePipeline:
+    """Image -> normalised CHW float32 array at ``vision.image_size``; augmented only when ``train`` is true."""
+
+    def __init__(self, processor: Any, cfg: Config, train: bool, seed: int = 0):
+        self.size = cfg.vision.image_size
+        self.augment = cfg.vision.augment if train else None
+        mean, std, self.resample, self.crop_pct = _view_settings(processor)
+        self.mean = np.asarray(mean, np.float32).reshape(3, 1, 1)
+        self.std = np.asarray(std, np.float32).reshape(3, 1, 1)
+        self.rng = np.random.default_rng(seed)
+        self._worker_seed: int | None = None
+
+    def reseed_in_worker(self) -> None:
+        """In a DataLoader worker, draw from torch's per-worker seed instead of the copy of the parent's generator.
+
+        Without this every worker would repeat the same augmentations, and again every epoch (workers are forked
+        anew with the parent's generator state); torch's worker seed differs per worker and per epoch.
+        """
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        if info is not None and info.seed != self._worker_seed:
+            self._worker_seed = info.seed
+            self.rng = np.random.default_rng(info.seed)
+
+    def view(self, image: Image.Image) -> Image.Image:
+        a, rng = self.augment, self.rng
+        if a is not None and a.crop_scale_min < 1.0:
+            image = aug.random_resized_crop(image, self.size, (a.crop_scale_min, 1.0), rng, self.resample)
+        else:
+            image = aug.resize_center_crop(image, self.size, self.crop_pct, self.resample)
+        if a is not None:
+            image = aug.horizontal_flip(image, a.hflip_prob, rng)
+            image = aug.rotate(image, a.rotation_degrees, rng)
+            image = aug.color_jitter(image, a.brightness, a.contrast, a.saturation, rng)
+            image = aug.rand_augment(image, a.randaugment_ops, a.randaugment_magnitude, rng)
+        return image
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        pixels = np.asarray(self.view(image), np.float32).transpose(2, 0, 1) / 255.0
+        return (pixels - self.mean) / self.std
+
+
+class VisionModality(Modality):
+    name = "vision"
+    onnx_task = "image-classification"
+    auto_model_name = "AutoModelForImageClassification"
+    lora_targets = {
+        "dinov2": ["query", "value"],
+        "vit": ["query", "value"],
+        "deit": ["query", "value"],
+        "vit_msn": ["query", "value"],
+        "beit": ["query", "value"],
+        "data2vec-vision": ["query", "value"],
+        "swin": ["query", "value"],
+    }
+
+    def load_processor(self, source: str, cfg: Config) -> Any:
+        from transformers import AutoImageProcessor
+
+        # use_fast=False: the fast processors need torchvision. hftl resizes itself; it reads mean/std/resample/crop.
+        processor = AutoImageProcessor.from_pretrained(
+            source, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code, use_fast=False
+        )
+        return fit_processor_to_size(processor, cfg.vision.image_size)
+
+    def prepare(self, ds: Dataset, processor: Any, cfg: Config, train: bool) -> Dataset:
+        from datasets import Image
+
+        column, label = cfg.data.input_column, cfg.data.label_column
+        if isinstance(ds.features.get(column), Image):
+            # Undecoded: we decode ourselves, so an unreadable file is a DataError naming it.
+            ds = ds.cast_column(column, Image(decode=False))
+        pipeline = ImagePipeline(processor, cfg, train, seed=cfg.training.seed)
+
+        def transform(batch: dict[str, list]) -> dict[str, list]:
+            if train:
+                pipeline.reseed_in_worker()
+            images = [load_image(x, f"column '{column}' ({'train' if train else 'eval'} split)") for x in batch[column]]
+            return {"pixel_values": [pipeline(im) for im in images], "labels": batch[label]}
+
+        # Lazy and per batch: augmentation draws fresh each epoch and nothing large is cached on disk.
+        return ds.with_transform(transform)
+
+    def collator(self, processor: Any, cfg: Config):
+        return _stack
+
+    def encode(self, processor: Any, cfg: Config, inputs: list[Any]) -> dict[str, np.ndarray]:
+        pipeline = ImagePipeline(processor, cfg, train=False)
+        pixels = [pipeline(load_image(x, f"input {i}")) for i, x in enumerate(inputs)]
+        return {"pixel_values": np.stack(pixels).astype(np.float32)}
+
+
+def _stack(rows: list[dict]) -> dict:
+    import torch
+
+    return {
+        "pixel_values": torch.from_numpy(np.stack([r["pixel_values"] for r in rows])),
+        "labels": torch.tensor([int(r["labels"]) for r in rows], dtype=torch.long),
+    }
+
+
+register_modality(VisionModality())
