@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hftl.augment import AugmentRng
 from hftl.augment import audio as aug
 from hftl.errors import ConfigError, DataError
 from hftl.modalities import Modality, register_modality
@@ -183,10 +184,10 @@ class AudioModality(Modality):
         column, label, a = cfg.data.input_column, cfg.data.label_column, cfg.audio
         rate = processor.sampling_rate
         length = a.clip_seconds * rate
-        # One generator per split: augmentation is reproducible for a seed (with num_workers=0).
-        rng = np.random.default_rng(cfg.training.seed)
+        rngs = AugmentRng(cfg.training.seed)
 
         def augment_wave(wave: np.ndarray) -> np.ndarray:
+            rng = rngs.get()
             wave = aug.speed_perturb(wave, a.speed_range, rng)
             wave = fit_length(wave, length)
             wave = aug.time_shift(wave, a.shift_seconds, rate, rng)
@@ -196,6 +197,7 @@ class AudioModality(Modality):
         def augment_features(features: np.ndarray) -> np.ndarray:
             if features.ndim != 2:  # raw-waveform models (wav2vec2) have no spectrogram to mask
                 return features
+            rng = rngs.get()
             features = aug.spec_mask(features, a.freq_masks, a.freq_mask_width, 0, rng)
             return aug.spec_mask(features, a.time_masks, a.time_mask_width, 1, rng)
 

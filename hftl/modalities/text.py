@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hftl.augment import AugmentRng
+from hftl.augment import text as aug
 from hftl.errors import ConfigError, DataError
 from hftl.modalities import Modality, register_modality
 
@@ -18,10 +20,24 @@ if TYPE_CHECKING:
 @dataclass
 class TextConfig:
     max_length: int = field(default=128, metadata={"help": "tokens per input; longer inputs are truncated"})
+    word_dropout: float = field(
+        default=0.0, metadata={"help": "training only: drop each word with this probability"}
+    )
+    word_swap: float = field(
+        default=0.0,
+        metadata={"help": "training only: swap each word with its neighbour with this probability"},
+    )
 
     def __post_init__(self) -> None:
         if self.max_length < 8:
             raise ConfigError(f"text.max_length must be >= 8, got {self.max_length}")
+        for key in ("word_dropout", "word_swap"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigError(f"text.{key} must be in [0, 1), got {getattr(self, key)}")
+
+    @property
+    def augments(self) -> bool:
+        return self.word_dropout > 0.0 or self.word_swap > 0.0
 
 
 class TextModality(Modality):
@@ -48,15 +64,30 @@ class TextModality(Modality):
         column, label = cfg.data.input_column, cfg.data.label_column
         for row, text in enumerate(ds[column]):
             if not isinstance(text, str):
-                raise DataError(f"column '{column}' row {row}: expected text, got {type(text).__name__} {text!r}")
+                raise DataError(
+                    f"column '{column}' row {row}: expected text, got {type(text).__name__} {text!r}"
+                )
 
         def tokenize(batch: dict[str, list]) -> dict[str, list]:
             out = processor(batch[column], truncation=True, max_length=cfg.text.max_length)
             out["labels"] = batch[label]
             return out
 
-        # Pre-tokenised once (datasets caches it); padding happens per batch in the collator.
-        return ds.map(tokenize, batched=True, remove_columns=ds.column_names, desc="tokenize")
+        if not (train and cfg.text.augments):
+            # Pre-tokenised once (datasets caches it); padding happens per batch in the collator.
+            return ds.map(tokenize, batched=True, remove_columns=ds.column_names, desc="tokenize")
+        rngs = AugmentRng(cfg.training.seed)
+
+        def augment_then_tokenize(batch: dict[str, list]) -> dict[str, list]:
+            rng = rngs.get()
+            texts = [
+                aug.word_swap(aug.word_dropout(t, cfg.text.word_dropout, rng), cfg.text.word_swap, rng)
+                for t in batch[column]
+            ]
+            return tokenize({column: texts, label: batch[label]})
+
+        # Augmented text differs every epoch, so it is tokenised on the fly.
+        return ds.with_transform(augment_then_tokenize)
 
     def collator(self, processor: Any, cfg: Config):
         from transformers import DataCollatorWithPadding

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hftl.augment import AugmentRng
 from hftl.augment import vision as aug
 from hftl.errors import ConfigError, DataError
 from hftl.modalities import Modality, register_modality
@@ -141,24 +142,10 @@ class ImagePipeline:
         mean, std, self.resample, self.crop_pct = _view_settings(processor)
         self.mean = np.asarray(mean, np.float32).reshape(3, 1, 1)
         self.std = np.asarray(std, np.float32).reshape(3, 1, 1)
-        self.rng = np.random.default_rng(seed)
-        self._worker_seed: int | None = None
-
-    def reseed_in_worker(self) -> None:
-        """In a DataLoader worker, draw from torch's per-worker seed instead of the copy of the parent's generator.
-
-        Without this every worker would repeat the same augmentations, and again every epoch (workers are forked
-        anew with the parent's generator state); torch's worker seed differs per worker and per epoch.
-        """
-        from torch.utils.data import get_worker_info
-
-        info = get_worker_info()
-        if info is not None and info.seed != self._worker_seed:
-            self._worker_seed = info.seed
-            self.rng = np.random.default_rng(info.seed)
+        self.rng = AugmentRng(seed)
 
     def view(self, image: Image.Image) -> Image.Image:
-        a, rng = self.augment, self.rng
+        a, rng = self.augment, self.rng.get()
         if a is not None and a.crop_scale_min < 1.0:
             image = aug.random_resized_crop(image, self.size, (a.crop_scale_min, 1.0), rng, self.resample)
         else:
@@ -208,8 +195,6 @@ class VisionModality(Modality):
         pipeline = ImagePipeline(processor, cfg, train, seed=cfg.training.seed)
 
         def transform(batch: dict[str, list]) -> dict[str, list]:
-            if train:
-                pipeline.reseed_in_worker()
             images = [load_image(x, f"column '{column}' ({'train' if train else 'eval'} split)") for x in batch[column]]
             return {"pixel_values": [pipeline(im) for im in images], "labels": batch[label]}
 
