@@ -10,7 +10,7 @@ LIBRARY := $(shell find hftl -name '*.py')
 
 SYSTEM_STAMP := $(VENV)/.hftl-system-deps
 
-.PHONY: setup demo test test-fast lint clean-demo system-deps
+.PHONY: setup demo test test-fast lint clean-demo system-deps bench
 
 # The venv with the pinned stack (pyproject.toml) and hftl itself, editable. Rebuilt when the pins change.
 $(STAMP): pyproject.toml
@@ -52,6 +52,14 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Benchmarks write BENCHMARKS.md: each table under the command that produced it. Run on an otherwise idle machine.
+BENCH_TRAIN := bench/train_throughput.py --steps 30 --rounds 3
+bench: setup
+	@{ echo "# Benchmarks"; echo; echo "Produced by \`make bench\` on $$(nproc) cores, $$(date -u +%Y-%m-%d)."; echo; \
+	  echo "## Training throughput: hftl loop vs transformers Trainer"; echo; echo "\`python $(BENCH_TRAIN)\`"; \
+	  $(BIN)/python $(BENCH_TRAIN) 2>/dev/null; } > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md
+	@cat BENCHMARKS.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check hftl tests recipes export
