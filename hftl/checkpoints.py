@@ -6,12 +6,12 @@ half-written checkpoint that ``resume_from=latest`` would pick up.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
 
 from hftl.errors import ConfigError
+from hftl.rundir import replace_dir
 
 _NAME = re.compile(r"^step_(\d+)$")
 
@@ -34,9 +34,7 @@ def temporary_dir(final: Path, clear: bool = True) -> Path:
 
 def commit(tmp: Path, final: Path) -> None:
     """Make a fully written temporary folder the checkpoint (replacing an older one of the same step)."""
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    replace_dir(tmp, final)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hftl.errors import HftlError
+from hftl.rundir import replace_dir
 
 logger = logging.getLogger("hftl")
 
@@ -183,14 +184,7 @@ def prepare(name: str, force: bool = False) -> Path:
                 "info": info or {},
             }
             (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-            if dest.exists():
-                # os.replace cannot overwrite a non-empty directory: move the old one aside first.
-                old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=dest.parent))
-                os.replace(dest, old / name)
-                os.replace(tmp, dest)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, dest)
+            replace_dir(tmp, dest)
         except ZooError:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
