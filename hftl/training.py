@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -133,6 +134,11 @@ class Trainer:
         self.model, self.optimizer, self.train_loader, self.eval_loader = accelerator.prepare(
             model, self.optimizer, train_loader, eval_loader
         )
+        # Clipping walks this list, not model.parameters(): with LoRA or a probe most parameters have no gradient,
+        # and walking the whole module tree every step cost more than the clipping (profile of a small model).
+        # FSDP's clipping wants the full parameter list of its wrapped model.
+        fsdp = accelerator.distributed_type == DistributedType.FSDP
+        self.clipped = None if fsdp else [p for p in self.model.parameters() if p.requires_grad]
         # Steps are counted on the prepared (per-process) loader, so the schedule is right for any world size.
         self.steps_per_epoch = max(1, math.ceil(len(self.train_loader) / self.tc.gradient_accumulation_steps))
         if self.tc.max_steps is not None:
@@ -239,12 +245,13 @@ class Trainer:
                     loss = self.model(**batch).loss
                     acc.backward(loss)
                     if acc.sync_gradients and tc.max_grad_norm is not None:
-                        acc.clip_grad_norm_(self.model.parameters(), tc.max_grad_norm)
+                        acc.clip_grad_norm_(self.clipped or self.model.parameters(), tc.max_grad_norm)
                     self.optimizer.step()
                     self.optimizer.zero_grad()
                 state.batches_in_epoch += 1
                 state.samples_seen += len(batch["labels"]) * acc.num_processes
-                running_loss += loss.detach().float().item()
+                # A tensor sum, read once per log step: .item() every step would wait for the device every step.
+                running_loss = running_loss + loss.detach().float()
                 running_n += 1
                 if not acc.sync_gradients:
                     continue
@@ -253,7 +260,7 @@ class Trainer:
                 progress.update(1)
                 finished = state.step >= self.total_steps
                 if state.step % tc.log_every_steps == 0 or finished:
-                    mean_loss = acc.reduce(torch.tensor(running_loss / running_n, device=acc.device), "mean").item()
+                    mean_loss = acc.reduce(running_loss / running_n, "mean").item()
                     acc.log({"train/loss": mean_loss, "train/lr": self.scheduler.get_last_lr()[0]}, step=state.step)
                     progress.set_postfix(loss=f"{mean_loss:.4f}")
                     running_loss, running_n = 0.0, 0
