@@ -224,10 +224,25 @@ def test_export_refuses_peft_adapter_and_missing_model(tmp_path):
         hftl_onnx.export_onnx(tmp_path, tmp_path / "out", "text-classification")
 
 
+def test_int8_quantizes_weight_matmuls_per_channel_and_keeps_attention_matmuls_fp32(exported):
+    import onnx
+
+    out, report = exported
+    quant = report["quantization"]
+    assert quant["operators"] == ["MatMul"] and quant["per_channel"] is True and quant["weights_only"] is True
+    # tiny BERT: 2 layers x (query.key scores, scores.value) multiply two activations
+    assert quant["activation_matmuls_in_fp32"] == 4
+    assert len(hftl_onnx.activation_matmuls(out / "model.onnx")) == 4
+    ops = [n.op_type for n in onnx.load(str(out / "model_quantized.onnx")).graph.node]
+    assert ops.count("MatMul") == 4  # left in fp32
+    assert ops.count("MatMulInteger") == 2 * 6 + 2  # q, k, v, attention out, 2 feed-forward per layer; pooler, head
+    assert "Gather" in ops and "DequantizeLinear" not in ops  # embeddings stay fp32
+
+
 def test_choose_quantization_config():
     name, config = choose_quantization_config()
     assert name in {"arm64", "avx512_vnni", "avx512", "avx2"}
-    assert config.is_static is False and config.per_channel is False
+    assert config.is_static is False and config.per_channel is True
     assert hftl_onnx._quantization_isa("aarch64", set()) == "arm64"
     assert hftl_onnx._quantization_isa("x86_64", {"avx512f", "avx512_vnni"}) == "avx512_vnni"
     assert hftl_onnx._quantization_isa("x86_64", {"avx512f"}) == "avx512"
