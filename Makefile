@@ -53,16 +53,15 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# Benchmarks write BENCHMARKS.md: each table under the command that produced it. Run on an otherwise idle machine.
-BENCH_TRAIN := bench/train_throughput.py --steps 30 --rounds 3
+# Benchmarks (bench/*.py) write BENCHMARKS.md: each table under the command that produced it; numbers in runs/bench/.
+# About 25 minutes on 2 idle cores; run it on an otherwise idle machine. The inference table uses runs/demo if present.
+BENCH_ZOO := minilm-l6 bbc-news dinov2-small fashion-mnist whisper-tiny speech-commands-tts
 bench: setup
-	@{ echo "# Benchmarks"; echo; echo "Produced by \`make bench\` on $$(nproc) cores, $$(date -u +%Y-%m-%d)."; echo; \
-	  echo "## Training throughput: hftl loop vs transformers Trainer"; echo; echo "\`python $(BENCH_TRAIN)\`"; \
-	  $(BIN)/python $(BENCH_TRAIN) 2>/dev/null; } > BENCHMARKS.md.tmp && mv BENCHMARKS.md.tmp BENCHMARKS.md
-	@cat BENCHMARKS.md
+	$(BIN)/hftl zoo prepare $(BENCH_ZOO)
+	$(BIN)/python bench/report.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check hftl tests recipes export
+	$(BIN)/ruff check hftl tests recipes export bench
 
 clean-demo:
 	rm -rf $(DEMO)

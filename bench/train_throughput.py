@@ -1,130 +1,158 @@
-"""Training throughput: hftl's accelerate loop vs transformers' Trainer, same model, data, batch, steps, threads.
+"""Training throughput: hftl's loop vs transformers' Trainer on the same model, data, batch, steps and threads.
 
-    python bench/train_throughput.py [--steps 30] [--rounds 3] [key=value ...]   (defaults: MiniLM LoRA on BBC News)
+    python bench/train_throughput.py [--steps 20] [--rounds 3] [--modalities text,vision,audio] [--quick]
 
-Both sides get the identical model (built by hftl from the recipe config) and the identical pre-tokenised train split.
-Runs alternate (hftl, Trainer, hftl, ...) with the order flipped every round; each run's samples/s counts only its
-training steps after a 3-step warm-up. Prints a markdown table with the medians and the ratio hftl/Trainer.
+Per modality (the LoRA recipes by default: MiniLM on BBC News, DINOv2 on Fashion-MNIST, Whisper on the speech set)
+both loops get identical weights (a seeded build), the identical batches in the identical order (one fixed
+permutation), the same dropout masks (torch's RNG is reseeded before every training forward) and the same optimizer,
+schedule and clipping. So they do the same computation, and the table shows it: the largest difference between
+their per-step losses and their validation accuracy after the steps. Runs alternate (hftl, Trainer, then Trainer,
+hftl, ...) after one untimed warm-up run of each; samples/s counts the steps after the first three; medians and the
+ratio hftl / Trainer are reported.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import statistics
 import sys
-import tempfile
-import time
-from pathlib import Path
+from typing import Any
 
+import harness
 import torch
 
-from hftl.config import load_config
-from hftl.data import load_splits
-from hftl.modalities import get_modality
-from hftl.models import apply_method, build_model
 
-WARMUP = 3
+class SameComputation:
+    """Reseed torch's RNG before each training forward (same dropout masks in both loops) and record the losses."""
 
+    def __init__(self, model: torch.nn.Module, seed: int):
+        self.seed, self.calls, self.losses = seed, 0, []
+        model.register_forward_pre_hook(self._before)
+        model.register_forward_hook(self._after)
 
-def build(cfg):
-    modality = get_modality(cfg.modality)
-    splits, labels = load_splits(cfg.data)
-    built = build_model(cfg, modality, labels)
-    processor = modality.load_processor(built.source, cfg)
-    model = apply_method(cfg, modality, built)
-    train = modality.prepare(splits["train"], processor, cfg, train=True)
-    return model, train, modality.collator(processor, cfg)
+    def _before(self, module, args):
+        if module.training:
+            torch.manual_seed(self.seed * 100_003 + self.calls)
+            self.calls += 1
 
-
-class _StepTimer:
-    """Wall time of optimizer steps after the warm-up, whichever loop calls it."""
-
-    def __init__(self):
-        self.times: list[float] = []
-
-    def tick(self):
-        self.times.append(time.perf_counter())
-
-    def samples_per_second(self, batch_size: int) -> float:
-        t = self.times[WARMUP:]
-        return batch_size * (len(t) - 1) / (t[-1] - t[0])
+    def _after(self, module, args, output):
+        if module.training and getattr(output, "loss", None) is not None:
+            self.losses.append(float(output.loss.detach()))
 
 
-def run_hftl(cfg, steps: int) -> float:
-    from accelerate import Accelerator
-    from torch.utils.data import DataLoader
-
-    from hftl.training import Trainer
-
-    model, train, collate = build(cfg)
-    timer = _StepTimer()
-    with tempfile.TemporaryDirectory() as out:
-        accelerator = Accelerator(cpu=True)
-        loader = DataLoader(train, batch_size=cfg.training.batch_size, shuffle=True, collate_fn=collate)
-        trainer = Trainer(cfg, accelerator, model, loader, loader, Path(out))
-        trainer.scheduler.step = _wrap(trainer.scheduler.step, timer)  # called once per optimizer step
-        trainer.total_steps = steps
-        trainer._evaluate_and_checkpoint = lambda: True  # time training only: stop at the first evaluation
-        trainer.fit()
-    return timer.samples_per_second(cfg.training.batch_size)
+def run_hftl(built: harness.Built, steps: int, sampler) -> harness.StepClock:
+    return harness.hftl_loop(built, steps, sampler=sampler)
 
 
-def run_trainer(cfg, steps: int) -> float:
+def run_trainer(built: harness.Built, steps: int, sampler) -> harness.StepClock:
+    import tempfile
+
     from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
-    model, train, collate = build(cfg)
-    timer = _StepTimer()
+    tc = built.cfg.training
+    clock = harness.StepClock()
 
     class Tick(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            timer.tick()
+            clock.tick()
 
-    with tempfile.TemporaryDirectory() as out:
+    class FixedOrderTrainer(Trainer):
+        def _get_train_sampler(self, train_dataset=None):
+            return sampler
+
+    with tempfile.TemporaryDirectory(prefix="hftl-bench-") as out:
         args = TrainingArguments(
-            output_dir=out, max_steps=steps, per_device_train_batch_size=cfg.training.batch_size,
-            learning_rate=cfg.training.learning_rate, weight_decay=cfg.training.weight_decay,
-            warmup_ratio=cfg.training.warmup_ratio, max_grad_norm=cfg.training.max_grad_norm or 0.0,
-            lr_scheduler_type=cfg.training.lr_scheduler, logging_steps=10_000, save_strategy="no", eval_strategy="no",
-            report_to=[], use_cpu=True, dataloader_num_workers=0, seed=cfg.training.seed, disable_tqdm=True,
+            output_dir=out, max_steps=steps, per_device_train_batch_size=tc.batch_size,
+            learning_rate=tc.learning_rate, weight_decay=tc.weight_decay,
+            # hftl rounds warmup_ratio * steps, Trainer rounds up: give Trainer the same count
+            warmup_steps=round(tc.warmup_ratio * steps), warmup_ratio=0.0,
+            max_grad_norm=tc.max_grad_norm or 0.0, lr_scheduler_type=tc.lr_scheduler,
+            logging_steps=10, save_strategy="no", eval_strategy="no", report_to=[], use_cpu=True,
+            dataloader_num_workers=tc.num_workers, seed=tc.seed, disable_tqdm=True,
+            remove_unused_columns=False,  # the vision / audio splits are lazy transforms of raw columns
         )  # fmt: skip
-        trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collate, callbacks=[Tick()])
+        trainer = FixedOrderTrainer(
+            model=built.model, args=args, train_dataset=built.train, data_collator=built.collate, callbacks=[Tick()]
+        )
         trainer.remove_callback(PrinterCallback)  # keeps the table on stdout clean
         trainer.train()
-    return timer.samples_per_second(cfg.training.batch_size)
+    return clock
 
 
-def _wrap(step, timer):
-    def stepped(*a, **k):
-        timer.tick()
-        return step(*a, **k)
+LOOPS = {"hftl": run_hftl, "Trainer": run_trainer}
 
-    return stepped
+
+def bench_modality(config: str, steps: int, rounds: int, eval_limit: int) -> dict[str, Any]:
+    cfg = harness.load(config)
+    speeds: dict[str, list[float]] = {name: [] for name in LOOPS}
+    losses: dict[str, list[float]] = {}
+    val_accuracy: dict[str, float] = {}
+    # Untimed warm-up of each loop, then alternating rounds: whichever runs first in a process pays one-off costs.
+    schedule = [(name, harness.WARMUP_STEPS + 2, False) for name in LOOPS]
+    for r in range(rounds):
+        order = list(LOOPS) if r % 2 == 0 else list(reversed(LOOPS))
+        schedule += [(name, steps, True) for name in order]
+    for name, n_steps, timed in schedule:
+        built = harness.build(cfg)
+        same = SameComputation(built.model, cfg.training.seed)
+        sampler = harness.FixedOrder(len(built.train), cfg.training.seed)
+        clock = LOOPS[name](built, n_steps, sampler)
+        if not timed:
+            continue
+        speeds[name].append(clock.samples_per_second(cfg.training.batch_size))
+        harness.log(f"  {cfg.modality} {name}: {speeds[name][-1]:.2f} samples/s")
+        if name not in losses:  # first timed run of each loop: the same-computation check
+            losses[name] = same.losses
+            val_accuracy[name] = harness.accuracy(built.model, built.validation, built.collate, limit=eval_limit)
+    loss_diff = max(abs(a - b) for a, b in zip(losses["hftl"], losses["Trainer"], strict=True))
+    median = {name: statistics.median(v) for name, v in speeds.items()}
+    return {
+        "modality": cfg.modality,
+        "config": config,
+        "method": cfg.method.name,
+        "steps": steps,
+        "batch_size": cfg.training.batch_size,
+        "rounds": rounds,
+        "samples_per_second": speeds,
+        "median": median,
+        "ratio": median["hftl"] / median["Trainer"],
+        "losses": losses,
+        "loss_max_abs_diff": loss_diff,
+        "validation_accuracy": val_accuracy,
+        "validation_rows": min(eval_limit, len(built.validation)),
+    }
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="recipes/configs/text/minilm_lora.yaml")
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    cfg = load_config(args.config, ["training.tracking=none", *args.overrides])
-    results: dict[str, list[float]] = {"hftl": [], "Trainer": []}
-    runners = {"hftl": run_hftl, "Trainer": run_trainer}
-    for r in range(args.rounds):
-        order = ["hftl", "Trainer"] if r % 2 == 0 else ["Trainer", "hftl"]
-        for name in order:
-            results[name].append(runners[name](cfg, args.steps))
-            print(f"round {r + 1}: {name} {results[name][-1]:.2f} samples/s", file=sys.stderr, flush=True)
-    med = {k: statistics.median(v) for k, v in results.items()}
-    print(f"\n{args.config} {' '.join(args.overrides)}: {args.steps} steps x batch {cfg.training.batch_size}, "
-          f"{torch.get_num_threads()} threads, {args.rounds} rounds")  # fmt: skip
-    print("| loop | median samples/s | runs |\n|---|---|---|")
-    for name, values in results.items():
-        print(f"| {name} | {med[name]:.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
-    print(f"\nratio hftl / Trainer: {med['hftl'] / med['Trainer']:.3f}")
+    p = harness.parser(__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=20, help="optimizer steps per run (the first 3 are not timed)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--eval-rows", type=int, default=256, help="validation rows for the accuracy check")
+    args = harness.setup(p, argv)
+    if args.quick:
+        args.steps, args.rounds, args.eval_rows = harness.WARMUP_STEPS + 3, 1, 16
+    times: dict[str, float] = {}
+    results = []
+    for modality, config in harness.recipe_configs(args).items():
+        with harness.section(f"train_throughput {modality}", times):
+            results.append(bench_modality(config, args.steps, args.rounds, args.eval_rows))
+    rows = [
+        [
+            r["modality"], f"{r['method']}, {r['steps']} steps x {r['batch_size']}",
+            r["median"]["hftl"], r["median"]["Trainer"], f"{r['ratio']:.3f}",
+            f"{r['loss_max_abs_diff']:.1e}",
+            f"{r['validation_accuracy']['hftl']:.4f} / {r['validation_accuracy']['Trainer']:.4f}",
+            ", ".join(f"{v:.2f}" for v in r["samples_per_second"]["hftl"]),
+            ", ".join(f"{v:.2f}" for v in r["samples_per_second"]["Trainer"]),
+        ]
+        for r in results
+    ]  # fmt: skip
+    print(f"{torch.get_num_threads()} torch threads, {args.rounds} interleaved rounds, median samples/s\n")
+    print(harness.markdown_table(
+        ["modality", "run", "hftl", "Trainer", "hftl / Trainer", "max loss diff", "val acc hftl / Trainer",
+         "hftl runs", "Trainer runs"],
+        rows,
+    ))  # fmt: skip
+    harness.write_results(args.out, "train_throughput", {"quick": args.quick, "section_seconds": times, "results": results})
 
 
 if __name__ == "__main__":

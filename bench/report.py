@@ -1,0 +1,70 @@
+"""Run every benchmark and write BENCHMARKS.md: each table under the exact command that produced it (``make bench``).
+
+    python bench/report.py [--only NAME,...] [--output BENCHMARKS.md]
+
+The inference benchmark uses ``runs/demo`` (what ``make demo`` trains: the MiniLM recipe, 3 epochs) as its text run
+when it exists; otherwise it trains its own short runs once (see bench/inference.py). A failing benchmark stops the
+report and leaves the previous BENCHMARKS.md in place. Each script's progress and section times go to the console.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import harness
+
+from hftl.rundir import write_text_atomic
+
+DEMO_RUN = Path("runs/demo")
+
+
+def sections() -> list[tuple[str, str, list[str]]]:
+    """(name, title, command) for each benchmark, in the order they run."""
+    demo = ["--run", f"text={DEMO_RUN}"] if (harness.REPO / DEMO_RUN / "results.json").is_file() else []
+    return [
+        ("train_throughput", "Training throughput: hftl's loop vs transformers' Trainer", ["bench/train_throughput.py"]),
+        ("inference", "Inference: PyTorch eager vs ONNX Runtime fp32, fused and int8", ["bench/inference.py", *demo]),
+        ("memory", "Memory: LoRA vs full fine-tuning vs linear probe", ["bench/memory.py"]),
+        ("input_pipeline", "Input pipeline: data loading alone vs the training step", ["bench/input_pipeline.py"]),
+        ("scaling", "Scaling: training throughput vs batch size and input size", ["bench/scaling.py"]),
+    ]
+
+
+def main(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", default=None, help="comma-separated benchmark names (default: all)")
+    p.add_argument("--output", type=Path, default=harness.REPO / "BENCHMARKS.md")
+    args = p.parse_args(argv)
+    chosen = sections()
+    if args.only:
+        names = args.only.split(",")
+        chosen = [s for s in chosen if s[0] in names]
+    info = harness.machine()
+    parts = [
+        "# Benchmarks\n",
+        f"Produced by `make bench` on {info['cores']} cores ({info['cpu']}), {info['date']}; torch {info['torch']}. "
+        f"Load average before: {info['load_average_1min']} (anything well above 0 means other work shared the cores). "
+        "Numbers per run are in `runs/bench/*.json`.\n",
+    ]
+    started = time.perf_counter()
+    for name, title, command in chosen:
+        harness.log(f"# {name}: python {shlex.join(command)}")
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, *command], cwd=harness.REPO, stdout=subprocess.PIPE, text=True, check=False)
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: {name} failed (exit {proc.returncode}); {args.output} left as it was")
+        parts.append(f"## {title}\n\n`python {shlex.join(command)}` ({seconds / 60:.1f} min)\n\n{proc.stdout.strip()}\n")
+    load_after = harness.machine()["load_average_1min"]
+    parts.append(f"Total {(time.perf_counter() - started) / 60:.1f} min; load average after: {load_after}.\n")
+    write_text_atomic(args.output, "\n".join(parts))
+    print("\n".join(parts))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

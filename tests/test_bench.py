@@ -1,0 +1,129 @@
+"""Each benchmark script's --quick mode on tiny models and data: it runs, prints its table and writes its JSON.
+
+No timing is asserted: the numbers of a smoke run on tiny random models mean nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hftl.config import load_config, save_config
+from tests.conftest import write_topic_csv
+from tests.test_audio import write_tone_csv
+from tests.test_vision import CLASSES, pattern
+from tests.tiny_models import tiny_audio_model, tiny_text_model, tiny_vision_model
+
+REPO = Path(__file__).resolve().parent.parent
+COMMON = ["method.name=lora", "method.lora.r=4", "training.batch_size=8", "training.tracking=none"]
+
+
+@pytest.fixture(scope="module")
+def tiny_configs(tmp_path_factory) -> list[str]:
+    """--config arguments pointing every modality at a tiny model and a tiny data set."""
+    root = tmp_path_factory.mktemp("bench")
+    images = root / "images"
+    rng = np.random.default_rng(0)
+    for kind in CLASSES:
+        (images / kind).mkdir(parents=True)
+        for i in range(16):
+            Image.fromarray(pattern(kind, rng)).save(images / kind / f"{i:02d}.png")
+    settings = {
+        "text": [f"model.source={tiny_text_model(root / 'bert')}", f"data.source={write_topic_csv(root / 'topics.csv')}",
+                 "text.max_length=16"],
+        "vision": [f"model.source={tiny_vision_model(root / 'dinov2')}", f"data.source={images}",
+                   "data.input_column=image", "vision.image_size=28", "vision.augment.hflip_prob=0.5"],
+        "audio": [f"model.source={tiny_audio_model(root / 'whisper')}",
+                  f"data.source={write_tone_csv(root / 'tones')}", "data.input_column=audio",
+                  "audio.clip_seconds=1", "audio.time_masks=1"],
+    }  # fmt: skip
+    args = []
+    for modality, overrides in settings.items():
+        path = root / f"{modality}.yaml"
+        save_config(load_config(None, [f"modality={modality}", *overrides, *COMMON]), path)
+        args += ["--config", f"{modality}={path}"]
+    return args
+
+
+def run_script(name: str, args: list[str], out: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, str(REPO / "bench" / f"{name}.py"), "--quick", "--threads", "1", "--out", str(out), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout
+
+
+def table_rows(stdout: str, header_start: str) -> list[list[str]]:
+    lines = [line for line in stdout.splitlines() if line.startswith("|")]
+    assert lines and lines[0].startswith(header_start), stdout
+    assert set(lines[1].replace("|", "")) == {"-"}
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+
+
+@pytest.mark.slow
+def test_train_throughput_quick(tiny_configs, tmp_path):
+    rows = table_rows(run_script("train_throughput", tiny_configs, tmp_path), "| modality | run | hftl | Trainer")
+    assert [r[0] for r in rows] == ["text", "vision", "audio"]
+    data = json.loads((tmp_path / "train_throughput.json").read_text())
+    assert data["benchmark"] == "train_throughput" and data["quick"] is True
+    assert data["machine"]["torch_threads"] == 1
+    for r in data["results"]:
+        assert set(r["samples_per_second"]) == {"hftl", "Trainer"} and r["ratio"] > 0
+        # the same weights, batches and dropout masks: the same losses, step by step
+        assert len(r["losses"]["hftl"]) == len(r["losses"]["Trainer"]) == r["steps"]
+        assert r["loss_max_abs_diff"] < 1e-5
+        assert r["validation_accuracy"]["hftl"] == r["validation_accuracy"]["Trainer"]
+
+
+@pytest.mark.slow
+def test_inference_quick(tiny_configs, tmp_path):
+    rows = table_rows(run_script("inference", tiny_configs, tmp_path), "| modality | backend | test acc")
+    backends = {(r[0], r[1]) for r in rows}
+    for modality in ("text", "vision", "audio"):
+        assert {(modality, b) for b in ("torch", "ort fp32", "int8 per-tensor", "int8 hftl", "int8 hftl, spinning")} <= backends
+    assert ("text", "ort fp32 fused") in backends and ("audio", "ort fp32 fused") not in backends
+    data = json.loads((tmp_path / "inference.json").read_text())
+    for r in data["results"]:
+        by_name = {row["backend"]: row for row in r["rows"]}
+        assert by_name["ort fp32"]["max_abs_logit_diff"] < 1e-4
+        assert set(by_name["int8 hftl"]["latency_ms"]) == {"batch_1", "batch_32"}
+        assert by_name["torch"]["speedup_vs_torch"]["batch_1"] == 1.0
+
+
+@pytest.mark.slow
+def test_memory_quick(tiny_configs, tmp_path):
+    # one modality: a process per method, each paying the imports (the other scripts cover all three)
+    args = [*tiny_configs, "--modalities", "vision"]
+    rows = table_rows(run_script("memory", args, tmp_path), "| modality | method | trainable params")
+    assert [(r[0], r[1]) for r in rows] == [("vision", k) for k in ("lora", "full", "linear_probe")]
+    data = json.loads((tmp_path / "memory.json").read_text())
+    for r in data["results"]:
+        assert r["peak_rss_mb"] >= r["rss_after_build_mb"] > r["rss_after_imports_mb"] > 0
+    trainable = {r["method"]: r["params"]["trainable"] for r in data["results"]}
+    assert trainable["linear_probe"] < trainable["lora"] < trainable["full"]
+
+
+@pytest.mark.slow
+def test_input_pipeline_quick(tiny_configs, tmp_path):
+    rows = table_rows(run_script("input_pipeline", tiny_configs, tmp_path), "| modality | batch | data only")
+    assert [r[0] for r in rows] == ["text", "vision", "audio"]
+    data = json.loads((tmp_path / "input_pipeline.json").read_text())
+    for r in data["results"]:
+        assert r["data_only"] > 0 and r["step_only"] > 0 and set(r["loop"]) == {"0", "1"}
+
+
+@pytest.mark.slow
+def test_scaling_quick(tiny_configs, tmp_path):
+    rows = table_rows(run_script("scaling", tiny_configs, tmp_path), "| modality | varied | fixed")
+    assert {r[0] for r in rows} == {"text", "vision", "audio"}
+    data = json.loads((tmp_path / "scaling.json").read_text())
+    keys = {r["modality"]: r["input_size_key"] for r in data["results"]}
+    assert keys == {"text": "text.max_length", "vision": "vision.image_size", "audio": "audio.clip_seconds"}
+    assert all(row["samples_per_second"] > 0 for r in data["results"] for row in r["rows"])
