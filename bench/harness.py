@@ -41,7 +41,7 @@ def parser(description: str) -> argparse.ArgumentParser:
         "--config", action="append", default=[], metavar="MODALITY=PATH",
         help="recipe config for a modality (default: its LoRA recipe); repeatable",
     )  # fmt: skip
-    p.add_argument("--out", type=Path, default=REPO / "runs" / "bench", help="folder for the JSON results")
+    p.add_argument("--out", type=Path, default=None, help="folder for the JSON results (runs/bench, --quick: runs/bench/quick)")
     p.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime threads (default: usable cores)")
     return p
 
@@ -49,6 +49,8 @@ def parser(description: str) -> argparse.ArgumentParser:
 def setup(p: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """Parse, and fix the thread count for everything that follows (it is reported with every table)."""
     args = p.parse_args(argv)
+    if args.out is None:  # a smoke run never overwrites real numbers
+        args.out = REPO / "runs" / "bench" / ("quick" if args.quick else "")
     args.threads = args.threads or usable_cores()
     torch.set_num_threads(args.threads)
     return args

@@ -39,8 +39,9 @@ def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", default=None, help="comma-separated benchmark names (default: all)")
     p.add_argument("--output", type=Path, default=harness.REPO / "BENCHMARKS.md")
+    p.add_argument("--quick", action="store_true", help="every benchmark in its smoke mode (checks the plumbing)")
     args = p.parse_args(argv)
-    chosen = sections()
+    chosen = [(name, title, command + ["--quick"] * args.quick) for name, title, command in sections()]
     if args.only:
         names = args.only.split(",")
         chosen = [s for s in chosen if s[0] in names]
