@@ -1,6 +1,6 @@
 """Input pipeline: can data loading + preprocessing + augmentation feed the training step? Per modality.
 
-    python bench/input_pipeline.py [--batches 12] [--workers 0,1] [--modalities text,vision,audio] [--quick]
+    python bench/input_pipeline.py [--batches 8] [--workers 0,1] [--modalities text,vision,audio] [--quick]
 
 For each recipe (its augmentation on), three speeds in samples/s over the same batches:
 
@@ -89,7 +89,7 @@ def bench_modality(config: str, batches: int, workers: list[int]) -> dict[str, A
 
 def main(argv: list[str]) -> None:
     p = harness.parser(__doc__.splitlines()[0])
-    p.add_argument("--batches", type=int, default=12, help="timed batches per measurement")
+    p.add_argument("--batches", type=int, default=8, help="timed batches per measurement")
     p.add_argument("--workers", default="0,1", help="DataLoader workers to run the loop with (comma-separated)")
     args = harness.setup(p, argv)
     if args.quick:

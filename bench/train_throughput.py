@@ -1,14 +1,14 @@
 """Training throughput: hftl's loop vs transformers' Trainer on the same model, data, batch, steps and threads.
 
-    python bench/train_throughput.py [--steps 20] [--rounds 3] [--modalities text,vision,audio] [--quick]
+    python bench/train_throughput.py [--samples 256] [--rounds 3] [--modalities text,vision,audio] [--quick]
 
 Per modality (the LoRA recipes by default: MiniLM on BBC News, DINOv2 on Fashion-MNIST, Whisper on the speech set)
 both loops get identical weights (a seeded build), the identical batches in the identical order (one fixed
 permutation), the same dropout masks (torch's RNG is reseeded before every training forward) and the same optimizer,
 schedule and clipping. So they do the same computation, and the table shows it: the largest difference between
-their per-step losses and their validation accuracy after the steps. Runs alternate (hftl, Trainer, then Trainer,
-hftl, ...) after one untimed warm-up run of each; samples/s counts the steps after the first three; medians and the
-ratio hftl / Trainer are reported.
+their per-step losses and their validation accuracy after the steps. Every run trains on ``--samples`` samples
+(the same number of steps for both loops); runs alternate (hftl, Trainer, then Trainer, hftl, ...) after one untimed
+forward + backward; samples/s counts the steps after the first three; medians and the ratio hftl / Trainer are reported.
 """
 
 from __future__ import annotations
@@ -81,23 +81,33 @@ def run_trainer(built: harness.Built, steps: int, sampler) -> harness.StepClock:
 LOOPS = {"hftl": run_hftl, "Trainer": run_trainer}
 
 
+def warm_up_process(cfg) -> None:
+    """One untimed forward + backward, so the first timed run does not pay the process's one-off costs alone.
+
+    (Each loop's own start-up costs fall in the first steps of every run, which are not timed.)
+    """
+    from torch.utils.data import DataLoader
+
+    built = harness.build(cfg)
+    batch = next(iter(DataLoader(built.train, batch_size=cfg.training.batch_size, collate_fn=built.collate)))
+    built.model.train()
+    built.model(**batch).loss.backward()
+
+
 def bench_modality(config: str, steps: int, rounds: int, eval_limit: int) -> dict[str, Any]:
     cfg = harness.load(config)
     speeds: dict[str, list[float]] = {name: [] for name in LOOPS}
     losses: dict[str, list[float]] = {}
     val_accuracy: dict[str, float] = {}
-    # Untimed warm-up of each loop, then alternating rounds: whichever runs first in a process pays one-off costs.
-    schedule = [(name, harness.WARMUP_STEPS + 2, False) for name in LOOPS]
-    for r in range(rounds):
-        order = list(LOOPS) if r % 2 == 0 else list(reversed(LOOPS))
-        schedule += [(name, steps, True) for name in order]
-    for name, n_steps, timed in schedule:
+    warm_up_process(cfg)
+    schedule = []
+    for r in range(rounds):  # alternating: hftl, Trainer, Trainer, hftl, ...
+        schedule += list(LOOPS) if r % 2 == 0 else list(reversed(LOOPS))
+    for name in schedule:
         built = harness.build(cfg)
         same = SameComputation(built.model, cfg.training.seed)
         sampler = harness.FixedOrder(len(built.train), cfg.training.seed)
-        clock = LOOPS[name](built, n_steps, sampler)
-        if not timed:
-            continue
+        clock = LOOPS[name](built, steps, sampler)
         speeds[name].append(clock.samples_per_second(cfg.training.batch_size))
         harness.log(f"  {cfg.modality} {name}: {speeds[name][-1]:.2f} samples/s")
         if name not in losses:  # first timed run of each loop: the same-computation check
@@ -124,17 +134,19 @@ def bench_modality(config: str, steps: int, rounds: int, eval_limit: int) -> dic
 
 def main(argv: list[str]) -> None:
     p = harness.parser(__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=20, help="optimizer steps per run (the first 3 are not timed)")
+    p.add_argument("--samples", type=int, default=256, help="training samples per run: steps = samples / batch size")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--eval-rows", type=int, default=256, help="validation rows for the accuracy check")
     args = harness.setup(p, argv)
     if args.quick:
-        args.steps, args.rounds, args.eval_rows = harness.WARMUP_STEPS + 3, 1, 16
+        args.samples, args.rounds, args.eval_rows = 0, 1, 16
     times: dict[str, float] = {}
     results = []
     for modality, config in harness.recipe_configs(args).items():
+        batch = harness.load(config).training.batch_size
+        steps = max(harness.WARMUP_STEPS + 3, -(-args.samples // batch))  # at least 3 timed step intervals
         with harness.section(f"train_throughput {modality}", times):
-            results.append(bench_modality(config, args.steps, args.rounds, args.eval_rows))
+            results.append(bench_modality(config, steps, args.rounds, args.eval_rows))
     rows = [
         [
             r["modality"], f"{r['method']}, {r['steps']} steps x {r['batch_size']}",
