@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 import hftl
 from hftl import checkpoints, rundir
+from hftl.augment import AugmentRng
 from hftl.config import Config, save_config
 from hftl.data import load_splits
 from hftl.errors import ConfigError
@@ -132,11 +133,15 @@ def run(cfg: Config) -> dict[str, Any]:
         cfg.model.source, cfg.method.name, f"{params['trainable']:,}", f"{params['total']:,}",
         100 * params["trainable"] / params["total"],
     )  # fmt: skip
+    augment_rng = AugmentRng(cfg.training.seed)  # draws per (seed, epoch, row): the loop sets the epoch
     with accelerator.main_process_first():
-        prepared = {name: modality.prepare(split, processor, cfg, train=name == "train") for name, split in splits.items()}
-    collate = modality.collator(processor, cfg)
+        prepared = {
+            name: modality.prepare(split, processor, cfg, train=name == "train", augment_rng=augment_rng)
+            for name, split in splits.items()
+        }
 
     def loader(name: str, batch_size: int, shuffle: bool) -> DataLoader:
+        collate = modality.collator(processor, cfg, train=name == "train", augment_rng=augment_rng)
         return DataLoader(
             prepared[name], batch_size=batch_size, shuffle=shuffle, collate_fn=collate, num_workers=cfg.training.num_workers
         )
@@ -149,6 +154,7 @@ def run(cfg: Config) -> dict[str, Any]:
         loader("train", cfg.training.batch_size, shuffle=True),
         loader("validation", cfg.evaluation.batch_size, shuffle=False),
         run_dir,
+        on_epoch_start=augment_rng.set_epoch,
     )
     if cfg.training.tracking != "none":
         accelerator.init_trackers(cfg.run_name, config=_flat_hparams(cfg))

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,18 @@ def evaluate(
     return metrics, preds, labels
 
 
+def training_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The model's own loss; for a mixed batch (mixup/cutmix) w * CE(labels) + (1 - w) * CE(mix_labels)."""
+    if "mix_labels" not in batch:
+        return model(**batch).loss
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "mix_labels", "mix_weight")}
+    logits = model(**inputs).logits.float()
+    own = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
+    partner = torch.nn.functional.cross_entropy(logits, batch["mix_labels"], reduction="none")
+    weight = batch["mix_weight"].to(logits.dtype)
+    return (weight * own + (1.0 - weight) * partner).mean()
+
+
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
 
@@ -124,8 +137,10 @@ class Trainer:
         train_loader: DataLoader,
         eval_loader: DataLoader,
         run_dir: Path,
+        on_epoch_start: Callable[[int], None] | None = None,
     ) -> None:
         self.cfg, self.tc, self.accelerator, self.run_dir = cfg, cfg.training, accelerator, run_dir
+        self.on_epoch_start = on_epoch_start  # e.g. the augmentation generator's set_epoch
         # fused: one kernel over all parameters (what Trainer uses by default); measured ~7% of a LoRA step on 2 CPU cores.
         self.optimizer = torch.optim.AdamW(
             optimizer_groups(model, self.tc.weight_decay), lr=self.tc.learning_rate, fused=True
@@ -229,6 +244,8 @@ class Trainer:
         running_loss, running_n = 0.0, 0
         while not stop and state.epoch < self.num_epochs:
             self.train_loader.set_epoch(state.epoch)  # the seedable sampler: epoch e always sees the same order
+            if self.on_epoch_start is not None:
+                self.on_epoch_start(state.epoch)
             if state.batches_in_epoch:  # resumed mid-epoch: skip what the checkpoint already trained on
                 batches = _iter_without_rng_draw(acc.skip_first_batches(self.train_loader, state.batches_in_epoch))
             else:
@@ -236,7 +253,7 @@ class Trainer:
             tick = time.perf_counter()
             for batch in batches:
                 with acc.accumulate(self.model):
-                    loss = self.model(**batch).loss
+                    loss = training_loss(self.model, batch)
                     acc.backward(loss)
                     if acc.sync_gradients and tc.max_grad_norm is not None:
                         acc.clip_grad_norm_(self.model.parameters(), tc.max_grad_norm)
