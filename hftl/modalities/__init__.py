@@ -39,6 +39,10 @@ class Modality:
         """Turn a split with (input_column, label_column) into model inputs + ``labels``."""
         raise NotImplementedError
 
+    def check_input(self, value: Any, cfg: Config) -> None:
+        """Raise DataError when one raw input (as the data set stores it) cannot be used; decodes it to find out."""
+        raise NotImplementedError
+
     def collator(self, processor: Any, cfg: Config) -> Callable[[list[dict]], dict]:
         """Batch prepared rows into tensors."""
         raise NotImplementedError
