@@ -35,6 +35,10 @@ class ModelConfig:
     source: str = _help("zoo:NAME, a Hugging Face Hub id, or a local folder", "zoo:minilm-l6")
     revision: str | None = _help("Hub revision (branch, tag or commit) when source is a Hub id", None)
     trust_remote_code: bool = _help("allow custom modelling code from the Hub (off unless you trust it)", False)
+    allow_pickle: bool = _help(
+        "allow pickled weights (pytorch_model.bin, adapter_model.bin): unpickling can run code; off = safetensors only",
+        False,
+    )
 
 
 @dataclass
@@ -54,6 +58,11 @@ class DataConfig:
     train_fraction: float | None = _help("stratified subsample of the train split to this share", None)
     shots_per_class: int | None = _help("few-shot: this many training rows per class", None)
     max_eval_samples: int | None = _help("stratified cap on validation and test rows (quick runs)", None)
+    on_bad_sample: Literal["error", "skip"] = _help(
+        "a row that cannot be used (unreadable or empty file, NaN audio, empty text, unknown or missing label): "
+        "error stops naming it; skip leaves it out and lists it in RUN/skipped_samples.json",
+        "error",
+    )
 
     def __post_init__(self) -> None:
         chosen = [k for k in ("max_train_samples", "train_fraction", "shots_per_class") if getattr(self, k) is not None]
@@ -119,6 +128,9 @@ class TrainingConfig:
     tracking: Literal["none", "tensorboard", "wandb", "trackio"] = _help("experiment tracker", "tensorboard")
     log_every_steps: int = _help("log the training loss every N optimizer steps", 10)
     num_workers: int = _help("DataLoader worker processes", 0)
+    gradient_checkpointing: bool = _help(
+        "recompute activations in the backward pass: less memory for about a third more compute", False
+    )
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "gradient_accumulation_steps", "log_every_steps", "save_total_limit"):

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import time
 from pathlib import Path
@@ -25,7 +26,13 @@ from hftl.data import load_splits
 from hftl.errors import ConfigError
 from hftl.metrics import check_metric_names
 from hftl.modalities import get_modality
-from hftl.models import apply_method, build_model, count_parameters, load_processor
+from hftl.models import (
+    apply_method,
+    build_model,
+    count_parameters,
+    enable_gradient_checkpointing,
+    load_processor,
+)
 from hftl.training import Trainer, evaluate
 
 logger = logging.getLogger("hftl")
@@ -79,7 +86,15 @@ def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
         # accelerate drops an unavailable tracker with a log line only; a user who asked for one should know.
         if not getattr(imports, f"is_{tracking}_available")():
             raise ConfigError(f"training.tracking={tracking}: the {tracking} package is not installed (pip install {tracking})")
-    return Accelerator(
+    # The recipe config is the one truth for precision: accelerate would silently let our argument win over the launcher's.
+    launcher_precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if launcher_precision not in ("no", cfg.training.mixed_precision):
+        raise ConfigError(
+            f"accelerate launch asks for mixed precision {launcher_precision!r}, but training.mixed_precision="
+            f"{cfg.training.mixed_precision}: set training.mixed_precision={launcher_precision} "
+            "(and leave the launcher's at 'no')"
+        )
+    accelerator = Accelerator(
         cpu=not _has_accelerator_device(),
         gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
         mixed_precision=cfg.training.mixed_precision,
@@ -88,21 +103,49 @@ def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
         # A seedable sampler makes epoch e's order a function of (seed, e): what exact resume needs.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.training.seed),
     )
+    # A launcher (e.g. a DeepSpeed config) may set accumulation too; the schedule is computed from ours.
+    if accelerator.gradient_accumulation_steps != cfg.training.gradient_accumulation_steps:
+        raise ConfigError(
+            f"the accelerate launch config sets gradient_accumulation_steps={accelerator.gradient_accumulation_steps}, "
+            f"but training.gradient_accumulation_steps={cfg.training.gradient_accumulation_steps}: "
+            "set it in the recipe config only"
+        )
+    return accelerator
 
 
-def save_outputs(cfg: Config, accelerator: Accelerator, model: torch.nn.Module, processor: Any, run_dir: Path) -> None:
-    """adapter/ (LoRA) and model/ (merged, with its processor), each written aside and swapped in when complete."""
+def save_outputs(
+    cfg: Config, accelerator: Accelerator, model: torch.nn.Module, processor: Any, run_dir: Path, label_names: list[str]
+) -> None:
+    """adapter/ (LoRA) and model/ (merged, with its processor), each written aside and swapped in when complete.
+
+    Every process calls this (under FSDP the weights are gathered from all of them); only the main process writes.
+    """
+    state = accelerator.get_state_dict(model)
+    if not accelerator.is_main_process:
+        return
     unwrapped = accelerator.unwrap_model(model)
     if cfg.method.name == "lora":
         tmp = run_dir / ".tmp-adapter"
-        unwrapped.save_pretrained(str(tmp))
+        unwrapped.save_pretrained(str(tmp), state_dict=state)
         rundir.replace_dir(tmp, run_dir / "adapter")
-    if cfg.output.save_merged:
-        merged = unwrapped.merge_and_unload() if cfg.method.name == "lora" else unwrapped
-        tmp = run_dir / ".tmp-model"
+    if not cfg.output.save_merged:
+        return
+    tmp = run_dir / ".tmp-model"
+    if cfg.method.name != "lora":
+        unwrapped.save_pretrained(str(tmp), state_dict=state, safe_serialization=True)
+    elif accelerator.is_fsdp2:  # a sharded model cannot merge in place: merge the saved adapter into a fresh base
+        from hftl.models import find_adapter, load_adapter_classifier
+
+        adapter = find_adapter(str(run_dir / "adapter"))
+        merged = load_adapter_classifier(
+            adapter, get_modality(cfg.modality), label_names, trainable=False,
+            trust_remote_code=cfg.model.trust_remote_code, cfg=cfg,
+        ).merge_and_unload()  # fmt: skip
         merged.save_pretrained(str(tmp), safe_serialization=True)
-        processor.save_pretrained(str(tmp))
-        rundir.replace_dir(tmp, run_dir / "model")
+    else:
+        unwrapped.merge_and_unload().save_pretrained(str(tmp), safe_serialization=True)
+    processor.save_pretrained(str(tmp))
+    rundir.replace_dir(tmp, run_dir / "model")
 
 
 def run(cfg: Config) -> dict[str, Any]:
@@ -121,12 +164,17 @@ def run(cfg: Config) -> dict[str, Any]:
     set_seed(cfg.training.seed)
 
     # data (the main process builds caches first; the others then read them)
+    skipped: list[dict[str, Any]] = []  # rows left out under data.on_bad_sample=skip
     with accelerator.main_process_first():
-        splits, label_names = load_splits(cfg.data)
+        splits, label_names = load_splits(cfg.data, lambda value: modality.check_input(value, cfg), skipped)
+    if accelerator.is_main_process and cfg.data.on_bad_sample == "skip":
+        rundir.write_json_atomic(run_dir / rundir.SKIPPED, skipped)
     # model + method
     built = build_model(cfg, modality, label_names)
     processor = load_processor(cfg, modality, built)
     model = apply_method(cfg, modality, built)
+    if cfg.training.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     params = count_parameters(model)
     logger.info(
         "model %s, method %s: %s trainable / %s total parameters (%.2f%%)",
@@ -134,6 +182,9 @@ def run(cfg: Config) -> dict[str, Any]:
         100 * params["trainable"] / params["total"],
     )  # fmt: skip
     augment_rng = AugmentRng(cfg.training.seed)  # draws per (seed, epoch, row): the loop sets the epoch
+    if accelerator.is_main_process:  # before any training step: a full disk should not end a long run
+        needed = rundir.estimate_run_bytes(params["total"], params["trainable"], cfg.training.save_total_limit)
+        rundir.check_free_space(run_dir, needed)
     with accelerator.main_process_first():
         prepared = {
             name: modality.prepare(split, processor, cfg, train=name == "train", augment_rng=augment_rng)
@@ -184,7 +235,11 @@ def run(cfg: Config) -> dict[str, Any]:
             "versions": library_versions(),
         },
         "params": params,
-        "data": {"labels": label_names, **{name: len(split) for name, split in splits.items()}},
+        "data": {
+            "labels": label_names,
+            **{name: len(split) for name, split in splits.items()},
+            "skipped_samples": len(skipped),
+        },
         "train": {
             "runtime_s": round(state.train_seconds, 3),
             "samples_per_second": round(state.samples_seen / state.train_seconds, 3) if state.train_seconds else 0.0,
@@ -199,8 +254,8 @@ def run(cfg: Config) -> dict[str, Any]:
         "test": test_metrics,
         "history": state.history,
     }
+    save_outputs(cfg, accelerator, trainer.model, processor, run_dir, label_names)
     if accelerator.is_main_process:
-        save_outputs(cfg, accelerator, trainer.model, processor, run_dir)
         rundir.write_json_atomic(run_dir / rundir.RESULTS, results)  # written last: its presence means "finished"
         logger.info("done: %s  eval %s  test %s", run_dir, _short(result.best_eval), _short(test_metrics))
     accelerator.wait_for_everyone()

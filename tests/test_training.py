@@ -38,7 +38,8 @@ def test_lora_run_writes_a_complete_run_directory(quick_overrides):
     assert saved["run"]["method"] == "lora" and saved["run"]["seed"] == 42
     assert {"torch", "transformers", "peft", "accelerate"} <= set(saved["run"]["versions"])
     assert 0 < saved["params"]["trainable"] < saved["params"]["total"]
-    assert saved["data"] == {"labels": ["business", "film", "sport"], "train": 86, "validation": 10, "test": 24}
+    assert saved["data"] == {"labels": ["business", "film", "sport"], "train": 86, "validation": 10, "test": 24,
+                             "skipped_samples": 0}
     # the adapter moved away from its zero init (B starts at 0)
     adapter = load_file(out / "adapter" / "adapter_model.safetensors")
     assert any("lora_B" in k and v.abs().max() > 0 for k, v in adapter.items())

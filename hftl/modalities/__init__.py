@@ -45,6 +45,10 @@ class Modality:
         """
         raise NotImplementedError
 
+    def check_input(self, value: Any, cfg: Config) -> None:
+        """Raise DataError when one raw input (as the data set stores it) cannot be used; decodes it to find out."""
+        raise NotImplementedError
+
     def collator(
         self, processor: Any, cfg: Config, train: bool = False, augment_rng: AugmentRng | None = None
     ) -> Callable[[list[dict]], dict]:

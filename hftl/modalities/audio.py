@@ -84,17 +84,18 @@ def _resolve(value: str, root: Path | None) -> Path:
     return path
 
 
-def load_audio(value: Any, sample_rate: int, root: Path | None = None) -> np.ndarray:
-    """Decode one input to a mono float32 waveform at ``sample_rate``.
+def read_audio(value: Any, root: Path | None = None) -> tuple[np.ndarray, int]:
+    """Decode one input to a mono float32 waveform at its own sampling rate: (samples, rate).
 
     Raises:
-        DataError: the file is missing, unreadable, corrupt or empty (the message names it).
+        DataError: the file is missing, unreadable, corrupt or empty, or holds NaN / infinite samples (the message
+            names it).
     """
     import soundfile as sf
-    import soxr
 
     name = value
     if isinstance(value, dict) and value.get("array") is not None:
+        name = value.get("path") or "<audio array>"
         audio, rate = np.asarray(value["array"], dtype=np.float32), int(value["sampling_rate"])
     else:
         if isinstance(value, dict):
@@ -108,11 +109,26 @@ def load_audio(value: Any, sample_rate: int, root: Path | None = None) -> np.nda
         try:
             audio, rate = sf.read(target, dtype="float32", always_2d=True)
         except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError... for bad files
-            raise DataError(f"audio file {name}: cannot be decoded ({err})") from err
+            raise DataError(f"audio file {name}: cannot be decoded ({err}); re-encode it (WAV, FLAC, OGG) or remove it") from err
     if audio.ndim == 2:  # (frames, channels) -> mono
         audio = audio.mean(axis=1)
     if audio.size == 0:
-        raise DataError(f"audio file {name}: contains no samples")
+        raise DataError(f"audio file {name}: contains no samples; remove it")
+    bad = int(np.count_nonzero(~np.isfinite(audio)))
+    if bad:  # NaN would poison every loss and gradient of its batch
+        raise DataError(f"audio file {name}: {bad} of {audio.size} samples are NaN or infinite; repair or remove it")
+    return audio, rate
+
+
+def load_audio(value: Any, sample_rate: int, root: Path | None = None) -> np.ndarray:
+    """Decode one input to a mono float32 waveform at ``sample_rate`` (resampled with soxr when needed).
+
+    Raises:
+        DataError: as ``read_audio``.
+    """
+    import soxr
+
+    audio, rate = read_audio(value, root)
     if rate != sample_rate:
         audio = soxr.resample(audio, rate, sample_rate)
     return np.ascontiguousarray(audio, dtype=np.float32)
@@ -170,6 +186,9 @@ class AudioModality(Modality):
                 return_attention_mask=extractor.return_attention_mask,
             )
         return extractor
+
+    def check_input(self, value: Any, cfg: Config) -> None:
+        read_audio(value, data_root(cfg))
 
     def _features(self, processor: Any, waves: list[np.ndarray]) -> np.ndarray:
         key = processor.model_input_names[0]

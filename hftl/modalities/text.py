@@ -60,6 +60,12 @@ class TextModality(Modality):
             source, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
         )
 
+    def check_input(self, value: Any, cfg: Config) -> None:
+        if not isinstance(value, str):
+            raise DataError(f"expected text, got {type(value).__name__} {value!r}; fix the row or remove it")
+        if not value.strip():
+            raise DataError("empty text; fill it in or remove the row")
+
     def prepare(
         self, ds: Dataset, processor: Any, cfg: Config, train: bool, augment_rng: AugmentRng | None = None
     ) -> Dataset:

@@ -196,6 +196,9 @@ class VisionModality(Modality):
         )
         return fit_processor_to_size(processor, cfg.vision.image_size)
 
+    def check_input(self, value: Any, cfg: Config) -> None:
+        load_image(value, "image")
+
     def prepare(
         self, ds: Dataset, processor: Any, cfg: Config, train: bool, augment_rng: AugmentRng | None = None
     ) -> Dataset:
