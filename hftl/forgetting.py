@@ -7,13 +7,14 @@ vision, text
     and compared by linear CKA on all probe rows. ``evaluation.probe_max_samples`` caps the probe rows
     (2/3 train, 1/3 test, stratified).
 audio (Whisper)
-    Whisper's original decoder (the source's ``WhisperForConditionalGeneration``) transcribes a few espeak-ng
-    sentences, once with the original encoder and once with the fine-tuned one swapped in; the score is the word
-    error rate. The run's encoder may be cut to a short clip (``audio.clip_seconds``): its position embeddings are
-    frozen sinusoids in Whisper, so the fine-tuned encoder is extended back to the source's 1500 positions with the
-    source's rows, and both encoders read the sentences as the decoder was trained to (30-s windows). Cutting the
-    sentences to fit a 2-s clip instead would test the decoder on inputs it never saw, for both encoders. Linear
-    CKA compares the two encoders' frames over the spoken part of the sentences.
+    Whisper's original decoder (the source's ``WhisperForConditionalGeneration``) transcribes ten espeak-ng sentences,
+    once with the original encoder and once with the fine-tuned one swapped in; the score is the word error rate.
+    The run's encoder may be cut to a short clip (``audio.clip_seconds``, 2 s in the recipe) and the sentences last
+    3-4 s, so both encoders read a 10-s window: the original cut to it, the fine-tuned one extended to it with the
+    original's position rows (Whisper's position embeddings are frozen sinusoids, so these are the rows fine-tuning
+    would have used). Measured with tiny.en on these sentences: WER 0.34 in a 10-s window vs 0.33 in the full 30-s
+    one, at a fifth of the time; a 4-s window made the decoder loop. Linear CKA compares the two encoders' frames
+    over the spoken part of the sentences.
 Values that do not apply are None (e.g. k-NN for audio; WER for an audio backbone without a Whisper decoder).
 """
 
@@ -42,15 +43,22 @@ logger = logging.getLogger("hftl")
 # modality -> (data source, input column, label column) of the held-out probe task
 PROBES = {"vision": ("zoo:digits", "image", "label"), "text": ("zoo:fortunes", "text", "label")}
 KNN_K = 5
-# Harvard sentences, list 1 (IEEE Recommended Practice for Speech Quality Measurements, 1969): no numbers or names,
-# so a transcript is right or wrong by its words alone.
+# Five Harvard sentences (list 1, IEEE 1969) and five everyday ones: no numbers or names, so a transcript is right
+# or wrong by its words alone.
 SENTENCES = (
     "the birch canoe slid on the smooth planks",
     "glue the sheet to the dark blue background",
     "it is easy to tell the depth of a well",
     "these days a chicken leg is a rare dish",
     "rice is often served in round bowls",
+    "the quick brown fox jumps over the lazy dog",
+    "she sells sea shells by the sea shore",
+    "we will meet at the station tomorrow morning",
+    "please close the door when you leave the room",
+    "the weather is cold and windy today",
 )
+VOICE, WORDS_PER_MINUTE = "en-us", 130  # tiny.en's WER on these: 0.33 (en+m3 at 150 wpm: 0.48)
+WINDOW_SECONDS = 10
 SAMPLE_RATE = 16_000
 FRAMES_PER_SECOND = 50  # Whisper encoder positions per second of audio
 
@@ -147,8 +155,15 @@ def extended_encoder_state(trained: torch.nn.Module, original: torch.nn.Module) 
 @torch.no_grad()
 def _transcribe_and_encode(asr: Any, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy transcript token ids and the encoder's frames."""
+    from transformers.utils import logging as hf_logging
+
     encoded = asr.model.encoder(features).last_hidden_state
-    ids = asr.generate(input_features=features, do_sample=False, num_beams=1, max_new_tokens=64)
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # generate() warns about defaults the zoo's generation config sets on purpose
+    try:
+        ids = asr.generate(input_features=features, do_sample=False, num_beams=1, max_new_tokens=64)
+    finally:
+        hf_logging.set_verbosity(level)
     return ids, encoded
 
 
@@ -160,9 +175,9 @@ def whisper_forgetting(cfg: Config, model: torch.nn.Module) -> dict[str, Any]:
     from hftl.models import resolve_model_source
     from hftl.wer import word_error_rate
     from hftl.zoo.espeak import speak
-    from hftl.zoo.whisper_tiny import VOICES
+    from hftl.zoo.whisper_tiny import shorten_whisper_encoder
 
-    probe = f"espeak-ng Harvard sentences ({len(SENTENCES)})"
+    probe = f"espeak-ng sentences ({len(SENTENCES)}, {VOICE} at {WORDS_PER_MINUTE} wpm)"
     try:
         source = resolve_model_source(cfg.model.source)
         asr, info = WhisperForConditionalGeneration.from_pretrained(
@@ -176,19 +191,20 @@ def whisper_forgetting(cfg: Config, model: torch.nn.Module) -> dict[str, Any]:
         logger.warning("forgetting: %s holds no trained Whisper decoder: WER not measured", cfg.model.source)
         return _result(probe)
     device = _device(model)
+    trained = backbone_of(_merged(model))
+    window = max(WINDOW_SECONDS, math.ceil(trained.embed_positions.num_embeddings / FRAMES_PER_SECOND))
+    extractor = shorten_whisper_encoder(asr, window)
     asr = asr.to(device).eval()
     swapped = copy.deepcopy(asr)
-    swapped.model.encoder.load_state_dict(extended_encoder_state(backbone_of(_merged(model)), asr.model.encoder))
+    swapped.model.encoder.load_state_dict(extended_encoder_state(trained, asr.model.encoder))
 
-    voice, speed = VOICES[0]  # the voice whisper-tiny's own conversion check understands best
-    waves = [speak(text, voice=voice, speed=speed, sample_rate=SAMPLE_RATE) for text in SENTENCES]
-    features = asr_processor.feature_extractor(waves, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
-    features = features.to(device)
+    waves = [speak(text, voice=VOICE, speed=WORDS_PER_MINUTE, sample_rate=SAMPLE_RATE) for text in SENTENCES]
+    features = extractor(waves, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features.to(device)
     ids_before, frames_before = _transcribe_and_encode(asr, features)
     ids_after, frames_after = _transcribe_and_encode(swapped, features)
     before = [t.strip() for t in asr_processor.batch_decode(ids_before, skip_special_tokens=True)]
     after = [t.strip() for t in asr_processor.batch_decode(ids_after, skip_special_tokens=True)]
-    # CKA over the frames that hold speech (the rest of each 30-s window is padding).
+    # CKA over the frames that hold speech (the rest of each window is padding).
     spoken = [min(frames_before.shape[1], math.ceil(len(w) / SAMPLE_RATE * FRAMES_PER_SECOND)) for w in waves]
     rows_before = torch.cat([f[:n] for f, n in zip(frames_before, spoken, strict=True)]).float().cpu().numpy()
     rows_after = torch.cat([f[:n] for f, n in zip(frames_after, spoken, strict=True)]).float().cpu().numpy()
