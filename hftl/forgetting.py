@@ -5,7 +5,8 @@ vision, text
     ``zoo:fortunes``, short texts in 8 topics). The pooled features of the source backbone (``model.source`` as
     loaded for the run) and of the fine-tuned one are scored by cosine k-NN accuracy, train -> test of the probe set,
     and compared by linear CKA on all probe rows. ``evaluation.probe_max_samples`` caps the probe rows
-    (2/3 train, 1/3 test, stratified).
+    (2/3 train, 1/3 test, stratified). The source's features are the same for every run of a grid: they are cached
+    on disk (``$HFTL_HOME/cache/features``, see :mod:`hftl.feature_cache`).
 audio (Whisper)
     Whisper's original decoder (the source's ``WhisperForConditionalGeneration``) transcribes ten espeak-ng sentences,
     once with the original encoder and once with the fine-tuned one swapped in; the score is the word error rate.
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from hftl.feature_cache import cache_key, cached_arrays, folder_fingerprint
 from hftl.features import backbone_of, load_backbone, split_features
 from hftl.similarity import linear_cka
 from hftl.transferability import knn_accuracy
@@ -108,12 +110,16 @@ def probe_forgetting(
     rows = concatenate_datasets(parts)
     n_train = len(parts[0])
 
-    before_model, _ = load_backbone(cfg, modality, label_names)
-    before_model.to(_device(model))
-    before, labels = split_features(before_model, modality, processor, probe_cfg, rows)
-    del before_model
+    def source_features() -> dict[str, np.ndarray]:
+        before_model, _ = load_backbone(cfg, modality, label_names)
+        before_model.to(_device(model))
+        features, labels = split_features(before_model, modality, processor, probe_cfg, rows)
+        return {"features": next(iter(features.values())), "labels": labels}
+
+    cached = cached_arrays(_source_key(cfg, len(rows)), source_features)
+    before, labels = cached["features"], cached["labels"]
     after, _ = split_features(model, modality, processor, probe_cfg, rows)
-    before, after = next(iter(before.values())), next(iter(after.values()))
+    after = next(iter(after.values()))
 
     def knn(features: np.ndarray) -> float:
         return knn_accuracy(features[:n_train], labels[:n_train], features[n_train:], labels[n_train:], k=KNN_K)
@@ -127,6 +133,30 @@ def probe_forgetting(
         n_test=len(rows) - n_train,
         k=KNN_K,
     )
+
+
+def _source_key(cfg: Config, n_rows: int) -> str | None:
+    """Cache key of the source backbone's probe features (None: the source is not a local folder, no caching)."""
+    from hftl import zoo
+    from hftl.errors import ModelError
+    from hftl.models import find_adapter, resolve_model_source
+
+    if find_adapter(cfg.model.source, cfg.model.revision) is not None:
+        return None
+    try:
+        model_files = folder_fingerprint(resolve_model_source(cfg.model.source))
+    except ModelError:
+        return None
+    if model_files is None:
+        return None
+    probe = PROBES[cfg.modality][0]
+    return cache_key({
+        "model": cfg.model.source, "model_files": model_files, "modality": cfg.modality,
+        "probe": probe, "probe_files": folder_fingerprint(zoo.entry_path(probe.removeprefix("zoo:"))),
+        # the rows are a function of these (stratified_sample is seeded); the inputs of these settings
+        "rows": [cfg.evaluation.probe_max_samples, cfg.data.split_seed, n_rows],
+        "inputs": [cfg.text.max_length, cfg.vision.image_size],
+    })  # fmt: skip
 
 
 def _merged(model: torch.nn.Module) -> torch.nn.Module:

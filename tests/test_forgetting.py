@@ -108,3 +108,40 @@ def test_real_fortunes():
     counts = Counter(ds["train"]["label"]) + Counter(ds["validation"]["label"]) + Counter(ds["test"]["label"])
     assert set(counts.values()) == {PER_TOPIC}
     assert all(text.strip() and "\x08" not in text for text in ds["test"]["text"])
+
+
+# ---- the source-feature cache -------------------------------------------------------------------------
+
+
+def test_feature_cache_computes_once_per_key_and_recovers_from_a_damaged_file(tmp_path):
+    import numpy as np
+
+    from hftl.feature_cache import cached_arrays
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"features": np.arange(6.0).reshape(3, 2), "labels": np.array([0, 1, 0])}
+
+    first = cached_arrays("k1", compute, tmp_path)
+    again = cached_arrays("k1", compute, tmp_path)
+    assert len(calls) == 1 and np.array_equal(first["features"], again["features"])
+    assert again["labels"].tolist() == [0, 1, 0]
+    cached_arrays("k2", compute, tmp_path)
+    cached_arrays(None, compute, tmp_path)  # no key: never cached
+    assert len(calls) == 3 and sorted(p.name for p in tmp_path.iterdir()) == ["k1.npz", "k2.npz"]
+    (tmp_path / "k1.npz").write_bytes(b"not an npz")
+    assert np.array_equal(cached_arrays("k1", compute, tmp_path)["features"], first["features"]) and len(calls) == 4
+
+
+def test_folder_fingerprint_sees_a_changed_file(tmp_path):
+    import os
+
+    from hftl.feature_cache import cache_key, folder_fingerprint
+
+    (tmp_path / "model.safetensors").write_bytes(b"a")
+    before = cache_key({"files": folder_fingerprint(tmp_path)})
+    os.utime(tmp_path / "model.safetensors", ns=(1, 1))
+    assert cache_key({"files": folder_fingerprint(tmp_path)}) != before
+    assert folder_fingerprint(tmp_path / "missing") is None
