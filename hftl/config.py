@@ -151,6 +151,32 @@ class EvaluationConfig:
     )
     batch_size: int = _help("evaluation batch size", 64)
     test: bool = _help("score the best model on the test split at the end", True)
+    transferability: bool = _help(
+        "before training: LogME, k-NN and linear-probe scores of the initial model's frozen features "
+        "(results.json 'transferability')",
+        False,
+    )
+    shift: bool = _help(
+        "after training: metrics on shifted copies of the test split (vision corruptions, audio noise at 5/0 dB SNR, "
+        "first sentence of texts) (results.json 'shift')",
+        False,
+    )
+    shift_severities: list[int] = _help("vision corruption severities (1..5) scored by evaluation.shift", factory=lambda: [1, 3, 5])
+    forgetting: bool = _help(
+        "after training: k-NN accuracy on a held-out probe set (vision zoo:digits, text zoo:fortunes) and linear CKA, "
+        "source backbone vs fine-tuned; Whisper: WER of the original decoder on the fine-tuned encoder "
+        "(results.json 'forgetting')",
+        False,
+    )
+    probe_max_samples: int = _help(
+        "rows (stratified) each of transferability / shift / forgetting uses at most: keeps their cost small", 500
+    )
+
+    def __post_init__(self) -> None:
+        if not self.shift_severities or any(not 1 <= s <= 5 for s in self.shift_severities):
+            raise ConfigError(f"evaluation.shift_severities must be a non-empty list of 1..5, got {self.shift_severities}")
+        if self.probe_max_samples < 10:
+            raise ConfigError(f"evaluation.probe_max_samples must be >= 10, got {self.probe_max_samples}")
 
 
 @dataclass

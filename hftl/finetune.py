@@ -19,7 +19,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from torch.utils.data import DataLoader
 
 import hftl
-from hftl import checkpoints, rundir
+from hftl import checkpoints, forgetting, measure, rundir
 from hftl.augment import AugmentRng
 from hftl.config import Config, save_config
 from hftl.data import load_splits
@@ -172,6 +172,11 @@ def run(cfg: Config) -> dict[str, Any]:
     # model + method
     built = build_model(cfg, modality, label_names)
     processor = load_processor(cfg, modality, built)
+    extra: dict[str, Any] = {}
+    if cfg.evaluation.forgetting:
+        forgetting.preflight(cfg)  # fail now, not after training
+    if cfg.evaluation.transferability and accelerator.is_main_process:
+        extra["transferability"] = measure.transferability(cfg, modality, processor, built.model, splits)
     model = apply_method(cfg, modality, built)
     if cfg.training.gradient_checkpointing:
         enable_gradient_checkpointing(model)
@@ -217,6 +222,7 @@ def run(cfg: Config) -> dict[str, Any]:
         test_loader = accelerator.prepare(loader("test", cfg.evaluation.batch_size, shuffle=False))
         test_metrics, _, _ = evaluate(trainer.model, test_loader, accelerator, cfg.evaluation.metrics)
         accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=result.state.step)
+    extra.update(measure.after_training(cfg, modality, processor, trainer.model, accelerator, splits, label_names))
 
     state = result.state
     results = {
@@ -253,6 +259,7 @@ def run(cfg: Config) -> dict[str, Any]:
         "eval": result.best_eval,
         "test": test_metrics,
         "history": state.history,
+        **extra,
     }
     save_outputs(cfg, accelerator, trainer.model, processor, run_dir, label_names)
     if accelerator.is_main_process:
