@@ -5,6 +5,7 @@
     RUN/adapter/           PEFT adapter (method=lora)
     RUN/model/             merged model + tokenizer/processor, ready for from_pretrained
     RUN/checkpoints/       accelerate save_state folders for resume
+    RUN/probe_phase/       method=lp_ft: the checkpoints of its probe phase
     RUN/logs/              tracker output (TensorBoard event files)
     RUN/onnx/              after `hftl export`
 """
@@ -22,7 +23,7 @@ from hftl.errors import RunDirError
 
 RESULTS = "results.json"
 CONFIG = "config.yaml"
-_ARTEFACTS = ("results.json", "adapter", "model", "checkpoints", "logs", "onnx", "config.yaml")
+_ARTEFACTS = ("results.json", "adapter", "model", "checkpoints", "probe_phase", "logs", "onnx", "config.yaml")
 
 
 def write_text_atomic(path: Path, text: str) -> None:
