@@ -328,6 +328,20 @@ def _build(schema: type, values: dict[str, Any]) -> Any:
     return schema(**kwargs)
 
 
+def from_mapping(schema: type, raw: Any, origin: str, prefix: str = "") -> Any:
+    """Any dataclass schema built from plain data with the checks a run config gets (e.g. a compare spec).
+
+    Raises:
+        ConfigError: unknown key, wrong type or invalid value; the message names the key (after prefix) and origin.
+    """
+    values: dict[str, Any] = {}
+    _merge(raw, schema, prefix, origin, values)
+    try:
+        return _build(schema, values)
+    except ConfigError as err:
+        raise ConfigError(f"{err} ({origin})") from err
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split 'section.key=value' into (['section', 'key'], parsed YAML value)."""
     if "=" not in text:
