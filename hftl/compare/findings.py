@@ -59,7 +59,7 @@ def transfer_summary(cells: list[dict[str, Any]]) -> list[str]:
                     f"{g['best_accuracy']:.3f} vs scratch {g['scratch_accuracy']:.3f})")  # fmt: skip
 
         head = f"{source[0]} ({source[1]}, {source[2]}): "
-        if len(mine) == 1 or most["gain"] == least["gain"]:
+        if len(mine) == 1 or _points(most["gain"]) == _points(least["gain"]):  # the same, as far as shown
             lines.append(head + f"transfer gain at {said(most)}" + ("." if len(mine) == 1 else ", the same at every size."))
         else:
             lines.append(head + f"transfer helped most at {said(most)} and least at {said(least)}.")
