@@ -201,9 +201,13 @@ def test_a_failing_run_is_reported_and_the_others_still_count(tmp_path, tiny_rec
 # -- aggregation, the summary, the report ----------------------------------------------------------------------
 
 
-def fake_results(accuracy: float, **extra) -> dict:
-    return {"data": {"train": 15}, "test": {"accuracy": accuracy, "f1_macro": accuracy - 0.05},
-            "params": {"trainable": 100, "total": 1000}, "train": {"runtime_s": 2.0}, **extra}  # fmt: skip
+def finish(run, accuracy: float, **extra) -> None:
+    """Make run look finished: its config and made-up results."""
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(run.config, run.run_dir / rundir.CONFIG)
+    results = {"data": {"train": 15}, "test": {"accuracy": accuracy, "f1_macro": accuracy - 0.05},
+               "params": {"trainable": 100, "total": 1000}, "train": {"runtime_s": 2.0}, **extra}  # fmt: skip
+    rundir.write_json_atomic(run.run_dir / rundir.RESULTS, results)
 
 
 def test_rows_and_mean_std_over_seeds(tmp_path, tiny_recipe):
@@ -211,9 +215,11 @@ def test_rows_and_mean_std_over_seeds(tmp_path, tiny_recipe):
                   tmp_path / "report")  # fmt: skip
     accuracies = [0.5, 0.6, 0.9]
     for run, acc in zip(runs, accuracies, strict=True):
-        extra = {"shift": {"mean_accuracy": 0.4}} if run.seed == 0 else {}
-        rundir.write_json_atomic(run.run_dir / rundir.RESULTS, fake_results(acc, **extra))
-    rows = aggregate.collect(runs)
+        finish(run, acc, **({"shift": {"mean_accuracy": 0.4}} if run.seed == 0 else {}))
+    stale = expand(load_spec(tiny_spec(tmp_path, tiny_recipe, methods=["lora"], shots_per_class=[4])), tmp_path / "report")[0]
+    finish(stale, 0.99)
+    stale.config.training.seed = 7  # the spec now asks for something else: its results are not the measured ones
+    rows = aggregate.collect([*runs, stale])
     aggregate.write_csv(rows, tmp_path / "results.csv")
     with (tmp_path / "results.csv").open() as f:
         reader = csv.DictReader(f)
@@ -249,12 +255,13 @@ def synthetic_grid(tmp_path: Path, tiny_recipe: Path):
         acc = base[run.method] + (0.1 if run.shots == 16 else 0.0) + 0.01 * run.seed
         shift_drop = {"full": 0.25, "lp_ft": 0.15}.get(run.method, 0.2)
         knn_after = {"scratch": 0.3, "linear_probe": 0.9, "lora": 0.85, "full": 0.6, "lp_ft": 0.7}[run.method]
-        rundir.write_json_atomic(run.run_dir / rundir.RESULTS, fake_results(
+        finish(
+            run,
             acc,
             shift={"variants": {"blur": {"accuracy": acc - shift_drop}}, "mean_accuracy": acc - shift_drop},
             forgetting={"probe": "digits", "knn_accuracy_before": 0.9, "knn_accuracy_after": knn_after, "cka": knn_after},
             transferability={"logme": acc * 2 - 1, "knn_accuracy": acc, "n_train": 15, "seconds": 1.0},
-        ))  # fmt: skip
+        )
     return spec, runs
 
 

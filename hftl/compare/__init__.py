@@ -39,9 +39,9 @@ def compare(
         raise ConfigError(f"--max-parallel must be >= 1, got {parallel}")
     runs = expand(spec, report_dir)
     if dry_run:
-        for run in runs:
-            echo(f"{run_state(run):<10} {run.name}  -> {run.run_dir}")
         states = [run_state(run) for run in runs]
+        for run, state in zip(runs, states, strict=True):
+            echo(f"{state:<10} {run.name}  -> {run.run_dir}")
         echo(f"{len(runs)} runs, {states.count('done')} done; would run {len(runs) - states.count('done')}, "
              f"{parallel} at a time, and report to {report_dir}")  # fmt: skip
         return None

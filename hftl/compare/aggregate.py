@@ -67,13 +67,14 @@ def row_from_results(run: GridRun, results: dict[str, Any]) -> dict[str, Any]:
 
 
 def collect(runs: Iterable[GridRun]) -> list[dict[str, Any]]:
-    """Rows of the runs that finished (in grid order); runs without results.json are left out."""
-    rows = []
-    for run in runs:
-        path = run.run_dir / rundir.RESULTS
-        if path.is_file():
-            rows.append(row_from_results(run, json.loads(path.read_text())))
-    return rows
+    """Rows of the runs that finished with the config the spec asks for (in grid order); the others are left out."""
+    from hftl.compare.runner import run_state
+
+    return [
+        row_from_results(run, json.loads((run.run_dir / rundir.RESULTS).read_text()))
+        for run in runs
+        if run_state(run) == "done"
+    ]
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:

@@ -127,7 +127,7 @@ def forgetting_summary(cells: list[dict[str, Any]]) -> list[str]:
             kept = max(knn, key=lambda m: knn[m][1])
             lost = min(knn, key=lambda m: knn[m][1])
             lines.append(f"{source[0]} ({source[1]}, {source[2]}): k-NN accuracy on the probe task with the trained "
-                         f"backbone's features (source model: {before:.3f} when measured): {after}. Forgot least: {kept}; "
+                         f"backbone's features (source model: {before:.3f}): {after}. Forgot least: {kept}; "
                          f"most: {lost}.")  # fmt: skip
         wer = {m: (_mean_of_cells(cs, "wer_before"), _mean_of_cells(cs, "wer_after")) for m, cs in per.items()}
         wer = {m: v for m, v in wer.items() if v[1] is not None}

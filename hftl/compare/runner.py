@@ -75,7 +75,6 @@ def run_one(run: GridRun, report_dir: Path, threads: int, keep_checkpoints: bool
         "OMP_NUM_THREADS": str(threads),  # torch's intra-op threads: runs in parallel share the cores
         "MKL_NUM_THREADS": str(threads),
         "TOKENIZERS_PARALLELISM": "false",
-        "TQDM_DISABLE": "1",  # progress bars would fill the log
     }
     started = time.perf_counter()
     with log.open("w") as out:
