@@ -82,7 +82,7 @@ def _mean_of_cells(cells: list[dict[str, Any]], key: str) -> float | None:
 def shift_summary(cells: list[dict[str, Any]]) -> list[str]:
     """LP-FT vs full fine-tuning in distribution and under shift (Kumar et al.'s claim: full gains ID, loses OOD)."""
     if all(c["shift_mean_accuracy_mean"] is None for c in cells):
-        return ["No shifted-test scores in these runs (measure.shift was off)."]
+        return ["No shifted-test scores in these runs (measure.shift)."]
     lines = []
     for source in _sources(cells):
         mine = [c for c in _of(cells, source) if c["shift_mean_accuracy_mean"] is not None]
@@ -136,7 +136,7 @@ def forgetting_summary(cells: list[dict[str, Any]]) -> list[str]:
             after = ", ".join(f"{m} {a:.3f}" for m, (_, a) in wer.items())
             lines.append(f"{source[0]} ({source[1]}, {source[2]}): word error rate of the original decoder with the "
                          f"trained encoder (before: {before:.3f}): {after}; forgot least: {min(wer, key=lambda m: wer[m][1])}.")  # fmt: skip
-    return lines or ["No forgetting measurements in these runs (measure.forgetting was off)."]
+    return lines or ["No forgetting measurements in these runs (measure.forgetting)."]
 
 
 def kendall_tau(rows: list[dict[str, Any]], score: str) -> dict[str, Any] | None:
@@ -174,7 +174,7 @@ def transferability_summary(rows: list[dict[str, Any]]) -> list[str]:
         if result["within_mean"] is not None:
             line += f"; within a data set and size, mean tau = {result['within_mean']:.2f} over {result['groups']} groups"
         lines.append(line + ".")
-    return lines or ["No transferability scores in these runs (measure.transferability was off)."]
+    return lines or ["No transferability scores in these runs (measure.transferability)."]
 
 
 def summary(rows: list[dict[str, Any]], cells: list[dict[str, Any]]) -> dict[str, list[str]]:

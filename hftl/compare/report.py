@@ -49,7 +49,9 @@ def _embedded(path: Path, caption: str) -> str:
 
 def _grid_description(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]]) -> list[str]:
     sources = dict.fromkeys((r.dataset, r.modality, r.backbone) for r in runs)
-    measured = [k for k in ("transferability", "shift", "forgetting") if getattr(spec.measure, k)] or ["none"]
+    # What the runs were configured to measure (an hftl without a measurement runs without it, see grid.py).
+    measured = [k for k in ("transferability", "shift", "forgetting")
+                if runs and getattr(runs[0].config.evaluation, k, False)] or ["none"]  # fmt: skip
     missing = len(runs) - len(rows)
     return [
         f"{len(rows)} of {len(runs)} runs finished" + (f" ({missing} without results: failed or not run yet)." if missing else "."),

@@ -45,7 +45,8 @@ def run_state(run: GridRun) -> State:
 class Outcome:
     run: GridRun
     ok: bool
-    seconds: float
+    seconds: float  # wall clock
+    cpu_seconds: float | None  # user + system time of the run's process: its cost on an idle machine
     log: Path
     error: str | None = None
 
@@ -78,17 +79,27 @@ def run_one(run: GridRun, report_dir: Path, threads: int, keep_checkpoints: bool
     }
     started = time.perf_counter()
     with log.open("w") as out:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "hftl.cli", "train", str(config_path)], stdout=out, stderr=subprocess.STDOUT, env=env
         )
+        returncode, cpu = _wait(proc)
     seconds = time.perf_counter() - started
     finished = (run.run_dir / rundir.RESULTS).is_file()
-    if proc.returncode != 0 or not finished:
-        return Outcome(run, False, seconds, log, f"exit code {proc.returncode}: {_last_error_line(log)}")
+    if returncode != 0 or not finished:
+        return Outcome(run, False, seconds, cpu, log, f"exit code {returncode}: {_last_error_line(log)}")
     if not keep_checkpoints:  # only resume needs them, and a finished run does not resume
         shutil.rmtree(run.run_dir / "checkpoints", ignore_errors=True)
         shutil.rmtree(run.run_dir / PROBE_DIR, ignore_errors=True)
-    return Outcome(run, True, seconds, log)
+    return Outcome(run, True, seconds, cpu, log)
+
+
+def _wait(proc: subprocess.Popen) -> tuple[int, float | None]:
+    """Exit code and CPU seconds of the child (wait4 reports the child's own usage, whatever runs beside it)."""
+    if not hasattr(os, "wait4"):  # not on a Unix
+        return proc.wait(), None
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_utime + usage.ru_stime
 
 
 def run_grid(
@@ -115,8 +126,9 @@ def run_grid(
                 elapsed = time.perf_counter() - started
                 left = elapsed / len(outcomes) * (len(todo) - len(outcomes))
                 status = "ok    " if outcome.ok else "FAILED"
+                cpu = "" if outcome.cpu_seconds is None else f", cpu {outcome.cpu_seconds:.0f} s"
                 echo(
-                    f"[{len(outcomes)}/{len(todo)}] {status} {outcome.run.name}  {outcome.seconds:.0f} s"
+                    f"[{len(outcomes)}/{len(todo)}] {status} {outcome.run.name}  {outcome.seconds:.0f} s{cpu}"
                     f"  (elapsed {elapsed / 60:.1f} min, ~{left / 60:.1f} min left)"
                     + (f"\n    {outcome.error}  (log: {outcome.log})" if outcome.error else "")
                 )
@@ -124,4 +136,7 @@ def run_grid(
             for future in futures:
                 future.cancel()
             raise
+    cpu = sum(o.cpu_seconds or 0.0 for o in outcomes)
+    echo(f"ran {len(outcomes)} runs in {(time.perf_counter() - started) / 60:.1f} min "
+         f"({cpu / 60:.1f} CPU-minutes, {cpu / len(outcomes):.0f} CPU-seconds a run)")  # fmt: skip
     return outcomes
