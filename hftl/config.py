@@ -93,17 +93,38 @@ class LoraSettings:
             raise ConfigError(f"method.lora.dropout must be in [0, 1), got {self.dropout}")
 
 
-METHODS = ("full", "lora", "linear_probe", "scratch")
+@dataclass
+class LpFtSettings:
+    """LP-FT (Kumar et al. 2022): a linear probe first, so full fine-tuning starts from a trained head."""
+
+    probe_epochs: int = _help("epochs of the probe phase (frozen backbone, head only)", 5)
+    probe_max_steps: int | None = _help("stop the probe phase after this many steps (overrides probe_epochs)", None)
+    probe_learning_rate: float = _help(
+        "learning rate of the probe phase (a probe wants a large step); the fine-tune phase uses training.learning_rate",
+        1e-2,
+    )
+
+    def __post_init__(self) -> None:
+        if self.probe_epochs < 1:
+            raise ConfigError(f"method.lp_ft.probe_epochs must be >= 1, got {self.probe_epochs}")
+        if self.probe_max_steps is not None and self.probe_max_steps < 1:
+            raise ConfigError(f"method.lp_ft.probe_max_steps must be >= 1, got {self.probe_max_steps}")
+        if self.probe_learning_rate <= 0:
+            raise ConfigError(f"method.lp_ft.probe_learning_rate must be > 0, got {self.probe_learning_rate}")
+
+
+METHODS = ("full", "lora", "linear_probe", "scratch", "lp_ft")
 
 
 @dataclass
 class MethodConfig:
-    name: Literal["full", "lora", "linear_probe", "scratch"] = _help(
+    name: Literal["full", "lora", "linear_probe", "scratch", "lp_ft"] = _help(
         "full: all weights; lora: low-rank adapters + new head; linear_probe: frozen backbone, head only; "
-        "scratch: same architecture, random init (no-transfer baseline)",
+        "scratch: same architecture, random init (no-transfer baseline); lp_ft: linear probe, then full fine-tune",
         "lora",
     )
     lora: LoraSettings = _help("LoRA settings (method.name=lora)", factory=LoraSettings)
+    lp_ft: LpFtSettings = _help("probe phase of method.name=lp_ft", factory=LpFtSettings)
 
 
 @dataclass
@@ -255,6 +276,10 @@ class Config:
             raise ConfigError("push.what=merged needs output.save_merged=true")
         if push.enabled and push.what == "onnx" and not self.export.enabled:
             raise ConfigError("push.what=onnx needs export.enabled=true")
+        resume = self.training.resume_from
+        if self.method.name == "lp_ft" and resume is not None and resume != "latest":
+            # Two phases keep two checkpoint series (RUN/probe_phase/checkpoints, RUN/checkpoints): 'latest' picks both.
+            raise ConfigError(f"method.name=lp_ft resumes with training.resume_from=latest only (got {resume!r})")
 
     @property
     def run_name(self) -> str:
@@ -339,6 +364,20 @@ def _build(schema: type, values: dict[str, Any]) -> Any:
     for name, value in values.items():
         kwargs[name] = _build(hints[name], value) if dataclasses.is_dataclass(hints[name]) else value
     return schema(**kwargs)
+
+
+def from_mapping(schema: type, raw: Any, origin: str, prefix: str = "") -> Any:
+    """Any dataclass schema built from plain data with the checks a run config gets (e.g. a compare spec).
+
+    Raises:
+        ConfigError: unknown key, wrong type or invalid value; the message names the key (after prefix) and origin.
+    """
+    values: dict[str, Any] = {}
+    _merge(raw, schema, prefix, origin, values)
+    try:
+        return _build(schema, values)
+    except ConfigError as err:
+        raise ConfigError(f"{err} ({origin})") from err
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

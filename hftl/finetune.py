@@ -24,6 +24,7 @@ from hftl.augment import AugmentRng
 from hftl.config import Config, save_config
 from hftl.data import load_splits
 from hftl.errors import ConfigError
+from hftl.lp_ft import fit_lp_ft
 from hftl.metrics import check_metric_names
 from hftl.modalities import get_modality
 from hftl.models import (
@@ -33,7 +34,7 @@ from hftl.models import (
     enable_gradient_checkpointing,
     load_processor,
 )
-from hftl.training import Trainer, evaluate
+from hftl.training import Trainer, TrainResult, evaluate
 
 logger = logging.getLogger("hftl")
 
@@ -202,19 +203,23 @@ def run(cfg: Config) -> dict[str, Any]:
             prepared[name], batch_size=batch_size, shuffle=shuffle, collate_fn=collate, num_workers=cfg.training.num_workers
         )
 
-    # the loop
-    trainer = Trainer(
-        cfg,
-        accelerator,
-        model,
-        loader("train", cfg.training.batch_size, shuffle=True),
-        loader("validation", cfg.evaluation.batch_size, shuffle=False),
-        run_dir,
-        on_epoch_start=augment_rng.set_epoch,
-    )
+    def train_and_eval_loaders() -> tuple[DataLoader, DataLoader]:
+        return (
+            loader("train", cfg.training.batch_size, shuffle=True),
+            loader("validation", cfg.evaluation.batch_size, shuffle=False),
+        )
+
+    # the loop (lp_ft: twice, probe then fine-tune)
     if cfg.training.tracking != "none":
         accelerator.init_trackers(cfg.run_name, config=_flat_hparams(cfg))
-    result = trainer.fit()
+    probe_result = None
+    if cfg.method.name == "lp_ft":
+        trainer, result, probe_result = fit_lp_ft(
+            cfg, accelerator, model, built.head_modules, train_and_eval_loaders, run_dir, augment_rng.set_epoch
+        )
+    else:
+        trainer = Trainer(cfg, accelerator, model, *train_and_eval_loaders(), run_dir, augment_rng.set_epoch)
+        result = trainer.fit()
 
     # test scores of the selected (best) model
     test_metrics: dict[str, float] = {}
@@ -224,7 +229,6 @@ def run(cfg: Config) -> dict[str, Any]:
         accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=result.state.step)
     extra.update(measure.after_training(cfg, modality, processor, trainer.model, accelerator, splits, label_names))
 
-    state = result.state
     results = {
         "run": {
             "name": cfg.run_name,
@@ -246,21 +250,19 @@ def run(cfg: Config) -> dict[str, Any]:
             **{name: len(split) for name, split in splits.items()},
             "skipped_samples": len(skipped),
         },
-        "train": {
-            "runtime_s": round(state.train_seconds, 3),
-            "samples_per_second": round(state.samples_seen / state.train_seconds, 3) if state.train_seconds else 0.0,
-            "steps": state.step,
-            "total_steps": result.total_steps,
-            "epochs_completed": state.epoch,
-            "best_step": state.best_step,
-            "stopped_early": state.stopped_early,
-            "metric_for_best": cfg.training.metric_for_best,
-        },
+        "train": {**train_info(result), "metric_for_best": cfg.training.metric_for_best},
         "eval": result.best_eval,
         "test": test_metrics,
-        "history": state.history,
+        "history": result.state.history,
         **extra,
     }
+    if probe_result is not None:  # lp_ft: the time and steps of both phases, each phase apart, one history
+        results["train"].update(both_phases(probe_result, result))
+        results["history"] = [
+            {"phase": phase, **record}
+            for phase, phase_result in (("probe", probe_result), ("fine_tune", result))
+            for record in phase_result.state.history
+        ]
     save_outputs(cfg, accelerator, trainer.model, processor, run_dir, label_names)
     if accelerator.is_main_process:
         rundir.write_json_atomic(run_dir / rundir.RESULTS, results)  # written last: its presence means "finished"
@@ -276,6 +278,37 @@ def run(cfg: Config) -> dict[str, Any]:
 
         push_run(run_dir, cfg.push)
     return results
+
+
+def train_info(result: TrainResult) -> dict[str, Any]:
+    """results.json's train section for one loop."""
+    state = result.state
+    return {
+        "runtime_s": round(state.train_seconds, 3),
+        "samples_per_second": round(state.samples_seen / state.train_seconds, 3) if state.train_seconds else 0.0,
+        "steps": state.step,
+        "total_steps": result.total_steps,
+        "epochs_completed": state.epoch,
+        "best_step": state.best_step,
+        "stopped_early": state.stopped_early,
+    }
+
+
+def both_phases(probe: TrainResult, tune: TrainResult) -> dict[str, Any]:
+    """lp_ft: runtime, throughput and steps over both phases; each phase's own numbers under 'phases'.
+
+    The other keys of the train section (best_step, epochs_completed, ...) are the fine-tune phase's, whose best
+    model is the run's model.
+    """
+    seconds = probe.state.train_seconds + tune.state.train_seconds
+    samples = probe.state.samples_seen + tune.state.samples_seen
+    return {
+        "runtime_s": round(seconds, 3),
+        "samples_per_second": round(samples / seconds, 3) if seconds else 0.0,
+        "steps": probe.state.step + tune.state.step,
+        "total_steps": probe.total_steps + tune.total_steps,
+        "phases": {"probe": train_info(probe), "fine_tune": train_info(tune)},
+    }
 
 
 def _short(metrics: dict[str, float]) -> str:

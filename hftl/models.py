@@ -5,6 +5,9 @@ Methods:
     lora          low-rank adapters on the attention projections; the new head trains fully (modules_to_save).
     linear_probe  the backbone is frozen (and its dropout off); only the new head trains.
     scratch       the same architecture with random weights: the no-transfer baseline.
+    lp_ft         linear probe, then full fine-tune (Kumar et al. 2022). ``apply_method`` leaves every weight
+                  trainable (the second phase, and what the parameter count reports); the recipe runs the probe
+                  phase first with ``freeze_backbone`` / ``unfreeze`` (see hftl/lp_ft.py).
 
 A source may also be a PEFT adapter (a local folder or Hub repo with ``adapter_config.json`` and no
 ``config.json``): its config names the base, which is loaded as a classifier with the run's labels, and
@@ -330,15 +333,10 @@ def apply_method(cfg: Config, modality: Modality, built: BuiltModel) -> torch.nn
     """Freeze / wrap the model as the method asks; returns the module to train."""
     model, heads = built.model, built.head_modules
     method = cfg.method.name
-    if method in ("full", "scratch"):
+    if method in ("full", "scratch", "lp_ft"):
         return model
     if method == "linear_probe":
-        for name, param in model.named_parameters():
-            param.requires_grad = name.split(".")[0] in heads
-        # A frozen backbone runs without dropout: it is a fixed feature extractor (and ~2x faster a step).
-        for name, module in model.named_modules():
-            if isinstance(module, torch.nn.Dropout) and name.split(".")[0] not in heads:
-                module.p = 0.0
+        freeze_backbone(model, heads)
         return model
     if method == "lora":
         from peft import LoraConfig, PeftModel, get_peft_model
@@ -380,6 +378,30 @@ def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
             f"training.gradient_checkpointing: {type(base).__name__} does not support it; set it to false"
         )
     base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def freeze_backbone(model: torch.nn.Module, heads: list[str]) -> dict[str, float]:
+    """Only the head modules train; the backbone's dropout goes off. Returns the dropout rates it replaced.
+
+    A frozen backbone is a fixed feature extractor: without dropout its features are the ones the head will see
+    at test time (and a step is ~2x faster).
+    """
+    for name, param in model.named_parameters():
+        param.requires_grad = name.split(".")[0] in heads
+    replaced = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Dropout) and name.split(".")[0] not in heads:
+            replaced[name], module.p = module.p, 0.0
+    return replaced
+
+
+def unfreeze(model: torch.nn.Module, dropout_rates: dict[str, float]) -> None:
+    """Every weight trains again and the backbone's dropout is back (what freeze_backbone returned)."""
+    for param in model.parameters():
+        param.requires_grad = True
+    modules = dict(model.named_modules())
+    for name, rate in dropout_rates.items():
+        modules[name].p = rate
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:

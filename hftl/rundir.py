@@ -6,6 +6,7 @@
     RUN/adapter/           PEFT adapter (method=lora)
     RUN/model/             merged model + tokenizer/processor, ready for from_pretrained
     RUN/checkpoints/       accelerate save_state folders for resume
+    RUN/probe_phase/       method=lp_ft: the checkpoints of its probe phase
     RUN/logs/              tracker output (TensorBoard event files)
     RUN/onnx/              after `hftl export`
 """
@@ -24,7 +25,7 @@ from hftl.errors import RunDirError
 RESULTS = "results.json"
 CONFIG = "config.yaml"
 SKIPPED = "skipped_samples.json"
-_ARTEFACTS = ("results.json", "adapter", "model", "checkpoints", "logs", "onnx", "config.yaml", SKIPPED)
+_ARTEFACTS = ("results.json", "adapter", "model", "checkpoints", "probe_phase", "logs", "onnx", "config.yaml", SKIPPED)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -136,12 +136,15 @@ class Trainer:
         eval_loader: DataLoader,
         run_dir: Path,
         on_epoch_start: Callable[[int], None] | None = None,
+        log_prefix: str = "",
     ) -> None:
+        """run_dir holds this loop's checkpoints; log_prefix goes before tracker keys (a phase of lp_ft: 'probe/')."""
         self.cfg, self.tc, self.accelerator, self.run_dir = cfg, cfg.training, accelerator, run_dir
         if accelerator.distributed_type == DistributedType.FSDP and not accelerator.is_fsdp2:
             raise ConfigError("FSDP version 1 is not supported: set fsdp_version: 2 (see recipes/accelerate/fsdp.yaml)")
         self.trainable_names = [n for n, p in model.named_parameters() if p.requires_grad]
         self.on_epoch_start = on_epoch_start  # e.g. the augmentation generator's set_epoch
+        self.log_prefix = log_prefix
         # fused: one kernel over all parameters (what Trainer uses by default); measured ~7% of a LoRA step on 2 CPU cores.
         self.optimizer = torch.optim.AdamW(
             optimizer_groups(model, self.tc.weight_decay), lr=self.tc.learning_rate, fused=True
@@ -186,6 +189,12 @@ class Trainer:
         else:
             unwrapped.load_state_dict(self.best_weights, strict=False)
 
+    def release(self) -> None:
+        """Drop this loop's objects from the accelerator, so that another Trainer (lp_ft's second phase) can use it."""
+        self.accelerator.free_memory()
+        # accelerate has no public way to unregister a checkpointed object; save_state would save this one too.
+        self.accelerator._custom_objects.remove(self.scheduler)
+
     # -- checkpoints ---------------------------------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path:
@@ -223,7 +232,7 @@ class Trainer:
         value = metrics[self.tc.metric_for_best]
         record = {"step": self.state.step, "epoch": self.state.epoch, **{f"eval/{k}": v for k, v in metrics.items()}}
         self.state.history.append(record)
-        self.accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=self.state.step)
+        self.accelerator.log({f"{self.log_prefix}eval/{k}": v for k, v in metrics.items()}, step=self.state.step)
         if _improved(value, self.state.best_metric, self.tc.greater_is_better):
             self.state.best_metric, self.state.best_step = value, self.state.step
             self.state.evals_without_improvement = 0
@@ -289,7 +298,8 @@ class Trainer:
                 finished = state.step >= self.total_steps
                 if state.step % tc.log_every_steps == 0 or finished:
                     mean_loss = acc.reduce(torch.tensor(running_loss / running_n, device=acc.device), "mean").item()
-                    acc.log({"train/loss": mean_loss, "train/lr": self.scheduler.get_last_lr()[0]}, step=state.step)
+                    lr = self.scheduler.get_last_lr()[0]
+                    acc.log({f"{self.log_prefix}train/loss": mean_loss, f"{self.log_prefix}train/lr": lr}, step=state.step)
                     progress.set_postfix(loss=f"{mean_loss:.4f}")
                     running_loss, running_n = 0.0, 0
                 if tc.eval_steps is not None and (state.step % tc.eval_steps == 0 or finished):
