@@ -66,7 +66,7 @@ bench: setup
 # The cross-modality study (recipes/compare/default.yaml: 135 runs, under 60 minutes on 2 cores) and its report.
 # Resumable: a second `make compare` skips the finished runs and only rewrites the report.
 compare: setup
-	$(BIN)/hftl zoo prepare minilm-l6 bbc-news dinov2-small fashion-mnist whisper-tiny speech-commands-tts digits
+	$(BIN)/hftl zoo prepare minilm-l6 bbc-news dinov2-small fashion-mnist whisper-tiny speech-commands-tts digits fortunes
 	$(BIN)/hftl compare recipes/compare/default.yaml --report-dir runs/compare/default
 
 lint: $(STAMP)
