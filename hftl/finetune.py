@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import time
 from pathlib import Path
@@ -18,14 +19,22 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from torch.utils.data import DataLoader
 
 import hftl
-from hftl import checkpoints, rundir
+from hftl import checkpoints, forgetting, measure, rundir
+from hftl.augment import AugmentRng
 from hftl.config import Config, save_config
 from hftl.data import load_splits
 from hftl.errors import ConfigError
+from hftl.lp_ft import fit_lp_ft
 from hftl.metrics import check_metric_names
 from hftl.modalities import get_modality
-from hftl.models import apply_method, build_model, count_parameters, load_processor
-from hftl.training import Trainer, evaluate
+from hftl.models import (
+    apply_method,
+    build_model,
+    count_parameters,
+    enable_gradient_checkpointing,
+    load_processor,
+)
+from hftl.training import Trainer, TrainResult, evaluate
 
 logger = logging.getLogger("hftl")
 
@@ -78,7 +87,15 @@ def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
         # accelerate drops an unavailable tracker with a log line only; a user who asked for one should know.
         if not getattr(imports, f"is_{tracking}_available")():
             raise ConfigError(f"training.tracking={tracking}: the {tracking} package is not installed (pip install {tracking})")
-    return Accelerator(
+    # The recipe config is the one truth for precision: accelerate would silently let our argument win over the launcher's.
+    launcher_precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if launcher_precision not in ("no", cfg.training.mixed_precision):
+        raise ConfigError(
+            f"accelerate launch asks for mixed precision {launcher_precision!r}, but training.mixed_precision="
+            f"{cfg.training.mixed_precision}: set training.mixed_precision={launcher_precision} "
+            "(and leave the launcher's at 'no')"
+        )
+    accelerator = Accelerator(
         cpu=not _has_accelerator_device(),
         gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
         mixed_precision=cfg.training.mixed_precision,
@@ -87,21 +104,49 @@ def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
         # A seedable sampler makes epoch e's order a function of (seed, e): what exact resume needs.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.training.seed),
     )
+    # A launcher (e.g. a DeepSpeed config) may set accumulation too; the schedule is computed from ours.
+    if accelerator.gradient_accumulation_steps != cfg.training.gradient_accumulation_steps:
+        raise ConfigError(
+            f"the accelerate launch config sets gradient_accumulation_steps={accelerator.gradient_accumulation_steps}, "
+            f"but training.gradient_accumulation_steps={cfg.training.gradient_accumulation_steps}: "
+            "set it in the recipe config only"
+        )
+    return accelerator
 
 
-def save_outputs(cfg: Config, accelerator: Accelerator, model: torch.nn.Module, processor: Any, run_dir: Path) -> None:
-    """adapter/ (LoRA) and model/ (merged, with its processor), each written aside and swapped in when complete."""
+def save_outputs(
+    cfg: Config, accelerator: Accelerator, model: torch.nn.Module, processor: Any, run_dir: Path, label_names: list[str]
+) -> None:
+    """adapter/ (LoRA) and model/ (merged, with its processor), each written aside and swapped in when complete.
+
+    Every process calls this (under FSDP the weights are gathered from all of them); only the main process writes.
+    """
+    state = accelerator.get_state_dict(model)
+    if not accelerator.is_main_process:
+        return
     unwrapped = accelerator.unwrap_model(model)
     if cfg.method.name == "lora":
         tmp = run_dir / ".tmp-adapter"
-        unwrapped.save_pretrained(str(tmp))
+        unwrapped.save_pretrained(str(tmp), state_dict=state)
         rundir.replace_dir(tmp, run_dir / "adapter")
-    if cfg.output.save_merged:
-        merged = unwrapped.merge_and_unload() if cfg.method.name == "lora" else unwrapped
-        tmp = run_dir / ".tmp-model"
+    if not cfg.output.save_merged:
+        return
+    tmp = run_dir / ".tmp-model"
+    if cfg.method.name != "lora":
+        unwrapped.save_pretrained(str(tmp), state_dict=state, safe_serialization=True)
+    elif accelerator.is_fsdp2:  # a sharded model cannot merge in place: merge the saved adapter into a fresh base
+        from hftl.models import find_adapter, load_adapter_classifier
+
+        adapter = find_adapter(str(run_dir / "adapter"))
+        merged = load_adapter_classifier(
+            adapter, get_modality(cfg.modality), label_names, trainable=False,
+            trust_remote_code=cfg.model.trust_remote_code, cfg=cfg,
+        ).merge_and_unload()  # fmt: skip
         merged.save_pretrained(str(tmp), safe_serialization=True)
-        processor.save_pretrained(str(tmp))
-        rundir.replace_dir(tmp, run_dir / "model")
+    else:
+        unwrapped.merge_and_unload().save_pretrained(str(tmp), safe_serialization=True)
+    processor.save_pretrained(str(tmp))
+    rundir.replace_dir(tmp, run_dir / "model")
 
 
 def run(cfg: Config) -> dict[str, Any]:
@@ -120,39 +165,61 @@ def run(cfg: Config) -> dict[str, Any]:
     set_seed(cfg.training.seed)
 
     # data (the main process builds caches first; the others then read them)
+    skipped: list[dict[str, Any]] = []  # rows left out under data.on_bad_sample=skip
     with accelerator.main_process_first():
-        splits, label_names = load_splits(cfg.data)
+        splits, label_names = load_splits(cfg.data, lambda value: modality.check_input(value, cfg), skipped)
+    if accelerator.is_main_process and cfg.data.on_bad_sample == "skip":
+        rundir.write_json_atomic(run_dir / rundir.SKIPPED, skipped)
     # model + method
     built = build_model(cfg, modality, label_names)
     processor = load_processor(cfg, modality, built)
+    extra: dict[str, Any] = {}
+    if cfg.evaluation.forgetting:
+        forgetting.preflight(cfg)  # fail now, not after training
+    if cfg.evaluation.transferability and accelerator.is_main_process:
+        extra["transferability"] = measure.transferability(cfg, modality, processor, built.model, splits)
     model = apply_method(cfg, modality, built)
+    if cfg.training.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     params = count_parameters(model)
     logger.info(
         "model %s, method %s: %s trainable / %s total parameters (%.2f%%)",
         cfg.model.source, cfg.method.name, f"{params['trainable']:,}", f"{params['total']:,}",
         100 * params["trainable"] / params["total"],
     )  # fmt: skip
+    augment_rng = AugmentRng(cfg.training.seed)  # draws per (seed, epoch, row): the loop sets the epoch
+    if accelerator.is_main_process:  # before any training step: a full disk should not end a long run
+        needed = rundir.estimate_run_bytes(params["total"], params["trainable"], cfg.training.save_total_limit)
+        rundir.check_free_space(run_dir, needed)
     with accelerator.main_process_first():
-        prepared = {name: modality.prepare(split, processor, cfg, train=name == "train") for name, split in splits.items()}
-    collate = modality.collator(processor, cfg)
+        prepared = {
+            name: modality.prepare(split, processor, cfg, train=name == "train", augment_rng=augment_rng)
+            for name, split in splits.items()
+        }
 
     def loader(name: str, batch_size: int, shuffle: bool) -> DataLoader:
+        collate = modality.collator(processor, cfg, train=name == "train", augment_rng=augment_rng)
         return DataLoader(
             prepared[name], batch_size=batch_size, shuffle=shuffle, collate_fn=collate, num_workers=cfg.training.num_workers
         )
 
-    # the loop
-    trainer = Trainer(
-        cfg,
-        accelerator,
-        model,
-        loader("train", cfg.training.batch_size, shuffle=True),
-        loader("validation", cfg.evaluation.batch_size, shuffle=False),
-        run_dir,
-    )
+    def train_and_eval_loaders() -> tuple[DataLoader, DataLoader]:
+        return (
+            loader("train", cfg.training.batch_size, shuffle=True),
+            loader("validation", cfg.evaluation.batch_size, shuffle=False),
+        )
+
+    # the loop (lp_ft: twice, probe then fine-tune)
     if cfg.training.tracking != "none":
         accelerator.init_trackers(cfg.run_name, config=_flat_hparams(cfg))
-    result = trainer.fit()
+    probe_result = None
+    if cfg.method.name == "lp_ft":
+        trainer, result, probe_result = fit_lp_ft(
+            cfg, accelerator, model, built.head_modules, train_and_eval_loaders, run_dir, augment_rng.set_epoch
+        )
+    else:
+        trainer = Trainer(cfg, accelerator, model, *train_and_eval_loaders(), run_dir, augment_rng.set_epoch)
+        result = trainer.fit()
 
     # test scores of the selected (best) model
     test_metrics: dict[str, float] = {}
@@ -160,8 +227,8 @@ def run(cfg: Config) -> dict[str, Any]:
         test_loader = accelerator.prepare(loader("test", cfg.evaluation.batch_size, shuffle=False))
         test_metrics, _, _ = evaluate(trainer.model, test_loader, accelerator, cfg.evaluation.metrics)
         accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=result.state.step)
+    extra.update(measure.after_training(cfg, modality, processor, trainer.model, accelerator, splits, label_names))
 
-    state = result.state
     results = {
         "run": {
             "name": cfg.run_name,
@@ -178,23 +245,26 @@ def run(cfg: Config) -> dict[str, Any]:
             "versions": library_versions(),
         },
         "params": params,
-        "data": {"labels": label_names, **{name: len(split) for name, split in splits.items()}},
-        "train": {
-            "runtime_s": round(state.train_seconds, 3),
-            "samples_per_second": round(state.samples_seen / state.train_seconds, 3) if state.train_seconds else 0.0,
-            "steps": state.step,
-            "total_steps": result.total_steps,
-            "epochs_completed": state.epoch,
-            "best_step": state.best_step,
-            "stopped_early": state.stopped_early,
-            "metric_for_best": cfg.training.metric_for_best,
+        "data": {
+            "labels": label_names,
+            **{name: len(split) for name, split in splits.items()},
+            "skipped_samples": len(skipped),
         },
+        "train": {**train_info(result), "metric_for_best": cfg.training.metric_for_best},
         "eval": result.best_eval,
         "test": test_metrics,
-        "history": state.history,
+        "history": result.state.history,
+        **extra,
     }
+    if probe_result is not None:  # lp_ft: the time and steps of both phases, each phase apart, one history
+        results["train"].update(both_phases(probe_result, result))
+        results["history"] = [
+            {"phase": phase, **record}
+            for phase, phase_result in (("probe", probe_result), ("fine_tune", result))
+            for record in phase_result.state.history
+        ]
+    save_outputs(cfg, accelerator, trainer.model, processor, run_dir, label_names)
     if accelerator.is_main_process:
-        save_outputs(cfg, accelerator, trainer.model, processor, run_dir)
         rundir.write_json_atomic(run_dir / rundir.RESULTS, results)  # written last: its presence means "finished"
         logger.info("done: %s  eval %s  test %s", run_dir, _short(result.best_eval), _short(test_metrics))
     accelerator.wait_for_everyone()
@@ -208,6 +278,37 @@ def run(cfg: Config) -> dict[str, Any]:
 
         push_run(run_dir, cfg.push)
     return results
+
+
+def train_info(result: TrainResult) -> dict[str, Any]:
+    """results.json's train section for one loop."""
+    state = result.state
+    return {
+        "runtime_s": round(state.train_seconds, 3),
+        "samples_per_second": round(state.samples_seen / state.train_seconds, 3) if state.train_seconds else 0.0,
+        "steps": state.step,
+        "total_steps": result.total_steps,
+        "epochs_completed": state.epoch,
+        "best_step": state.best_step,
+        "stopped_early": state.stopped_early,
+    }
+
+
+def both_phases(probe: TrainResult, tune: TrainResult) -> dict[str, Any]:
+    """lp_ft: runtime, throughput and steps over both phases; each phase's own numbers under 'phases'.
+
+    The other keys of the train section (best_step, epochs_completed, ...) are the fine-tune phase's, whose best
+    model is the run's model.
+    """
+    seconds = probe.state.train_seconds + tune.state.train_seconds
+    samples = probe.state.samples_seen + tune.state.samples_seen
+    return {
+        "runtime_s": round(seconds, 3),
+        "samples_per_second": round(samples / seconds, 3) if seconds else 0.0,
+        "steps": probe.state.step + tune.state.step,
+        "total_steps": probe.total_steps + tune.total_steps,
+        "phases": {"probe": train_info(probe), "fine_tune": train_info(tune)},
+    }
 
 
 def _short(metrics: dict[str, float]) -> str:

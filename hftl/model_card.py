@@ -13,7 +13,13 @@ from huggingface_hub import EvalResult, ModelCardData
 # Model-card library per pushed kind (the Hub filters models by it).
 LIBRARY = {"adapter": "peft", "merged": "transformers", "onnx": "onnx"}
 _AUTO_CLASSES = {"text": "AutoModelForSequenceClassification", "vision": "AutoModelForImageClassification"}
-_METHOD_NAMES = {"lora": "LoRA", "full": "full fine-tuning", "linear_probe": "linear probe", "scratch": "from scratch"}
+_METHOD_NAMES = {
+    "lora": "LoRA",
+    "full": "full fine-tuning",
+    "linear_probe": "linear probe",
+    "scratch": "from scratch",
+    "lp_ft": "linear probe, then full fine-tuning (LP-FT)",
+}
 _METRIC_NAMES = {
     "accuracy": "Accuracy",
     "f1_macro": "F1 (macro)",

@@ -5,6 +5,9 @@ Methods:
     lora          low-rank adapters on the attention projections; the new head trains fully (modules_to_save).
     linear_probe  the backbone is frozen (and its dropout off); only the new head trains.
     scratch       the same architecture with random weights: the no-transfer baseline.
+    lp_ft         linear probe, then full fine-tune (Kumar et al. 2022). ``apply_method`` leaves every weight
+                  trainable (the second phase, and what the parameter count reports); the recipe runs the probe
+                  phase first with ``freeze_backbone`` / ``unfreeze`` (see hftl/lp_ft.py).
 
 A source may also be a PEFT adapter (a local folder or Hub repo with ``adapter_config.json`` and no
 ``config.json``): its config names the base, which is loaded as a classifier with the run's labels, and
@@ -37,6 +40,12 @@ _KNOWN_HEADS = ("classifier", "pre_classifier", "score", "projector")
 ADAPTER_CONFIG = "adapter_config.json"
 # Files that mark a saved tokenizer / image processor / feature extractor.
 _PROCESSOR_FILES = ("tokenizer_config.json", "preprocessor_config.json")
+# Weight files that are pickles (torch.save): loading one can run arbitrary code.
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+_PICKLE_HINT = (
+    "Convert the weights to safetensors (save_pretrained(..., safe_serialization=True)), "
+    "or set model.allow_pickle=true if you trust where they come from."
+)
 
 
 @dataclass
@@ -67,6 +76,27 @@ class AdapterSource:
         return self.config.get("revision")
 
 
+def refuse_pickled_weights(folder: str | Path, what: str, allow_pickle: bool) -> None:
+    """Raise when a local folder holds its weights only as pickles, unless model.allow_pickle is set.
+
+    Raises:
+        ModelError: names the folder and the pickled files, and says what to do.
+    """
+    folder = Path(folder)
+    if allow_pickle or not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+    if pickled:
+        raise ModelError(
+            f"{what}: {folder} holds only pickled weights ({', '.join(pickled)}); unpickling can run code. {_PICKLE_HINT}"
+        )
+
+
+def _load_error(what: str, err: Exception, allow_pickle: bool) -> ModelError:
+    hint = f" {_PICKLE_HINT}" if not allow_pickle and "safetensors" in str(err) else ""
+    return ModelError(f"{what}: {err}{hint}")
+
+
 def resolve_model_source(source: str) -> str:
     """zoo:NAME -> its prepared folder; an existing path -> itself; anything else is taken as a Hub id."""
     zoo_path = zoo.resolve(source)
@@ -75,10 +105,15 @@ def resolve_model_source(source: str) -> str:
     path = Path(source).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
-            raise ModelError(f"model.source: {path} has no config.json; expected a transformers model folder")
+            raise ModelError(
+                f"model.source: {path} has no config.json; name a transformers model folder "
+                "(save_pretrained output) or a PEFT adapter folder (adapter_config.json)"
+            )
         return str(path)
     if source.startswith((".", "/", "~")):
-        raise ModelError(f"model.source: local path {source} does not exist")
+        raise ModelError(
+            f"model.source: local path {source} does not exist; check the path, or name zoo:NAME (hftl zoo list) or a Hub id"
+        )
     return source
 
 
@@ -153,7 +188,10 @@ def load_adapter_classifier(
     """
     from peft import PeftModel
 
+    allow_pickle = cfg is not None and cfg.model.allow_pickle
     base_source = _resolve_base(adapter.ref, adapter.base)
+    refuse_pickled_weights(base_source, f"adapter {adapter.ref}: base model", allow_pickle)
+    _refuse_pickled_adapter(adapter, allow_pickle)
     auto = modality.auto_model()
     try:
         base = auto.from_pretrained(
@@ -161,11 +199,12 @@ def load_adapter_classifier(
             revision=adapter.base_revision,
             trust_remote_code=trust_remote_code,
             ignore_mismatched_sizes=True,
-            use_safetensors=True,
+            use_safetensors=None if allow_pickle else True,
             **_label_kwargs(label_names),
         )
     except (OSError, ValueError) as err:
-        raise ModelError(f"adapter {adapter.ref}: could not load its base {adapter.base} as a {auto.__name__}: {err}") from err
+        what = f"adapter {adapter.ref}: could not load its base {adapter.base} as a {auto.__name__}"
+        raise _load_error(what, err, allow_pickle) from err
     if cfg is not None:  # fit the base to the run's inputs before the adapter goes on (e.g. Whisper's short encoder)
         modality.adapt_model(base, cfg)
     if not adapter.config.get("modules_to_save") and adapter.config.get("task_type") != "SEQ_CLS":
@@ -173,10 +212,21 @@ def load_adapter_classifier(
     try:
         return PeftModel.from_pretrained(base, adapter.ref, revision=adapter.revision, is_trainable=trainable)
     except (OSError, RuntimeError, ValueError) as err:
+        detail = " ".join(line.strip() for line in str(err).splitlines()[:2])  # torch lists every tensor
         raise ModelError(
-            f"adapter {adapter.ref} does not fit its base {adapter.base} with {len(label_names)} labels "
-            f"(an adapter's saved head must match the run's label count): {err}"
+            f"adapter {adapter.ref} does not fit its base {adapter.base} with {len(label_names)} labels: {detail} ... "
+            "An adapter loads only on the base it was trained on (same architecture, sizes and module names) and "
+            "its saved head must match the run's label count: point base_model_name_or_path in its "
+            f"{ADAPTER_CONFIG} at that base, or train a new adapter."
         ) from err
+
+
+def _refuse_pickled_adapter(adapter: AdapterSource, allow_pickle: bool) -> None:
+    path = Path(adapter.ref).expanduser()
+    if path.is_dir():
+        refuse_pickled_weights(path, f"adapter {adapter.ref}", allow_pickle)
+    elif not allow_pickle and _hub_file(adapter.ref, "adapter_model.safetensors", adapter.revision) is None:
+        raise ModelError(f"adapter {adapter.ref} has no adapter_model.safetensors. {_PICKLE_HINT}")
 
 
 def _label_kwargs(label_names: list[str]) -> dict[str, Any]:
@@ -249,11 +299,18 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
             model = auto.from_config(config, trust_remote_code=cfg.model.trust_remote_code)
             modality.adapt_model(model, cfg)
             return BuiltModel(model, source, _head_modules(model, []), cfg.model.revision)
+        refuse_pickled_weights(source, f"model.source={cfg.model.source}", cfg.model.allow_pickle)
         model, info = auto.from_pretrained(
-            source, ignore_mismatched_sizes=True, output_loading_info=True, use_safetensors=True, **common, **label_kwargs
+            source,
+            ignore_mismatched_sizes=True,
+            output_loading_info=True,
+            use_safetensors=None if cfg.model.allow_pickle else True,  # None: safetensors first, else the .bin
+            **common,
+            **label_kwargs,
         )
     except (OSError, ValueError) as err:
-        raise ModelError(f"model.source={cfg.model.source}: could not load a {auto.__name__}: {err}") from err
+        what = f"model.source={cfg.model.source}: could not load a {auto.__name__}"
+        raise _load_error(what, err, cfg.model.allow_pickle) from err
     modality.adapt_model(model, cfg)
     missing = list(info["missing_keys"]) + [k for k, *_ in info.get("mismatched_keys", [])]
     return BuiltModel(model, source, _head_modules(model, missing), cfg.model.revision)
@@ -276,15 +333,10 @@ def apply_method(cfg: Config, modality: Modality, built: BuiltModel) -> torch.nn
     """Freeze / wrap the model as the method asks; returns the module to train."""
     model, heads = built.model, built.head_modules
     method = cfg.method.name
-    if method in ("full", "scratch"):
+    if method in ("full", "scratch", "lp_ft"):
         return model
     if method == "linear_probe":
-        for name, param in model.named_parameters():
-            param.requires_grad = name.split(".")[0] in heads
-        # A frozen backbone runs without dropout: it is a fixed feature extractor (and ~2x faster a step).
-        for name, module in model.named_modules():
-            if isinstance(module, torch.nn.Dropout) and name.split(".")[0] not in heads:
-                module.p = 0.0
+        freeze_backbone(model, heads)
         return model
     if method == "lora":
         from peft import LoraConfig, PeftModel, get_peft_model
@@ -305,6 +357,51 @@ def apply_method(cfg: Config, modality: Modality, built: BuiltModel) -> torch.nn
         except ValueError as err:
             raise ModelError(f"method.lora.target_modules: {err}") from err
     raise ModelError(f"method.name: unknown method {method!r}")
+
+
+def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
+    """Recompute activations in the backward pass (training.gradient_checkpointing), in place.
+
+    Non-reentrant checkpointing: gradients flow even when the inputs need none (frozen embeddings under LoRA or a
+    linear probe), so no ``enable_input_require_grads`` hook is needed, and it works under DDP and FSDP.
+
+    Raises:
+        ConfigError: the architecture does not support it.
+    """
+    from peft import PeftModel
+
+    from hftl.errors import ConfigError
+
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    if not getattr(base, "supports_gradient_checkpointing", False):
+        raise ConfigError(
+            f"training.gradient_checkpointing: {type(base).__name__} does not support it; set it to false"
+        )
+    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def freeze_backbone(model: torch.nn.Module, heads: list[str]) -> dict[str, float]:
+    """Only the head modules train; the backbone's dropout goes off. Returns the dropout rates it replaced.
+
+    A frozen backbone is a fixed feature extractor: without dropout its features are the ones the head will see
+    at test time (and a step is ~2x faster).
+    """
+    for name, param in model.named_parameters():
+        param.requires_grad = name.split(".")[0] in heads
+    replaced = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Dropout) and name.split(".")[0] not in heads:
+            replaced[name], module.p = module.p, 0.0
+    return replaced
+
+
+def unfreeze(model: torch.nn.Module, dropout_rates: dict[str, float]) -> None:
+    """Every weight trains again and the backbone's dropout is back (what freeze_backbone returned)."""
+    for param in model.parameters():
+        param.requires_grad = True
+    modules = dict(model.named_modules())
+    for name, rate in dropout_rates.items():
+        modules[name].p = rate
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:

@@ -2,9 +2,11 @@
 
     RUN/config.yaml        the fully resolved config
     RUN/results.json       run info, params, data sizes, train info, eval and test metrics
+    RUN/skipped_samples.json  rows left out under data.on_bad_sample=skip: split, row, input, reason
     RUN/adapter/           PEFT adapter (method=lora)
     RUN/model/             merged model + tokenizer/processor, ready for from_pretrained
     RUN/checkpoints/       accelerate save_state folders for resume
+    RUN/probe_phase/       method=lp_ft: the checkpoints of its probe phase
     RUN/logs/              tracker output (TensorBoard event files)
     RUN/onnx/              after `hftl export`
 """
@@ -22,7 +24,8 @@ from hftl.errors import RunDirError
 
 RESULTS = "results.json"
 CONFIG = "config.yaml"
-_ARTEFACTS = ("results.json", "adapter", "model", "checkpoints", "logs", "onnx", "config.yaml")
+SKIPPED = "skipped_samples.json"
+_ARTEFACTS = ("results.json", "adapter", "model", "checkpoints", "probe_phase", "logs", "onnx", "config.yaml", SKIPPED)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -62,6 +65,32 @@ def replace_dir(new_dir: Path, final: Path) -> None:
         os.replace(backup, final)
         raise
     shutil.rmtree(backup, ignore_errors=True)
+
+
+def estimate_run_bytes(total_params: int, trainable_params: int, keep_checkpoints: int) -> int:
+    """Disk a run needs at its peak, for fp32 weights: checkpoints plus the saved model.
+
+    A checkpoint holds every weight, AdamW's two moments and the best weights of the trainable ones; a new checkpoint
+    is written before the oldest is pruned, so ``keep_checkpoints + 1`` exist at once. Then adapter/ and model/.
+    """
+    checkpoint = total_params + 3 * trainable_params
+    outputs = total_params + trainable_params
+    return 4 * ((keep_checkpoints + 1) * checkpoint + outputs)
+
+
+def check_free_space(run_dir: Path, needed_bytes: int) -> None:
+    """Raise before training when the run directory's file system cannot hold what the run will write.
+
+    Raises:
+        RunDirError: less free space than needed_bytes; says how much is free and what to do.
+    """
+    free = shutil.disk_usage(run_dir).free
+    if free < needed_bytes:
+        raise RunDirError(
+            f"output.dir {run_dir}: {free / 2**30:.2f} GiB free, but this run writes about {needed_bytes / 2**30:.2f} GiB "
+            "(checkpoints and the saved model). Free some space, choose an output.dir on another disk, "
+            "or lower training.save_total_limit."
+        )
 
 
 def prepare_run_dir(run_dir: Path, *, overwrite: bool, resuming: bool) -> None:

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,12 @@ from transformers import get_scheduler
 
 from hftl import checkpoints
 from hftl.config import Config
+from hftl.errors import ConfigError
 from hftl.metrics import compute_metrics
 
 logger = logging.getLogger("hftl")
 
-STATE_FILE = "trainer_state.json"
+STATE_FILE = checkpoints.STATE_FILE
 BEST_FILE = "best_trainable.safetensors"
 
 
@@ -85,8 +87,16 @@ def evaluate(
     return metrics, preds, labels
 
 
-def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+def training_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The model's own loss; for a mixed batch (mixup/cutmix) w * CE(labels) + (1 - w) * CE(mix_labels)."""
+    if "mix_labels" not in batch:
+        return model(**batch).loss
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "mix_labels", "mix_weight")}
+    logits = model(**inputs).logits.float()
+    own = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
+    partner = torch.nn.functional.cross_entropy(logits, batch["mix_labels"], reduction="none")
+    weight = batch["mix_weight"].to(logits.dtype)
+    return (weight * own + (1.0 - weight) * partner).mean()
 
 
 def _iter_without_rng_draw(loader: DataLoader):
@@ -125,8 +135,16 @@ class Trainer:
         train_loader: DataLoader,
         eval_loader: DataLoader,
         run_dir: Path,
+        on_epoch_start: Callable[[int], None] | None = None,
+        log_prefix: str = "",
     ) -> None:
+        """run_dir holds this loop's checkpoints; log_prefix goes before tracker keys (a phase of lp_ft: 'probe/')."""
         self.cfg, self.tc, self.accelerator, self.run_dir = cfg, cfg.training, accelerator, run_dir
+        if accelerator.distributed_type == DistributedType.FSDP and not accelerator.is_fsdp2:
+            raise ConfigError("FSDP version 1 is not supported: set fsdp_version: 2 (see recipes/accelerate/fsdp.yaml)")
+        self.trainable_names = [n for n, p in model.named_parameters() if p.requires_grad]
+        self.on_epoch_start = on_epoch_start  # e.g. the augmentation generator's set_epoch
+        self.log_prefix = log_prefix
         # fused: one kernel over all parameters (what Trainer uses by default); measured ~7% of a LoRA step on 2 CPU cores.
         self.optimizer = torch.optim.AdamW(
             optimizer_groups(model, self.tc.weight_decay), lr=self.tc.learning_rate, fused=True
@@ -158,6 +176,30 @@ class Trainer:
         self.state = TrainState()
         self.best_weights: dict[str, torch.Tensor] | None = None
 
+    def _trainable_state(self) -> dict[str, torch.Tensor]:
+        """Trainable weights as full CPU tensors; gathered from every shard under FSDP, so every process calls this."""
+        state = self.accelerator.get_state_dict(self.model)  # under FSDP: full tensors on the main process only
+        return {n: state[n].detach().cpu().clone() for n in self.trainable_names if n in state}
+
+    def _load_best_weights(self) -> None:
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        missing = set(self.best_weights) - {n for n, _ in unwrapped.named_parameters()}
+        if missing:
+            raise RuntimeError(f"best checkpoint weights do not fit the model: {sorted(missing)[:5]}")
+        if self.accelerator.is_fsdp2:  # each process takes its shard of the main process's full tensors
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+            options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=False)
+            set_model_state_dict(self.model, self.best_weights, options=options)
+        else:
+            unwrapped.load_state_dict(self.best_weights, strict=False)
+
+    def release(self) -> None:
+        """Drop this loop's objects from the accelerator, so that another Trainer (lp_ft's second phase) can use it."""
+        self.accelerator.free_memory()
+        # accelerate has no public way to unregister a checkpointed object; save_state would save this one too.
+        self.accelerator._custom_objects.remove(self.scheduler)
+
     # -- checkpoints ---------------------------------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path:
@@ -167,6 +209,7 @@ class Trainer:
         tmp = checkpoints.temporary_dir(final, clear=acc.is_main_process)
         acc.wait_for_everyone()  # every rank writes into tmp: only after the main process cleared leftovers
         acc.save_state(str(tmp))
+        acc.wait_for_everyone()  # every rank's files (e.g. random_states_1.pkl) are in tmp before it is committed
         if acc.is_main_process:
             if self.best_weights is not None:
                 save_file(self.best_weights, str(tmp / BEST_FILE))
@@ -190,17 +233,15 @@ class Trainer:
         metrics, _, _ = evaluate(self.model, self.eval_loader, self.accelerator, self.cfg.evaluation.metrics)
         self.model.train()
         if self.tc.metric_for_best not in metrics:
-            from hftl.errors import ConfigError
-
             raise ConfigError(f"training.metric_for_best={self.tc.metric_for_best!r} is not computed; have {sorted(metrics)}")
         value = metrics[self.tc.metric_for_best]
         record = {"step": self.state.step, "epoch": self.state.epoch, **{f"eval/{k}": v for k, v in metrics.items()}}
         self.state.history.append(record)
-        self.accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=self.state.step)
+        self.accelerator.log({f"{self.log_prefix}eval/{k}": v for k, v in metrics.items()}, step=self.state.step)
         if _improved(value, self.state.best_metric, self.tc.greater_is_better):
             self.state.best_metric, self.state.best_step = value, self.state.step
             self.state.evals_without_improvement = 0
-            self.best_weights = _trainable_state(self.accelerator.unwrap_model(self.model))
+            self.best_weights = self._trainable_state()
         else:
             self.state.evals_without_improvement += 1
         patience = self.tc.early_stopping_patience
@@ -235,6 +276,8 @@ class Trainer:
         running_loss, running_n = 0.0, 0
         while not stop and state.epoch < self.num_epochs:
             self.train_loader.set_epoch(state.epoch)  # the seedable sampler: epoch e always sees the same order
+            if self.on_epoch_start is not None:
+                self.on_epoch_start(state.epoch)
             if state.batches_in_epoch:  # resumed mid-epoch: skip what the checkpoint already trained on
                 batches = _iter_without_rng_draw(acc.skip_first_batches(self.train_loader, state.batches_in_epoch))
             else:
@@ -242,7 +285,7 @@ class Trainer:
             tick = time.perf_counter()
             for batch in batches:
                 with acc.accumulate(self.model):
-                    loss = self.model(**batch).loss
+                    loss = training_loss(self.model, batch)
                     acc.backward(loss)
                     if acc.sync_gradients and tc.max_grad_norm is not None:
                         acc.clip_grad_norm_(self.clipped or self.model.parameters(), tc.max_grad_norm)
@@ -261,7 +304,8 @@ class Trainer:
                 finished = state.step >= self.total_steps
                 if state.step % tc.log_every_steps == 0 or finished:
                     mean_loss = acc.reduce(running_loss / running_n, "mean").item()
-                    acc.log({"train/loss": mean_loss, "train/lr": self.scheduler.get_last_lr()[0]}, step=state.step)
+                    lr = self.scheduler.get_last_lr()[0]
+                    acc.log({f"{self.log_prefix}train/loss": mean_loss, f"{self.log_prefix}train/lr": lr}, step=state.step)
                     progress.set_postfix(loss=f"{mean_loss:.4f}")
                     running_loss, running_n = 0.0, 0
                 if tc.eval_steps is not None and (state.step % tc.eval_steps == 0 or finished):
@@ -280,11 +324,7 @@ class Trainer:
         progress.close()
         # Select the best model for what follows (test scores, saving, export).
         if self.best_weights is not None:
-            unwrapped = acc.unwrap_model(self.model)
-            missing = set(self.best_weights) - {n for n, _ in unwrapped.named_parameters()}
-            if missing:
-                raise RuntimeError(f"best checkpoint weights do not fit the model: {sorted(missing)[:5]}")
-            unwrapped.load_state_dict(self.best_weights, strict=False)
+            self._load_best_weights()
         best = next((h for h in state.history if h["step"] == state.best_step), {})
         best_eval = {k.removeprefix("eval/"): v for k, v in best.items() if k.startswith("eval/")}
         return TrainResult(state=state, best_eval=best_eval, total_steps=self.total_steps)

@@ -1,4 +1,5 @@
-"""Two real processes on CPU (torchrun, gloo): the recipe runs, rank 0 writes, and evaluation counts every sample once."""
+"""Two real processes on CPU (torchrun, gloo): the recipe runs, only rank 0 writes and pushes, and evaluation counts every
+sample once."""
 
 from __future__ import annotations
 
@@ -14,25 +15,50 @@ import torch
 
 from hftl.config import load_config
 from hftl.data import load_splits
+from tests.hub_server import HubServer
 
 ROOT = Path(__file__).parent.parent
+TOKEN = "hf_testDistributedLoopbackHub0123456789abcdef"
 
 
-def test_two_rank_run_matches_single_process_evaluation(tiny_bert, topic_csv, tmp_path):
+def test_two_rank_run_matches_single_process_evaluation_and_only_rank_0_writes(tiny_bert, topic_csv, tmp_path):
     out = tmp_path / "ddp"
     overrides = [
         f"model.source={tiny_bert}", f"data.source={topic_csv}", "text.max_length=16", "method.name=full",
         "training.epochs=2", "training.batch_size=8", "training.learning_rate=3e-3",
         "evaluation.batch_size=4",  # 10 validation rows, 3 batches over 2 ranks: uneven, must not duplicate
+        "training.eval_steps=4",  # checkpoints mid-epoch too: every rank writes its RNG state into them
+        "push.enabled=true", "push.repo_id=alice/ddp", "push.what=merged",
         f"output.dir={out}",
     ]  # fmt: skip
     torchrun = Path(sys.executable).parent / "torchrun"
-    cmd = [str(torchrun), "--nproc_per_node", "2", str(ROOT / "recipes" / "finetune.py"), *overrides]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env={**os.environ})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    audit = [str(ROOT / "tests" / "audit_rank.py"), str(out), str(tmp_path / "audit")]
+    cmd = [str(torchrun), "--nproc_per_node", "2", *audit, str(ROOT / "recipes" / "finetune.py"), *overrides]
+    with HubServer(tmp_path / "hub", TOKEN) as hub:
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+        env.update(HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN, HF_HOME=str(tmp_path / "hf_home"),
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        pushes = [m for m in hub.repos["alice/ddp"].messages.values() if m != "initial commit"]
+        assert len(pushes) == 1, pushes  # one push, from rank 0
     results = json.loads((out / "results.json").read_text())
     assert results["run"]["world_size"] == 2
     assert results["train"]["steps"] == 2 * 6  # 86 rows / (8 x 2 ranks) per step
+
+    # Rank 0 wrote the run directory and pushed. Rank 1 only entered the checkpoint being written (accelerate's
+    # save_state: each rank saves its RNG state there, natively, so the audit sees the folder, not the file).
+    rank0, rank1 = (json.loads((tmp_path / f"audit-{r}.json").read_text()) for r in (0, 1))
+    written_by_0 = {Path(p).relative_to(out).parts[0] for _, p in rank0["writes"] if Path(p) != out}
+    assert {"results.json", "config.yaml", "model", "checkpoints"} <= written_by_0  # the audit does see writes
+    assert any(hub.url.rsplit(":", 1)[1] in c for c in rank0["connects"])
+    for event, path in rank1["writes"]:
+        rel = Path(path).relative_to(out).parts
+        in_checkpoint = rel == ("checkpoints",) or (len(rel) == 2 and rel[0] == "checkpoints" and rel[1].startswith(".tmp-"))
+        assert event == "os.mkdir" and in_checkpoint, (event, path)
+    assert not rank1["connects"]
+    for checkpoint in (out / "checkpoints").iterdir():  # committed only once rank 1's RNG state was in
+        assert (checkpoint / "random_states_1.pkl").is_file()
 
     # The saved (best) model scored in one process must give the metrics the two ranks reported.
     from transformers import AutoModelForSequenceClassification, AutoTokenizer

@@ -38,7 +38,8 @@ def test_lora_run_writes_a_complete_run_directory(quick_overrides):
     assert saved["run"]["method"] == "lora" and saved["run"]["seed"] == 42
     assert {"torch", "transformers", "peft", "accelerate"} <= set(saved["run"]["versions"])
     assert 0 < saved["params"]["trainable"] < saved["params"]["total"]
-    assert saved["data"] == {"labels": ["business", "film", "sport"], "train": 86, "validation": 10, "test": 24}
+    assert saved["data"] == {"labels": ["business", "film", "sport"], "train": 86, "validation": 10, "test": 24,
+                             "skipped_samples": 0}
     # the adapter moved away from its zero init (B starts at 0)
     adapter = load_file(out / "adapter" / "adapter_model.safetensors")
     assert any("lora_B" in k and v.abs().max() > 0 for k, v in adapter.items())
@@ -63,10 +64,16 @@ def test_saved_model_reproduces_the_reported_test_accuracy(quick_overrides):
     assert results["test"]["accuracy"] > 0.6  # the topic words are learnable; chance is 0.33
 
 
-@pytest.mark.parametrize("eval_steps", [None, 3], ids=["epoch-checkpoints", "mid-epoch-checkpoints"])
-def test_resume_continues_exactly(quick_overrides, tmp_path, eval_steps):
+@pytest.mark.parametrize(
+    ("eval_steps", "augment"),
+    [(None, False), (3, False), (3, True)],
+    ids=["epoch-checkpoints", "mid-epoch-checkpoints", "mid-epoch-with-augmentation"],
+)
+def test_resume_continues_exactly(quick_overrides, tmp_path, eval_steps, augment):
     common = [*quick_overrides, "method.name=full", "training.gradient_accumulation_steps=2",
               "training.save_total_limit=10", f"training.eval_steps={'null' if eval_steps is None else eval_steps}"]  # fmt: skip
+    if augment:  # draws per (seed, epoch, row): a resumed run sees the same augmented words
+        common += ["text.word_dropout=0.3", "text.word_swap=0.2"]
     straight = finetune(common)
     first = run_dir(quick_overrides)
     checkpoints = sorted((first / "checkpoints").iterdir())

@@ -166,7 +166,9 @@ def test_saved_processor_gives_the_same_view_as_hftl(tiny_vit, size):
 
 
 @pytest.mark.parametrize(
-    "override", ["vision.image_size=4", "vision.augment.hflip_prob=1.5", "vision.augment.crop_scale_min=0"]
+    "override",
+    ["vision.image_size=4", "vision.augment.hflip_prob=1.5", "vision.augment.crop_scale_min=0",
+     "vision.augment.mixup_alpha=-1", "vision.augment.mix_prob=2"],  # fmt: skip
 )
 def test_bad_vision_settings_name_the_key(override):
     key = override.split("=")[0]
@@ -257,27 +259,48 @@ def test_training_view_is_augmented_and_eval_view_is_not(tiny_vit):
     cfg = load_config(None, ["modality=vision", "vision.image_size=14", "vision.augment.hflip_prob=1.0"])
     processor = get_modality("vision").load_processor(str(tiny_vit), cfg)
     image = photo((14, 14))
-    train = ImagePipeline(processor, cfg, train=True)(image)
+    train = ImagePipeline(processor, cfg, train=True)(image, rng())
     evaluation = ImagePipeline(processor, cfg, train=False)(image)
     np.testing.assert_allclose(train, evaluation[:, :, ::-1], atol=1e-6)
 
 
-def test_augmentations_differ_across_workers_and_epochs(tiny_vit, image_folder):
+def test_augmentations_depend_on_row_and_epoch_not_on_workers(tiny_vit, image_folder):
     from torch.utils.data import DataLoader
 
+    from hftl.augment import AugmentRng
     from hftl.data import load_splits
     from hftl.modalities import get_modality
 
     cfg = load_config(None, [f"data.source={image_folder}", "data.input_column=image", "modality=vision",
                              "vision.image_size=14", "vision.augment.rotation_degrees=30"])  # fmt: skip
     vision = get_modality("vision")
+    processor = vision.load_processor(str(tiny_vit), cfg)
     train = load_splits(cfg.data)[0]["train"].select(range(4))
-    prepared = vision.prepare(train, vision.load_processor(str(tiny_vit), cfg), cfg, train=True)
-    loader = DataLoader(prepared, batch_size=2, num_workers=2, collate_fn=vision.collator(None, cfg))
-    epochs = [[b["pixel_values"] for b in loader] for _ in range(2)]
-    assert not np.allclose(epochs[0][0], epochs[1][0])  # a new draw each epoch
-    plain = vision.prepare(train, vision.load_processor(str(tiny_vit), cfg), cfg, train=False)
-    assert not np.allclose(epochs[0][1], vision.collator(None, cfg)([plain[2], plain[3]])["pixel_values"])
+    rngs = AugmentRng(seed=7)
+    prepared = vision.prepare(train, processor, cfg, train=True, augment_rng=rngs)
+
+    def one_pass(workers: int) -> np.ndarray:
+        loader = DataLoader(prepared, batch_size=2, num_workers=workers, collate_fn=vision.collator(None, cfg, train=True))
+        return np.concatenate([b["pixel_values"].numpy() for b in loader])
+
+    first = one_pass(0)
+    np.testing.assert_array_equal(first, one_pass(2))  # forked workers draw what the main process draws
+    assert all(not np.allclose(first[i], first[j]) for i in range(4) for j in range(i))  # rows differ
+    rngs.set_epoch(1)
+    second = one_pass(2)
+    assert all(not np.allclose(first[i], second[i]) for i in range(4))  # a new draw each epoch
+    plain = vision.prepare(train, processor, cfg, train=False)
+    evaluation = vision.collator(None, cfg)([plain[i] for i in range(4)])["pixel_values"].numpy()
+    assert not np.allclose(first, evaluation)
+
+
+def test_mixup_run_trains_with_mixed_batches(tiny_vit, image_folder, tmp_path):
+    from hftl.finetune import run
+
+    out = tmp_path / "mix"
+    results = run(load_config(None, overrides(tiny_vit, image_folder, out, "method.name=full",
+                                              "vision.augment.mixup_alpha=0.4", "vision.augment.cutmix_alpha=1.0")))  # fmt: skip
+    assert np.isfinite(results["test"]["loss"]) and results["train"]["steps"] == 4 * 6
 
 
 def test_load_image_accepts_what_datasets_and_users_give(image_folder):

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
     from datasets import Dataset
 
+    from hftl.augment import AugmentRng
     from hftl.config import Config
 
 
@@ -35,12 +36,23 @@ class Modality:
         """The tokenizer / image processor / feature extractor stored beside the model."""
         raise NotImplementedError
 
-    def prepare(self, ds: Dataset, processor: Any, cfg: Config, train: bool) -> Dataset:
-        """Turn a split with (input_column, label_column) into model inputs + ``labels``."""
+    def prepare(
+        self, ds: Dataset, processor: Any, cfg: Config, train: bool, augment_rng: AugmentRng | None = None
+    ) -> Dataset:
+        """Turn a split with (input_column, label_column) into model inputs + ``labels``.
+
+        A training split is augmented (when configured) with draws from ``augment_rng``, per row and epoch.
+        """
         raise NotImplementedError
 
-    def collator(self, processor: Any, cfg: Config) -> Callable[[list[dict]], dict]:
-        """Batch prepared rows into tensors."""
+    def check_input(self, value: Any, cfg: Config) -> None:
+        """Raise DataError when one raw input (as the data set stores it) cannot be used; decodes it to find out."""
+        raise NotImplementedError
+
+    def collator(
+        self, processor: Any, cfg: Config, train: bool = False, augment_rng: AugmentRng | None = None
+    ) -> Callable[[list[dict]], dict]:
+        """Batch prepared rows into tensors; the training collator may mix rows (then adds ``mix_labels``, ``mix_weight``)."""
         raise NotImplementedError
 
     def encode(self, processor: Any, cfg: Config, inputs: list[Any]) -> dict[str, np.ndarray]:

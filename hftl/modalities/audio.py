@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hftl.augment import AugmentRng
+from hftl.augment import ROW_COLUMN, AugmentRng, with_row_ids
 from hftl.augment import audio as aug
 from hftl.errors import ConfigError, DataError
 from hftl.modalities import Modality, register_modality
@@ -84,17 +84,18 @@ def _resolve(value: str, root: Path | None) -> Path:
     return path
 
 
-def load_audio(value: Any, sample_rate: int, root: Path | None = None) -> np.ndarray:
-    """Decode one input to a mono float32 waveform at ``sample_rate``.
+def read_audio(value: Any, root: Path | None = None) -> tuple[np.ndarray, int]:
+    """Decode one input to a mono float32 waveform at its own sampling rate: (samples, rate).
 
     Raises:
-        DataError: the file is missing, unreadable, corrupt or empty (the message names it).
+        DataError: the file is missing, unreadable, corrupt or empty, or holds NaN / infinite samples (the message
+            names it).
     """
     import soundfile as sf
-    import soxr
 
     name = value
     if isinstance(value, dict) and value.get("array") is not None:
+        name = value.get("path") or "<audio array>"
         audio, rate = np.asarray(value["array"], dtype=np.float32), int(value["sampling_rate"])
     else:
         if isinstance(value, dict):
@@ -108,11 +109,26 @@ def load_audio(value: Any, sample_rate: int, root: Path | None = None) -> np.nda
         try:
             audio, rate = sf.read(target, dtype="float32", always_2d=True)
         except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError... for bad files
-            raise DataError(f"audio file {name}: cannot be decoded ({err})") from err
+            raise DataError(f"audio file {name}: cannot be decoded ({err}); re-encode it (WAV, FLAC, OGG) or remove it") from err
     if audio.ndim == 2:  # (frames, channels) -> mono
         audio = audio.mean(axis=1)
     if audio.size == 0:
-        raise DataError(f"audio file {name}: contains no samples")
+        raise DataError(f"audio file {name}: contains no samples; remove it")
+    bad = int(np.count_nonzero(~np.isfinite(audio)))
+    if bad:  # NaN would poison every loss and gradient of its batch
+        raise DataError(f"audio file {name}: {bad} of {audio.size} samples are NaN or infinite; repair or remove it")
+    return audio, rate
+
+
+def load_audio(value: Any, sample_rate: int, root: Path | None = None) -> np.ndarray:
+    """Decode one input to a mono float32 waveform at ``sample_rate`` (resampled with soxr when needed).
+
+    Raises:
+        DataError: as ``read_audio``.
+    """
+    import soxr
+
+    audio, rate = read_audio(value, root)
     if rate != sample_rate:
         audio = soxr.resample(audio, rate, sample_rate)
     return np.ascontiguousarray(audio, dtype=np.float32)
@@ -171,6 +187,9 @@ class AudioModality(Modality):
             )
         return extractor
 
+    def check_input(self, value: Any, cfg: Config) -> None:
+        read_audio(value, data_root(cfg))
+
     def _features(self, processor: Any, waves: list[np.ndarray]) -> np.ndarray:
         key = processor.model_input_names[0]
         out = processor(waves, sampling_rate=processor.sampling_rate, return_tensors="np")
@@ -180,38 +199,42 @@ class AudioModality(Modality):
         root, rate = data_root(cfg), processor.sampling_rate
         return [load_audio(x, rate, root) for x in inputs]
 
-    def prepare(self, ds: Dataset, processor: Any, cfg: Config, train: bool) -> Dataset:
+    def prepare(
+        self, ds: Dataset, processor: Any, cfg: Config, train: bool, augment_rng: AugmentRng | None = None
+    ) -> Dataset:
         column, label, a = cfg.data.input_column, cfg.data.label_column, cfg.audio
         rate = processor.sampling_rate
         length = a.clip_seconds * rate
-        rngs = AugmentRng(cfg.training.seed)
+        rngs = augment_rng or AugmentRng(cfg.training.seed)
 
-        def augment_wave(wave: np.ndarray) -> np.ndarray:
-            rng = rngs.get()
+        def augment_wave(wave: np.ndarray, row: int) -> np.ndarray:
+            rng = rngs.for_row(row, stream=0)
             wave = aug.speed_perturb(wave, a.speed_range, rng)
             wave = fit_length(wave, length)
             wave = aug.time_shift(wave, a.shift_seconds, rate, rng)
             wave = aug.gain(wave, a.gain_db, rng)
             return aug.add_noise(wave, a.noise_snr_db, rng)
 
-        def augment_features(features: np.ndarray) -> np.ndarray:
+        def augment_features(features: np.ndarray, row: int) -> np.ndarray:
             if features.ndim != 2:  # raw-waveform models (wav2vec2) have no spectrogram to mask
                 return features
-            rng = rngs.get()
+            rng = rngs.for_row(row, stream=1)
             features = aug.spec_mask(features, a.freq_masks, a.freq_mask_width, 0, rng)
             return aug.spec_mask(features, a.time_masks, a.time_mask_width, 1, rng)
 
         def transform(batch: dict[str, list]) -> dict[str, Any]:
             waves = self._waves(processor, cfg, batch[column])
-            waves = [augment_wave(w) if train else fit_length(w, length) for w in waves]
-            features = self._features(processor, waves)
-            if train:
-                features = np.stack([augment_features(f) for f in features])
-            return {processor.model_input_names[0]: list(features), "labels": batch[label]}
+            if not train:
+                features = self._features(processor, [fit_length(w, length) for w in waves])
+                return {processor.model_input_names[0]: list(features), "labels": batch[label]}
+            rows = batch[ROW_COLUMN]
+            features = self._features(processor, [augment_wave(w, r) for w, r in zip(waves, rows, strict=True)])
+            features = [augment_features(f, r) for f, r in zip(features, rows, strict=True)]
+            return {processor.model_input_names[0]: features, "labels": batch[label]}
 
-        return ds.with_transform(transform)
+        return (with_row_ids(ds) if train else ds).with_transform(transform)
 
-    def collator(self, processor: Any, cfg: Config):
+    def collator(self, processor: Any, cfg: Config, train: bool = False, augment_rng: AugmentRng | None = None):
         import torch
 
         key = processor.model_input_names[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hftl.augment import AugmentRng
+from hftl.augment import ROW_COLUMN, AugmentRng, with_row_ids
 from hftl.augment import text as aug
 from hftl.errors import ConfigError, DataError
 from hftl.modalities import Modality, register_modality
@@ -60,7 +60,15 @@ class TextModality(Modality):
             source, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
         )
 
-    def prepare(self, ds: Dataset, processor: Any, cfg: Config, train: bool) -> Dataset:
+    def check_input(self, value: Any, cfg: Config) -> None:
+        if not isinstance(value, str):
+            raise DataError(f"expected text, got {type(value).__name__} {value!r}; fix the row or remove it")
+        if not value.strip():
+            raise DataError("empty text; fill it in or remove the row")
+
+    def prepare(
+        self, ds: Dataset, processor: Any, cfg: Config, train: bool, augment_rng: AugmentRng | None = None
+    ) -> Dataset:
         column, label = cfg.data.input_column, cfg.data.label_column
         for row, text in enumerate(ds[column]):
             if not isinstance(text, str):
@@ -76,20 +84,20 @@ class TextModality(Modality):
         if not (train and cfg.text.augments):
             # Pre-tokenised once (datasets caches it); padding happens per batch in the collator.
             return ds.map(tokenize, batched=True, remove_columns=ds.column_names, desc="tokenize")
-        rngs = AugmentRng(cfg.training.seed)
+        rngs = augment_rng or AugmentRng(cfg.training.seed)
+
+        def augment(text: str, rng: np.random.Generator) -> str:
+            return aug.word_swap(aug.word_dropout(text, cfg.text.word_dropout, rng), cfg.text.word_swap, rng)
 
         def augment_then_tokenize(batch: dict[str, list]) -> dict[str, list]:
-            rng = rngs.get()
-            texts = [
-                aug.word_swap(aug.word_dropout(t, cfg.text.word_dropout, rng), cfg.text.word_swap, rng)
-                for t in batch[column]
-            ]
+            rows = batch[ROW_COLUMN]
+            texts = [augment(t, rngs.for_row(r)) for t, r in zip(batch[column], rows, strict=True)]
             return tokenize({column: texts, label: batch[label]})
 
         # Augmented text differs every epoch, so it is tokenised on the fly.
-        return ds.with_transform(augment_then_tokenize)
+        return with_row_ids(ds).with_transform(augment_then_tokenize)
 
-    def collator(self, processor: Any, cfg: Config):
+    def collator(self, processor: Any, cfg: Config, train: bool = False, augment_rng: AugmentRng | None = None):
         from transformers import DataCollatorWithPadding
 
         return DataCollatorWithPadding(processor, pad_to_multiple_of=8)

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hftl.augment import AugmentRng
+from hftl.augment import ROW_COLUMN, AugmentRng, with_row_ids
 from hftl.augment import vision as aug
+from hftl.augment.mix import mix_batch
 from hftl.errors import ConfigError, DataError
 from hftl.modalities import Modality, register_modality
 
@@ -40,6 +41,10 @@ class VisionAugmentConfig:
     saturation: float = field(default=0.0, metadata={"help": "saturation factor drawn from [1-s, 1+s]; 0 = off"})
     randaugment_ops: int = field(default=0, metadata={"help": "RandAugment: operations per image; 0 = off"})
     randaugment_magnitude: int = field(default=9, metadata={"help": "RandAugment: magnitude of each operation, 0..30"})
+    mixup_alpha: float = field(default=0.0, metadata={"help": "mixup: Beta(a, a) blend of image pairs and their labels; 0 = off"})
+    cutmix_alpha: float = field(default=0.0, metadata={"help": "cutmix: Beta(a, a) share of an image pasted from another; 0 = off"})
+    mix_prob: float = field(default=1.0, metadata={"help": "probability that a batch is mixed (mixup/cutmix on)"})
+    mix_switch_prob: float = field(default=0.5, metadata={"help": "with both on: probability of cutmix rather than mixup"})
 
     def __post_init__(self) -> None:
         p = "vision.augment."
@@ -54,6 +59,12 @@ class VisionAugmentConfig:
                 raise ConfigError(f"{p}{key} must be in [0, 1], got {getattr(self, key)}")
         if self.randaugment_ops < 0:
             raise ConfigError(f"{p}randaugment_ops must be >= 0, got {self.randaugment_ops}")
+        for key in ("mixup_alpha", "cutmix_alpha"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{p}{key} must be >= 0, got {getattr(self, key)}")
+        for key in ("mix_prob", "mix_switch_prob"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"{p}{key} must be in [0, 1], got {getattr(self, key)}")
         if not 0 <= self.randaugment_magnitude <= aug.MAX_MAGNITUDE:
             raise ConfigError(f"{p}randaugment_magnitude must be in [0, {aug.MAX_MAGNITUDE}], got {self.randaugment_magnitude}")
 
@@ -136,16 +147,16 @@ def fit_processor_to_size(processor: Any, size: int) -> Any:
 class ImagePipeline:
     """Image -> normalised CHW float32 array at ``vision.image_size``; augmented only when ``train`` is true."""
 
-    def __init__(self, processor: Any, cfg: Config, train: bool, seed: int = 0):
+    def __init__(self, processor: Any, cfg: Config, train: bool):
         self.size = cfg.vision.image_size
         self.augment = cfg.vision.augment if train else None
         mean, std, self.resample, self.crop_pct = _view_settings(processor)
         self.mean = np.asarray(mean, np.float32).reshape(3, 1, 1)
         self.std = np.asarray(std, np.float32).reshape(3, 1, 1)
-        self.rng = AugmentRng(seed)
 
-    def view(self, image: Image.Image) -> Image.Image:
-        a, rng = self.augment, self.rng.get()
+    def view(self, image: Image.Image, rng: np.random.Generator | None = None) -> Image.Image:
+        """The model's view of ``image``; augmented with draws from ``rng`` when training."""
+        a = self.augment if rng is not None else None
         if a is not None and a.crop_scale_min < 1.0:
             image = aug.random_resized_crop(image, self.size, (a.crop_scale_min, 1.0), rng, self.resample)
         else:
@@ -157,8 +168,8 @@ class ImagePipeline:
             image = aug.rand_augment(image, a.randaugment_ops, a.randaugment_magnitude, rng)
         return image
 
-    def __call__(self, image: Image.Image) -> np.ndarray:
-        pixels = np.asarray(self.view(image), np.float32).transpose(2, 0, 1) / 255.0
+    def __call__(self, image: Image.Image, rng: np.random.Generator | None = None) -> np.ndarray:
+        pixels = np.asarray(self.view(image, rng), np.float32).transpose(2, 0, 1) / 255.0
         return (pixels - self.mean) / self.std
 
 
@@ -185,24 +196,56 @@ class VisionModality(Modality):
         )
         return fit_processor_to_size(processor, cfg.vision.image_size)
 
-    def prepare(self, ds: Dataset, processor: Any, cfg: Config, train: bool) -> Dataset:
+    def check_input(self, value: Any, cfg: Config) -> None:
+        load_image(value, "image")
+
+    def prepare(
+        self, ds: Dataset, processor: Any, cfg: Config, train: bool, augment_rng: AugmentRng | None = None
+    ) -> Dataset:
         from datasets import Image
 
         column, label = cfg.data.input_column, cfg.data.label_column
         if isinstance(ds.features.get(column), Image):
             # Undecoded: we decode ourselves, so an unreadable file is a DataError naming it.
             ds = ds.cast_column(column, Image(decode=False))
-        pipeline = ImagePipeline(processor, cfg, train, seed=cfg.training.seed)
+        pipeline = ImagePipeline(processor, cfg, train)
+        rngs = augment_rng or AugmentRng(cfg.training.seed)
+        if train:
+            ds = with_row_ids(ds)
 
         def transform(batch: dict[str, list]) -> dict[str, list]:
-            images = [load_image(x, f"column '{column}' ({'train' if train else 'eval'} split)") for x in batch[column]]
-            return {"pixel_values": [pipeline(im) for im in images], "labels": batch[label]}
+            where = f"column '{column}' ({'train' if train else 'eval'} split)"
+            images = [load_image(x, where) for x in batch[column]]
+            if not train:
+                return {"pixel_values": [pipeline(im) for im in images], "labels": batch[label]}
+            rows = batch[ROW_COLUMN]
+            pixels = [pipeline(im, rngs.for_row(row)) for im, row in zip(images, rows, strict=True)]
+            return {"pixel_values": pixels, "labels": batch[label], ROW_COLUMN: rows}
 
         # Lazy and per batch: augmentation draws fresh each epoch and nothing large is cached on disk.
         return ds.with_transform(transform)
 
-    def collator(self, processor: Any, cfg: Config):
-        return _stack
+    def collator(self, processor: Any, cfg: Config, train: bool = False, augment_rng: AugmentRng | None = None):
+        a = cfg.vision.augment
+        if not train or (a.mixup_alpha <= 0 and a.cutmix_alpha <= 0):
+            return _stack
+        rngs = augment_rng or AugmentRng(cfg.training.seed)
+
+        def stack_and_mix(rows: list[dict]) -> dict:
+            import torch
+
+            batch = _stack(rows)
+            rng = rngs.for_batch([r[ROW_COLUMN] for r in rows])
+            pixels, partner, weight = mix_batch(
+                batch["pixel_values"].numpy(), batch["labels"].numpy(), rng,
+                a.mixup_alpha, a.cutmix_alpha, a.mix_prob, a.mix_switch_prob,
+            )  # fmt: skip
+            batch["pixel_values"] = torch.from_numpy(pixels)
+            batch["mix_labels"] = torch.from_numpy(partner)
+            batch["mix_weight"] = torch.full((len(rows),), weight)
+            return batch
+
+        return stack_and_mix
 
     def encode(self, processor: Any, cfg: Config, inputs: list[Any]) -> dict[str, np.ndarray]:
         pipeline = ImagePipeline(processor, cfg, train=False)

@@ -1,0 +1,55 @@
+"""`hftl compare SPEC.yaml`: a grid of ordinary runs (data sets x backbones x methods x sizes x seeds) and its report.
+
+    spec.py       the spec schema (dataclasses, checked like run configs)
+    grid.py       spec -> one run config per cell and seed, with deterministic names
+    runner.py     each run in its own process, max_parallel at a time; finished runs with the same config are skipped
+    aggregate.py  results.csv and mean ± std over seeds
+    plots.py      the figures;  findings.py  the written summary;  report.py  results.md and report.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from hftl.compare.grid import expand
+from hftl.compare.report import write_report
+from hftl.compare.runner import run_grid, run_state
+from hftl.compare.spec import load_spec
+from hftl.errors import ConfigError, HftlError
+
+
+def compare(
+    spec_path: str | Path,
+    report_dir: str | Path | None = None,
+    max_parallel: int | None = None,
+    dry_run: bool = False,
+    echo: Callable[[str], None] = print,
+) -> Path | None:
+    """Run what the spec asks for that is not done yet, then write the report; returns report.html (None: dry run).
+
+    Raises:
+        ConfigError: the spec, or a run config it generates, is invalid (nothing has run).
+        HftlError: some runs failed (the report of the others is written first).
+    """
+    spec = load_spec(spec_path)
+    report_dir = Path(report_dir or spec.report_dir)
+    parallel = max_parallel or spec.max_parallel
+    if parallel < 1:
+        raise ConfigError(f"--max-parallel must be >= 1, got {parallel}")
+    runs = expand(spec, report_dir)
+    if dry_run:
+        states = [run_state(run) for run in runs]
+        for run, state in zip(runs, states, strict=True):
+            echo(f"{state:<10} {run.name}  -> {run.run_dir}")
+        echo(f"{len(runs)} runs, {states.count('done')} done; would run {len(runs) - states.count('done')}, "
+             f"{parallel} at a time, and report to {report_dir}")  # fmt: skip
+        return None
+    outcomes = run_grid(runs, report_dir, parallel, keep_checkpoints=spec.keep_checkpoints, echo=echo)
+    page = write_report(spec, runs, report_dir)
+    echo(f"report: {page}  (tables: {report_dir / 'results.md'}, every run: {report_dir / 'results.csv'})")
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        logs = "\n".join(f"  {o.run.name}: {o.error} (log: {o.log})" for o in failed)
+        raise HftlError(f"{len(failed)} of {len(outcomes)} runs failed; the report covers the others:\n{logs}")
+    return page

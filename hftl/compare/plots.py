@@ -1,0 +1,209 @@
+"""The report's figures (matplotlib, PNG): one panel per modality, one colour per method.
+
+Each function returns the file it wrote, or None when the rows hold nothing to draw (e.g. no shift scores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from hftl.compare.aggregate import mean_std  # noqa: E402
+
+METHOD_COLORS = {"scratch": "#7f7f7f", "linear_probe": "#1f77b4", "lora": "#2ca02c", "full": "#d62728", "lp_ft": "#9467bd"}
+MODALITY_ORDER = ["text", "vision", "audio"]
+_LINESTYLES = ["-", "--", ":", "-."]
+
+
+def _modalities(rows: list[dict[str, Any]]) -> list[str]:
+    present = {r["modality"] for r in rows}
+    return [m for m in MODALITY_ORDER if m in present] + sorted(present - set(MODALITY_ORDER))
+
+
+def _ordered(values: list[Any]) -> list[Any]:
+    """Unique values in first-seen order."""
+    return list(dict.fromkeys(values))
+
+
+def _panels(n: int, height: float = 3.6) -> tuple[Any, list[Any]]:
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, height), squeeze=False)
+    return fig, list(axes[0])
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> tuple[float | None, float | None]:
+    mean, std, _ = mean_std(r.get(key) for r in rows)
+    return mean, std
+
+
+def accuracy_vs_size(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Test accuracy (mean ± std over seeds) against shots per class, a line per method (and data set / backbone)."""
+    if not rows:
+        return None
+    modalities = _modalities(rows)
+    fig, axes = _panels(len(modalities))
+    for ax, modality in zip(axes, modalities, strict=True):
+        mine = [r for r in rows if r["modality"] == modality]
+        sizes = _ordered([r["shots_per_class"] for r in mine])
+        sources = _ordered([(r["dataset"], r["backbone"]) for r in mine])
+        for s_index, (dataset, backbone) in enumerate(sources):
+            for method in _ordered([r["method"] for r in mine]):
+                xs, ys, errs = [], [], []
+                for x, size in enumerate(sizes):
+                    cell = [r for r in mine if (r["dataset"], r["backbone"], r["method"], r["shots_per_class"])
+                            == (dataset, backbone, method, size)]  # fmt: skip
+                    mean, std = _mean(cell, "test_accuracy")
+                    if mean is not None:
+                        xs.append(x)
+                        ys.append(mean)
+                        errs.append(std or 0.0)
+                label = method if len(sources) == 1 else f"{method} ({dataset}, {backbone})"
+                ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label,
+                            color=METHOD_COLORS.get(method), linestyle=_LINESTYLES[s_index % len(_LINESTYLES)])  # fmt: skip
+        ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
+        ax.set_xlabel("training rows per class")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"{modality}: " + ", ".join(d for d, _ in sources))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def accuracy_vs_params(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Test accuracy against trainable parameters (log scale); a point per method and training size."""
+    rows = [r for r in rows if r.get("trainable_params")]
+    if not rows:
+        return None
+    modalities = _modalities(rows)
+    fig, axes = _panels(len(modalities))
+    for ax, modality in zip(axes, modalities, strict=True):
+        mine = [r for r in rows if r["modality"] == modality]
+        for method in _ordered([r["method"] for r in mine]):
+            theirs = [r for r in mine if r["method"] == method]
+            points = []
+            for size in _ordered([r["shots_per_class"] for r in theirs]):
+                cell = [r for r in theirs if r["shots_per_class"] == size]
+                points.append((_mean(cell, "trainable_params")[0], _mean(cell, "test_accuracy")[0]))
+            points = [(x, y) for x, y in points if x is not None and y is not None]
+            ax.scatter([x for x, _ in points], [y for _, y in points], label=method, color=METHOD_COLORS.get(method), alpha=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("trainable parameters")
+        ax.set_ylabel("test accuracy (a point per training size)")
+        ax.set_title(modality)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _grouped_bars(
+    rows: list[dict[str, Any]],
+    path: Path,
+    series: list[tuple[str, Callable[[list[dict[str, Any]]], tuple[float | None, float | None]]]],
+    ylabel: str,
+    reference: tuple[str, str] | None = None,
+) -> Path | None:
+    """Per modality: a group of bars per method, one bar per series (label, rows -> (mean, std)).
+
+    reference: (label, key) drawn as a dashed line at the mean of key over the modality's rows (e.g. k-NN before).
+    """
+    modalities = [m for m in _modalities(rows) if any(fn([r for r in rows if r["modality"] == m])[0] is not None
+                                                      for _, fn in series)]  # fmt: skip
+    if not modalities:
+        return None
+    fig, axes = _panels(len(modalities))
+    width = 0.8 / len(series)
+    for ax, modality in zip(axes, modalities, strict=True):
+        mine = [r for r in rows if r["modality"] == modality]
+        methods = _ordered([r["method"] for r in mine])
+        for s_index, (label, fn) in enumerate(series):
+            values = [fn([r for r in mine if r["method"] == m]) for m in methods]
+            xs = [i + (s_index - (len(series) - 1) / 2) * width for i in range(len(methods))]
+            ax.bar(xs, [v[0] or 0.0 for v in values], width, yerr=[v[1] or 0.0 for v in values], capsize=2,
+                   label=label, alpha=0.85)  # fmt: skip
+        if reference is not None:
+            mean = _mean(mine, reference[1])[0]
+            if mean is not None:
+                ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=reference[0])
+        ax.set_xticks(range(len(methods)), methods, rotation=20)
+        ax.set_ylabel(ylabel)
+        ax.set_title(modality)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _by(key: str) -> Callable[[list[dict[str, Any]]], tuple[float | None, float | None]]:
+    return lambda rows: _mean(rows, key)
+
+
+def training_time(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Training seconds per method, a bar per training size."""
+    sizes = _ordered([r["shots_per_class"] for r in rows])
+    series = [(f"{size} / class", lambda rs, s=size: _mean([r for r in rs if r["shots_per_class"] == s], "train_runtime_s"))
+              for size in sizes]  # fmt: skip
+    return _grouped_bars(rows, path, series, "training time (s)")
+
+
+def shift(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """In-distribution vs shifted test accuracy per method (over every size and seed)."""
+    if all(r.get("shift_mean_accuracy") is None for r in rows):
+        return None
+    rows = [r for r in rows if r.get("shift_mean_accuracy") is not None]
+    return _grouped_bars(rows, path, [("test (in distribution)", _by("test_accuracy")),
+                                      ("shifted test", _by("shift_mean_accuracy"))], "accuracy")  # fmt: skip
+
+
+def forgetting(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """k-NN accuracy of the backbone's features on the probe task after training, and CKA to the features before."""
+    rows = [r for r in rows if r.get("knn_after") is not None or r.get("cka") is not None]
+    if not rows:
+        return None
+    return _grouped_bars(rows, path, [("k-NN after training", _by("knn_after")), ("CKA before/after", _by("cka"))],
+                         "k-NN accuracy / CKA", reference=("k-NN before training", "knn_before"))  # fmt: skip
+
+
+def word_error_rate(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Whisper: word error rate of the original decoder on the fine-tuned encoder (dashed: before fine-tuning)."""
+    rows = [r for r in rows if r.get("wer_after") is not None]
+    if not rows:
+        return None
+    return _grouped_bars(rows, path, [("WER after training", _by("wer_after"))], "word error rate",
+                         reference=("WER before training", "wer_before"))  # fmt: skip
+
+
+# (file name, caption, function): the report shows those that drew something, in this order.
+FIGURES = [
+    ("accuracy_vs_size.png", "Test accuracy against training size (mean ± std over seeds), one panel per modality.",
+     accuracy_vs_size),
+    ("accuracy_vs_params.png", "Test accuracy against trainable parameters, a point per method and training size.",
+     accuracy_vs_params),
+    ("training_time.png", "Training time per method and training size (mean ± std over seeds).", training_time),
+    ("shift.png", "In-distribution vs shifted test accuracy per method (mean over training sizes and seeds).", shift),
+    ("forgetting.png", "Forgetting: k-NN accuracy on a different task with the trained backbone's features "
+     "(dashed: the source model's), and linear CKA between features before and after training.", forgetting),
+    ("word_error_rate.png", "Forgetting (Whisper): word error rate of the original decoder with the trained encoder "
+     "(dashed: before training).", word_error_rate),
+]  # fmt: skip
+
+
+def make_figures(rows: list[dict[str, Any]], out_dir: Path) -> list[tuple[Path, str]]:
+    """Draw every figure the rows have data for; returns (png path, caption)."""
+    drawn = []
+    for name, caption, draw in FIGURES:
+        path = draw(rows, Path(out_dir) / name)
+        if path is not None:
+            drawn.append((path, caption))
+    return drawn

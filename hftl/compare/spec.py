@@ -1,0 +1,157 @@
+"""The compare spec: which data sets (each with a base recipe), backbones, methods, training sizes and seeds to run.
+
+Typed dataclasses are the schema, as for run configs (hftl/config.py): an unknown key or a wrong type is a
+``ConfigError`` naming the key and the spec file. ``hftl config``-style help lives in each field.
+
+    name: default                       # report title (default: the spec file's name)
+    methods: [scratch, linear_probe, lora, full, lp_ft]
+    shots_per_class: [4, 16, 64]        # training rows per class; "all" = the whole train split
+    seeds: [0, 1, 2]
+    max_parallel: 2
+    measure: {transferability: true, shift: true, forgetting: true}
+    overrides: [training.max_steps=20]  # key=value for every run
+    datasets:
+      - name: bbc-news
+        recipe: recipes/configs/text/minilm_lora.yaml
+        backbones: [zoo:minilm-l6]      # default: the recipe's model.source
+        overrides: [text.max_length=64]
+        learning_rates: {scratch: 5.0e-4, linear_probe: 3.0e-2, lora: 1.0e-3, full: 5.0e-5, lp_ft: 5.0e-5}
+        method_overrides: {lp_ft: [method.lp_ft.probe_learning_rate=3.0e-2]}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from hftl.config import _help, from_mapping
+from hftl.errors import ConfigError
+
+Method = Literal["scratch", "linear_probe", "lora", "full", "lp_ft"]
+ALL_METHODS: tuple[str, ...] = ("scratch", "linear_probe", "lora", "full", "lp_ft")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass
+class MethodLearningRates:
+    """Peak learning rate per method; null keeps the recipe's training.learning_rate."""
+
+    scratch: float | None = _help("learning rate of method=scratch", None)
+    linear_probe: float | None = _help("learning rate of method=linear_probe", None)
+    lora: float | None = _help("learning rate of method=lora", None)
+    full: float | None = _help("learning rate of method=full", None)
+    lp_ft: float | None = _help("learning rate of lp_ft's fine-tune phase (its probe: method.lp_ft.probe_learning_rate)", None)
+
+
+@dataclass
+class MethodOverrides:
+    """key=value overrides applied to one method's runs only."""
+
+    scratch: list[str] = _help("overrides of method=scratch runs", factory=list)
+    linear_probe: list[str] = _help("overrides of method=linear_probe runs", factory=list)
+    lora: list[str] = _help("overrides of method=lora runs", factory=list)
+    full: list[str] = _help("overrides of method=full runs", factory=list)
+    lp_ft: list[str] = _help("overrides of method=lp_ft runs", factory=list)
+
+
+@dataclass
+class DatasetSpec:
+    name: str = _help("short name of the data set in run names and the report, e.g. bbc-news", "")
+    recipe: str = _help("base recipe YAML of its runs (a path from the working directory)", "")
+    backbones: list[str] | None = _help("model sources to compare (zoo:NAME, Hub id, folder); default: the recipe's", None)
+    overrides: list[str] = _help("key=value overrides of the recipe for every run of this data set", factory=list)
+    learning_rates: MethodLearningRates = _help("peak learning rate per method", factory=MethodLearningRates)
+    method_overrides: MethodOverrides = _help("key=value overrides per method", factory=MethodOverrides)
+
+    def __post_init__(self) -> None:
+        if not self.name or not _NAME.match(self.name):
+            raise ConfigError(f"name must be letters, digits, '.', '_' or '-' (it names run folders), got {self.name!r}")
+        if not self.recipe:
+            raise ConfigError(f"dataset {self.name}: recipe is required (a recipe YAML, e.g. recipes/configs/text/minilm_lora.yaml)")
+        if self.backbones is not None and not self.backbones:
+            raise ConfigError(f"dataset {self.name}: backbones must name at least one model (or be left out)")
+
+
+@dataclass
+class Measurements:
+    """Extra measurements in every run (the run config's evaluation.* switches of the same names)."""
+
+    transferability: bool = _help("LogME and k-NN scores of the initial backbone's frozen features, before training", False)
+    shift: bool = _help("the trained model scored on shifted copies of the test split", False)
+    forgetting: bool = _help("how much of the source model's ability survives fine-tuning (k-NN, CKA, WER)", False)
+
+
+@dataclass
+class CompareSpec:
+    name: str | None = _help("title of the report; default: the spec file's name", None)
+    methods: list[Method] = _help("methods to compare", factory=lambda: list(ALL_METHODS))
+    shots_per_class: list[int | Literal["all"]] = _help(
+        "training sizes: rows per class, or 'all' for the whole train split", factory=lambda: [5, 20, 100, "all"]
+    )
+    seeds: list[int] = _help("training seeds (init, data order, dropout); the data subset stays the same", factory=lambda: [0, 1, 2])
+    datasets: list[DatasetSpec] = _help("data sets, each with its base recipe", factory=list)
+    measure: Measurements = _help("extra measurements in every run", factory=Measurements)
+    overrides: list[str] = _help("key=value overrides for every run (before the data set's own)", factory=list)
+    report_dir: str = _help("where results.csv, the tables, plots and report.html go (--report-dir overrides)", "runs/compare")
+    runs_dir: str | None = _help("where the run folders go; default: REPORT_DIR/runs", None)
+    max_parallel: int = _help("runs at once (--max-parallel overrides); each gets cores // max_parallel threads", 1)
+    keep_checkpoints: bool = _help("keep each finished run's checkpoints/ (large; only resume needs them)", False)
+
+    def __post_init__(self) -> None:
+        for key in ("methods", "shots_per_class", "seeds"):
+            values = getattr(self, key)
+            if not values:
+                raise ConfigError(f"{key} must not be empty")
+            if len(set(values)) != len(values):
+                raise ConfigError(f"{key} has duplicates: {values}")
+        for shots in self.shots_per_class:
+            if shots != "all" and shots < 1:
+                raise ConfigError(f"shots_per_class: {shots} must be >= 1 or 'all'")
+        if self.max_parallel < 1:
+            raise ConfigError(f"max_parallel must be >= 1, got {self.max_parallel}")
+        names = [d.name for d in self.datasets]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"datasets: names must be unique, got {names}")
+
+
+def load_spec(path: str | Path) -> CompareSpec:
+    """Read and check a compare spec.
+
+    Raises:
+        ConfigError: missing file, invalid YAML, unknown key, wrong type or invalid value (naming key and file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"compare spec not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of spec keys, got {type(raw).__name__}")
+    raw = dict(raw)
+    # A list of sections is beyond the run-config schema's checker: each entry is checked on its own.
+    datasets_raw: Any = raw.pop("datasets", None)
+    if not isinstance(datasets_raw, list) or not datasets_raw:
+        raise ConfigError(f"datasets ({path}): list at least one data set (name, recipe, ...)")
+    datasets = []
+    for i, entry in enumerate(datasets_raw):
+        try:
+            datasets.append(from_mapping(DatasetSpec, entry, str(path), prefix=f"datasets[{i}]."))
+        except ConfigError as err:
+            if f"datasets[{i}]" in str(err):  # an unknown key already names its place
+                raise
+            raise ConfigError(f"datasets[{i}]: {err}") from err
+    spec = from_mapping(CompareSpec, raw, str(path))
+    spec.datasets = datasets
+    try:
+        spec.__post_init__()  # again, now with the data sets
+    except ConfigError as err:
+        raise ConfigError(f"{err} ({path})") from err
+    if spec.name is None:
+        spec.name = path.stem
+    return spec

@@ -1,0 +1,67 @@
+"""A run's extra measurements, switched on under ``evaluation``: transferability before training, shift and
+forgetting after it. ``hftl.finetune.run`` calls these and puts what they return into results.json."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from hftl.features import split_features
+from hftl.transferability import knn_accuracy, logme, probe_accuracy
+
+if TYPE_CHECKING:
+    import torch
+    from accelerate import Accelerator
+    from datasets import DatasetDict
+
+    from hftl.config import Config
+    from hftl.modalities import Modality
+
+KNN_K = 5
+
+
+def transferability(
+    cfg: Config, modality: Modality, processor: Any, model: torch.nn.Module, splits: DatasetDict
+) -> dict[str, Any]:
+    """LogME of the initial model's features on the training split, k-NN and probe accuracy train -> validation.
+
+    ``model`` is the model as built, before training (pretrained; random for method=scratch). Extraction draws no
+    random numbers, so the run that follows is the same with or without this measurement.
+    """
+    started = time.perf_counter()
+    cap = cfg.evaluation.probe_max_samples
+    train, train_labels = split_features(model, modality, processor, cfg, splits["train"], cap)
+    val, val_labels = split_features(model, modality, processor, cfg, splits["validation"], cap)
+    train, val = next(iter(train.values())), next(iter(val.values()))
+    return {
+        "logme": logme(train, train_labels),
+        "knn_accuracy": knn_accuracy(train, train_labels, val, val_labels, k=KNN_K),
+        "probe_accuracy": probe_accuracy(train, train_labels, val, val_labels, seed=cfg.training.seed),
+        "n_train": len(train_labels),
+        "n_validation": len(val_labels),
+        "k": KNN_K,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def after_training(
+    cfg: Config,
+    modality: Modality,
+    processor: Any,
+    model: torch.nn.Module,
+    accelerator: Accelerator,
+    splits: DatasetDict,
+    label_names: list[str],
+) -> dict[str, Any]:
+    """results["shift"] (every process takes part: it evaluates through the prepared loaders) and
+    results["forgetting"] (main process only), for the best model."""
+    out: dict[str, Any] = {}
+    if cfg.evaluation.shift:
+        from hftl.shift import score_shift
+
+        out["shift"] = score_shift(cfg, modality, processor, model, accelerator, splits["test"])
+    if cfg.evaluation.forgetting and accelerator.is_main_process:
+        from hftl.forgetting import measure_forgetting
+
+        out["forgetting"] = measure_forgetting(cfg, modality, processor, accelerator.unwrap_model(model), label_names)
+    return out

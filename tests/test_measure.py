@@ -1,0 +1,122 @@
+"""A run's extra measurements end to end on tiny models: evaluation.transferability / shift / forgetting, per modality."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hftl.config import load_config
+from hftl.errors import ConfigError
+from hftl.features import POOLING, extract, spread_layers
+from hftl.modalities import get_modality
+from tests.test_audio import write_tone_csv
+from tests.test_vision import overrides as vision_overrides
+from tests.tiny_models import tiny_audio_model, tiny_vision_model
+
+ALL = ["evaluation.transferability=true", "evaluation.shift=true", "evaluation.forgetting=true"]
+
+
+def _run(overrides: list[str]) -> dict:
+    from hftl.finetune import run
+
+    return run(load_config(None, overrides))
+
+
+def test_text_run_with_a_frozen_backbone_forgets_nothing(quick_overrides, tmp_path):
+    results = _run([*quick_overrides, "method.name=linear_probe", "evaluation.probe_max_samples=90", *ALL])
+    on_disk = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert on_disk["forgetting"] == results["forgetting"] and on_disk["shift"] == results["shift"]
+
+    t = results["transferability"]
+    assert t["n_train"] == results["data"]["train"] and t["n_validation"] == results["data"]["validation"]
+    assert np.isfinite(t["logme"]) and 0 <= t["knn_accuracy"] <= 1 and 0 <= t["probe_accuracy"] <= 1
+
+    s = results["shift"]
+    assert list(s["variants"]) == ["first_sentence"] and s["n_samples"] == results["data"]["test"]
+    assert s["clean_accuracy"] == pytest.approx(results["test"]["accuracy"])  # the whole (small) test split
+    assert s["mean_accuracy"] == s["variants"]["first_sentence"]["accuracy"]
+
+    f = results["forgetting"]
+    assert f["probe"] == "zoo:fortunes" and (f["n_train"], f["n_test"]) == (60, 30)
+    # linear_probe never changes the backbone: the same features before and after.
+    assert f["knn_accuracy_before"] == f["knn_accuracy_after"]
+    assert f["cka"] == pytest.approx(1.0, abs=1e-9)
+    assert f["wer_before"] is None and f["wer_after"] is None
+
+
+def test_transferability_does_not_change_the_run(quick_overrides, tmp_path):
+    # LoRA draws its init and dropout masks from torch's RNG: measuring before training must not move it.
+    common = [*quick_overrides, "method.name=lora", "method.lora.r=4"]
+    plain = _run([*common, f"output.dir={tmp_path / 'plain'}"])
+    measured = _run([*common, f"output.dir={tmp_path / 'measured'}", "evaluation.transferability=true"])
+    assert "transferability" in measured and "transferability" not in plain
+    assert measured["test"] == plain["test"]
+    assert [h["train/loss"] for h in measured["history"] if "train/loss" in h] == [
+        h["train/loss"] for h in plain["history"] if "train/loss" in h
+    ]
+
+
+def test_vision_run_scores_corruptions_and_digits_probe(tmp_path):
+    from PIL import Image
+
+    from tests.test_vision import CLASSES, pattern
+
+    root = tmp_path / "patterns"
+    rng = np.random.default_rng(0)
+    for kind in CLASSES:
+        (root / kind).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(pattern(kind, rng)).save(root / kind / f"{i:02d}.png")
+    model = tiny_vision_model(tmp_path / "tiny_dinov2", num_labels=3, image_size=28)
+    results = _run([
+        *vision_overrides(model, root, tmp_path / "run", "method.name=linear_probe", "training.epochs=1"),
+        *ALL, "evaluation.shift_severities=[2, 5]", "evaluation.probe_max_samples=30",
+    ])  # fmt: skip
+    s = results["shift"]
+    assert sorted(s["variants"]) == sorted(f"{c}_s{v}" for c in ("gaussian_noise", "gaussian_blur", "contrast", "rotation") for v in (2, 5))
+    assert s["mean_accuracy"] == pytest.approx(np.mean([m["accuracy"] for m in s["variants"].values()]))
+    f = results["forgetting"]
+    assert f["probe"] == "zoo:digits" and (f["n_train"], f["n_test"]) == (20, 10)
+    assert f["knn_accuracy_before"] == f["knn_accuracy_after"] and f["cka"] == pytest.approx(1.0, abs=1e-9)
+    assert np.isfinite(results["transferability"]["logme"])
+
+
+def test_audio_run_scores_noise_and_reports_no_wer_without_a_decoder(tmp_path):
+    model = tiny_audio_model(tmp_path / "tiny_whisper", num_labels=3, clip_seconds=1)
+    data = write_tone_csv(tmp_path / "tones", per_class=8)
+    results = _run([
+        "modality=audio", f"model.source={model}", f"data.source={data}", "data.input_column=audio",
+        "audio.clip_seconds=1", "method.name=full", "training.epochs=1", "training.batch_size=8",
+        "training.tracking=none", f"output.dir={tmp_path / 'run'}", *ALL,
+    ])  # fmt: skip
+    assert sorted(results["shift"]["variants"]) == ["noise_snr0db", "noise_snr5db"]
+    f = results["forgetting"]
+    assert f["probe"].startswith("espeak-ng") and f["wer_before"] is None and f["cka"] is None
+    assert results["transferability"]["n_train"] == results["data"]["train"]
+
+
+def test_features_of_several_layers_in_one_pass(tiny_bert, topic_csv):
+    from datasets import load_dataset
+
+    from hftl.features import load_backbone
+
+    cfg = load_config(None, [f"model.source={tiny_bert}", "text.max_length=16"])
+    text = get_modality("text")
+    model, tokenizer = load_backbone(cfg, text, ["a", "b", "c"])
+    split = load_dataset("csv", data_files=str(topic_csv))["train"].select(range(10))
+    split = split.class_encode_column("label")
+    prepared = text.prepare(split, tokenizer, cfg, train=False)
+    feats, labels = extract(model, prepared, text.collator(tokenizer, cfg), POOLING["text"], layers=[0, 1, 2], batch_size=4)
+    assert sorted(feats) == [0, 1, 2] and all(f.shape == (10, 32) for f in feats.values())
+    last, _ = extract(model, prepared, text.collator(tokenizer, cfg), POOLING["text"], batch_size=7)
+    assert np.allclose(last[2], feats[2], atol=1e-6)  # batching does not change the features
+    assert not np.allclose(feats[0], feats[2]) and labels.tolist() == split["label"]
+    assert spread_layers(12) == [3, 6, 9, 12] and spread_layers(2) == [1, 2]
+
+
+@pytest.mark.parametrize("override", ["evaluation.shift_severities=[0]", "evaluation.shift_severities=[]", "evaluation.probe_max_samples=5"])
+def test_bad_measurement_settings_name_the_key(override):
+    with pytest.raises(ConfigError, match=override.split("=")[0]):
+        load_config(None, [override])
