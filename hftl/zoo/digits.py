@@ -10,6 +10,7 @@ import numpy as np
 
 from hftl.zoo import ZooEntry, ZooError, register
 from hftl.zoo.image_data import grey_image_dataset
+from hftl.zoo.splits import train_validation_test
 
 logger = logging.getLogger("hftl")
 
@@ -29,18 +30,12 @@ def digit_images() -> tuple[np.ndarray, np.ndarray]:
 def build(dest: Path) -> dict[str, Any]:
     """Write a stratified 70/10/20 train/validation/test ``DatasetDict`` into ``dest``."""
     import sklearn
-    from datasets import DatasetDict
 
     images, labels = digit_images()
     if images.shape != (N_IMAGES, 8, 8) or sorted(set(labels.tolist())) != list(range(len(CLASSES))):
         raise ZooError(f"digits: expected {N_IMAGES} 8x8 images of 10 classes, got {images.shape}")
     full = grey_image_dataset(images, labels, CLASSES)
-    first = full.train_test_split(test_size=TEST_SIZE, stratify_by_column="label", seed=SEED)
-    # validation is VALIDATION_SIZE of the whole, taken from what is left after the test split.
-    second = first["train"].train_test_split(
-        test_size=VALIDATION_SIZE / (1 - TEST_SIZE), stratify_by_column="label", seed=SEED
-    )
-    splits = DatasetDict(train=second["train"], validation=second["test"], test=first["test"])
+    splits = train_validation_test(full, TEST_SIZE, VALIDATION_SIZE, SEED)
     splits.save_to_disk(str(dest))
     sizes = {s: len(splits[s]) for s in splits}
     logger.info("zoo: digits splits %s", sizes)

@@ -18,6 +18,7 @@ import numpy as np
 
 from hftl.zoo import ZooEntry, ZooError, register
 from hftl.zoo.fetch import extract_deb, fetch_deb
+from hftl.zoo.splits import train_validation_test
 
 logger = logging.getLogger("hftl")
 
@@ -40,7 +41,7 @@ def read_topic(path: Path) -> list[str]:
 
 def build(dest: Path) -> dict[str, Any]:
     """Write a balanced, stratified 70/10/20 train/validation/test ``DatasetDict`` into ``dest``."""
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+    from datasets import ClassLabel, Dataset, Features, Value
 
     deb = fetch_deb(PACKAGE, VERSION, SHA256)
     texts, labels = [], []
@@ -56,11 +57,7 @@ def build(dest: Path) -> dict[str, Any]:
             labels += [label] * PER_TOPIC
     features = Features({"text": Value("string"), "label": ClassLabel(names=list(TOPICS))})
     full = Dataset.from_dict({"text": texts, "label": labels}, features=features)
-    first = full.train_test_split(test_size=TEST_SIZE, stratify_by_column="label", seed=SEED)
-    second = first["train"].train_test_split(
-        test_size=VALIDATION_SIZE / (1 - TEST_SIZE), stratify_by_column="label", seed=SEED
-    )
-    splits = DatasetDict(train=second["train"], validation=second["test"], test=first["test"])
+    splits = train_validation_test(full, TEST_SIZE, VALIDATION_SIZE, SEED)
     splits.save_to_disk(str(dest))
     sizes = {s: len(splits[s]) for s in splits}
     logger.info("zoo: fortunes splits %s", sizes)
