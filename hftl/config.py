@@ -308,6 +308,10 @@ def _check_value(value: Any, annotation: Any, key: str, origin: str) -> Any:
                 errors.append(str(err))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{key} ({origin}): {value!r} matches none of {annotation}")
     if kind is Literal:
+        if isinstance(value, bool) and not any(isinstance(a, bool) for a in args):
+            # YAML 1.1 reads no/off/false (and yes/on/true) as booleans: `mixed_precision: no` means the option "no".
+            spellings = {False: ("no", "off", "false"), True: ("yes", "on", "true")}[value]
+            value = next((a for a in args if isinstance(a, str) and a.lower() in spellings), value)
         if value not in args:
             raise ConfigError(f"{key} ({origin}): {value!r} is not one of {list(args)}")
         return value

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader
 
@@ -95,6 +96,10 @@ def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
             f"{cfg.training.mixed_precision}: set training.mixed_precision={launcher_precision} "
             "(and leave the launcher's at 'no')"
         )
+    # AcceleratorState is a process-wide singleton that refuses a second precision: a later run in the same process
+    # (a notebook, a sweep, a test) with another mixed_precision would fail. Each run sets its own; the distributed
+    # part (PartialState: ranks, device) is kept.
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(
         cpu=not _has_accelerator_device(),
         gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,

@@ -47,6 +47,16 @@ def test_override_wins_over_file(tmp_path):
     assert cfg.training.learning_rate == pytest.approx(5e-4)  # YAML 1.1 reads '5e-4' as text: still a float here
 
 
+def test_yaml_booleans_mean_the_option_of_that_name(tmp_path):
+    """YAML 1.1 reads `no` as False: `mixed_precision: no` is the option "no", in a file and on the command line."""
+    path = tmp_path / "c.yaml"
+    path.write_text("training:\n  mixed_precision: no\n")
+    assert load_config(path).training.mixed_precision == "no"
+    assert load_config(None, ["training.mixed_precision=no"]).training.mixed_precision == "no"
+    with pytest.raises(ConfigError, match=r"data\.on_bad_sample .*False is not one of \['error', 'skip'\]"):
+        load_config(None, ["data.on_bad_sample=no"])
+
+
 def test_unknown_key_in_file_names_key_and_file(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("training:\n  lr: 0.1\n")

@@ -119,3 +119,11 @@ def test_gradient_checkpointing_trains_the_same_model(quick_overrides, tmp_path)
     w2 = load_file(tmp_path / "checkpointed" / "adapter" / "adapter_model.safetensors")
     assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-6
     assert any(torch.count_nonzero(v) for k, v in w2.items() if re.search(r"lora_B", k))  # it did train
+
+
+def test_runs_in_one_process_may_use_different_precisions(quick_overrides, tmp_path):
+    """accelerate's state is a process-wide singleton; a notebook or sweep runs several recipes in one process."""
+    first = run(load_config(None, [*quick_overrides, "training.epochs=1", "training.mixed_precision=bf16"]))
+    second = run(load_config(None, [*quick_overrides, "training.epochs=1", "training.mixed_precision=no",
+                                    f"output.dir={tmp_path / 'second'}"]))  # fmt: skip
+    assert (first["run"]["mixed_precision"], second["run"]["mixed_precision"]) == ("bf16", "no")
