@@ -42,8 +42,8 @@ def make_session(model_path: Path, *, num_threads: int | None = None, allow_spin
     Args:
         model_path: The ``.onnx`` file.
         num_threads: intra-op threads (inter-op is 1: these graphs are sequential); None = all usable cores.
-        allow_spinning: Let idle ORT worker threads busy-wait. Faster for ORT alone, but the spinning threads steal
-            CPU from whatever runs next, so benchmarks that compare backends turn it off.
+        allow_spinning: Let idle ORT worker threads busy-wait (ORT's default): faster calls, but the spinning threads
+            steal CPU from whatever runs right after, so benchmarks time each backend in blocks (hftl.latency).
     """
     import onnxruntime as ort
 

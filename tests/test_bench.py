@@ -87,7 +87,7 @@ def test_inference_quick(tiny_configs, tmp_path):
     rows = table_rows(run_script("inference", tiny_configs, tmp_path), "| modality | backend | test acc")
     backends = {(r[0], r[1]) for r in rows}
     for modality in ("text", "vision", "audio"):
-        assert {(modality, b) for b in ("torch", "ort fp32", "int8 per-tensor", "int8 hftl", "int8 hftl, spinning")} <= backends
+        assert {(modality, b) for b in ("torch", "ort fp32", "int8 per-tensor", "int8 hftl", "int8 hftl, no spinning")} <= backends
     assert ("text", "ort fp32 fused") in backends and ("audio", "ort fp32 fused") not in backends
     data = json.loads((tmp_path / "inference.json").read_text())
     for r in data["results"]:
