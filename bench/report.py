@@ -35,36 +35,60 @@ def sections() -> list[tuple[str, str, list[str]]]:
     ]
 
 
+def merge_sections(existing: str, updates: dict[str, str]) -> str:
+    """``existing`` report with the ``## title`` sections in ``updates`` replaced (appended when missing)."""
+    header, *blocks = existing.split("\n## ")
+    order = [block.split("\n", 1)[0] for block in blocks]
+    by_title = dict(zip(order, blocks, strict=True))
+    for title, text in updates.items():
+        if title not in by_title:
+            order.append(title)
+        by_title[title] = text.removeprefix("## ")
+    return "\n## ".join([header.rstrip("\n") + "\n", *(by_title[t].rstrip("\n") + "\n" for t in order)])
+
+
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", default=None, help="comma-separated benchmark names (default: all)")
+    p.add_argument("--only", default=None, help="comma-separated benchmark names; their sections replace the same "
+                   "sections of the existing report (default: all, a new report)")  # fmt: skip
     p.add_argument("--output", type=Path, default=harness.REPO / "BENCHMARKS.md")
     p.add_argument("--quick", action="store_true", help="every benchmark in its smoke mode (checks the plumbing)")
     args = p.parse_args(argv)
     chosen = [(name, title, command + ["--quick"] * args.quick) for name, title, command in sections()]
     if args.only:
         names = args.only.split(",")
+        unknown = sorted(set(names) - {name for name, _, _ in chosen})
+        if unknown:
+            raise SystemExit(f"--only: unknown benchmark(s) {unknown}; known: {[name for name, _, _ in chosen]}")
         chosen = [s for s in chosen if s[0] in names]
     info = harness.machine()
-    parts = [
-        "# Benchmarks\n",
-        f"Produced by `make bench` on {info['cores']} cores ({info['cpu']}), {info['date']}; torch {info['torch']}. "
-        f"Load average before: {info['load_average_1min']} (anything well above 0 means other work shared the cores). "
-        "Numbers per run are in `runs/bench/*.json`.\n",
-    ]
+    updates: dict[str, str] = {}
     started = time.perf_counter()
     for name, title, command in chosen:
         harness.log(f"# {name}: python {shlex.join(command)}")
+        now = harness.machine()
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, *command], cwd=harness.REPO, stdout=subprocess.PIPE, text=True, check=False)
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             raise SystemExit(f"bench: {name} failed (exit {proc.returncode}); {args.output} left as it was")
-        parts.append(f"## {title}\n\n`python {shlex.join(command)}` ({seconds / 60:.1f} min)\n\n{proc.stdout.strip()}\n")
-    load_after = harness.machine()["load_average_1min"]
-    parts.append(f"Total {(time.perf_counter() - started) / 60:.1f} min; load average after: {load_after}.\n")
-    write_text_atomic(args.output, "\n".join(parts))
-    print("\n".join(parts))
+        updates[title] = (
+            f"## {title}\n\n`python {shlex.join(command)}` ({seconds / 60:.1f} min, {now['date']}, "
+            f"load average before {now['load_average_1min']})\n\n{proc.stdout.strip()}\n"
+        )
+    if args.only and args.output.is_file():
+        report = merge_sections(args.output.read_text(), updates)
+    else:
+        header = (
+            "# Benchmarks\n\n"
+            f"Produced by `make bench` on {info['cores']} cores ({info['cpu']}), {info['date']}; torch {info['torch']}; "
+            f"{(time.perf_counter() - started) / 60:.1f} min in all. Each section gives the command that produced it and "
+            "the load average before it (anything well above 0 means other work shared the cores); "
+            "`python bench/report.py --only NAME` reruns one section in place. Numbers per run are in `runs/bench/*.json`.\n"
+        )
+        report = "\n".join([header, *updates.values()])
+    write_text_atomic(args.output, report)
+    print(report)
 
 
 if __name__ == "__main__":

@@ -127,3 +127,14 @@ def test_scaling_quick(tiny_configs, tmp_path):
     keys = {r["modality"]: r["input_size_key"] for r in data["results"]}
     assert keys == {"text": "text.max_length", "vision": "vision.image_size", "audio": "audio.clip_seconds"}
     assert all(row["samples_per_second"] > 0 for r in data["results"] for row in r["rows"])
+
+
+def test_rerunning_one_benchmark_replaces_only_its_section():
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from report import merge_sections
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    old = "# Benchmarks\n\nProduced by make bench.\n\n## Memory\n\n| a |\n\n## Scaling\n\n| b |\n"
+    new = merge_sections(old, {"Memory": "## Memory\n\n| c |\n", "Input": "## Input\n\n| d |\n"})
+    assert new == "# Benchmarks\n\nProduced by make bench.\n\n## Memory\n\n| c |\n\n## Scaling\n\n| b |\n\n## Input\n\n| d |\n"
