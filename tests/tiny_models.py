@@ -14,6 +14,12 @@ _WORDS = [
 # fmt: on
 
 
+def _label_config(num_labels: int) -> dict:
+    """Config keys for a classification head whose labels are named ``label_0`` ..."""
+    id2label = {i: f"label_{i}" for i in range(num_labels)}
+    return {"num_labels": num_labels, "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+
+
 def tiny_text_model(path: Path, num_labels: int = 3) -> Path:
     """Save a tiny random BERT sequence classifier plus a matching fast tokenizer into ``path``.
 
@@ -34,7 +40,6 @@ def tiny_text_model(path: Path, num_labels: int = 3) -> Path:
     vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
 
-    id2label = {i: f"label_{i}" for i in range(num_labels)}
     config = BertConfig(
         vocab_size=len(vocab),
         hidden_size=32,
@@ -42,9 +47,7 @@ def tiny_text_model(path: Path, num_labels: int = 3) -> Path:
         num_attention_heads=2,
         intermediate_size=37,
         max_position_embeddings=64,
-        num_labels=num_labels,
-        id2label=id2label,
-        label2id={v: k for k, v in id2label.items()},
+        **_label_config(num_labels),
     )
     # Fixed seed: tests compare backends on this model, so it must be the same model every run.
     torch.manual_seed(0)
@@ -70,7 +73,6 @@ def tiny_vision_model(path: Path, num_labels: int = 3, image_size: int = 28) -> 
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    id2label = {i: f"label_{i}" for i in range(num_labels)}
     config = Dinov2Config(
         hidden_size=32,
         num_hidden_layers=2,
@@ -78,9 +80,7 @@ def tiny_vision_model(path: Path, num_labels: int = 3, image_size: int = 28) -> 
         mlp_ratio=2,
         patch_size=7,
         image_size=image_size,
-        num_labels=num_labels,
-        id2label=id2label,
-        label2id={v: k for k, v in id2label.items()},
+        **_label_config(num_labels),
     )
     torch.manual_seed(0)  # the same model every run: tests compare backends on it
     Dinov2ForImageClassification(config).eval().save_pretrained(path)
@@ -109,7 +109,6 @@ def tiny_audio_model(path: Path, num_labels: int = 3, clip_seconds: int = 1) -> 
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    id2label = {i: f"label_{i}" for i in range(num_labels)}
     config = WhisperConfig(
         vocab_size=64,
         num_mel_bins=16,
@@ -124,9 +123,7 @@ def tiny_audio_model(path: Path, num_labels: int = 3, clip_seconds: int = 1) -> 
         max_target_positions=32,
         classifier_proj_size=16,
         init_std=0.3,  # a random encoder with the default 0.02 maps every input to nearly the same vector
-        num_labels=num_labels,
-        id2label=id2label,
-        label2id={v: k for k, v in id2label.items()},
+        **_label_config(num_labels),
     )
     torch.manual_seed(0)  # the same model every run: tests compare backends on it
     WhisperForAudioClassification(config).eval().save_pretrained(path)

@@ -36,6 +36,13 @@ def _panels(n: int, height: float = 3.6) -> tuple[Any, list[Any]]:
     return fig, list(axes[0])
 
 
+def _modality_panels(rows: list[dict[str, Any]], modalities: list[str] | None = None) -> tuple[Any, list[tuple]]:
+    """A figure with a panel per modality: (fig, [(ax, modality, that modality's rows), ...])."""
+    modalities = _modalities(rows) if modalities is None else modalities
+    fig, axes = _panels(len(modalities))
+    return fig, [(ax, m, [r for r in rows if r["modality"] == m]) for ax, m in zip(axes, modalities, strict=True)]
+
+
 def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,10 +60,8 @@ def accuracy_vs_size(rows: list[dict[str, Any]], path: Path) -> Path | None:
     """Test accuracy (mean ± std over seeds) against shots per class, a line per method (and data set / backbone)."""
     if not rows:
         return None
-    modalities = _modalities(rows)
-    fig, axes = _panels(len(modalities))
-    for ax, modality in zip(axes, modalities, strict=True):
-        mine = [r for r in rows if r["modality"] == modality]
+    fig, panels = _modality_panels(rows)
+    for ax, modality, mine in panels:
         sizes = _ordered([r["shots_per_class"] for r in mine])
         sources = _ordered([(r["dataset"], r["backbone"]) for r in mine])
         for s_index, (dataset, backbone) in enumerate(sources):
@@ -87,10 +92,8 @@ def accuracy_vs_params(rows: list[dict[str, Any]], path: Path) -> Path | None:
     rows = [r for r in rows if r.get("trainable_params")]
     if not rows:
         return None
-    modalities = _modalities(rows)
-    fig, axes = _panels(len(modalities))
-    for ax, modality in zip(axes, modalities, strict=True):
-        mine = [r for r in rows if r["modality"] == modality]
+    fig, panels = _modality_panels(rows)
+    for ax, modality, mine in panels:
         for method in _ordered([r["method"] for r in mine]):
             theirs = [r for r in mine if r["method"] == method]
             points = []
@@ -123,10 +126,9 @@ def _grouped_bars(
                                                       for _, fn in series)]  # fmt: skip
     if not modalities:
         return None
-    fig, axes = _panels(len(modalities))
+    fig, panels = _modality_panels(rows, modalities)
     width = 0.8 / len(series)
-    for ax, modality in zip(axes, modalities, strict=True):
-        mine = [r for r in rows if r["modality"] == modality]
+    for ax, modality, mine in panels:
         methods = _ordered([r["method"] for r in mine])
         for s_index, (label, fn) in enumerate(series):
             values = [fn([r for r in mine if r["method"] == m]) for m in methods]

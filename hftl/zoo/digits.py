@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +9,7 @@ import numpy as np
 
 from hftl.zoo import ZooEntry, ZooError, register
 from hftl.zoo.image_data import grey_image_dataset
-from hftl.zoo.splits import train_validation_test
-
-logger = logging.getLogger("hftl")
+from hftl.zoo.splits import save_splits, train_validation_test
 
 N_IMAGES, CLASSES = 1797, tuple(str(d) for d in range(10))
 SEED, TEST_SIZE, VALIDATION_SIZE = 42, 0.2, 0.1
@@ -36,9 +33,7 @@ def build(dest: Path) -> dict[str, Any]:
         raise ZooError(f"digits: expected {N_IMAGES} 8x8 images of 10 classes, got {images.shape}")
     full = grey_image_dataset(images, labels, CLASSES)
     splits = train_validation_test(full, TEST_SIZE, VALIDATION_SIZE, SEED)
-    splits.save_to_disk(str(dest))
-    sizes = {s: len(splits[s]) for s in splits}
-    logger.info("zoo: digits splits %s", sizes)
+    sizes = save_splits(splits, dest, "digits")
     return {"sklearn": sklearn.__version__, "splits": sizes, "labels": list(CLASSES)}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,7 @@ from hftl.zoo import ZooEntry, ZooError, register
 from hftl.zoo.fetch import extract_deb, fetch_deb
 from hftl.zoo.idx import read_idx
 from hftl.zoo.image_data import grey_image_dataset
-
-logger = logging.getLogger("hftl")
+from hftl.zoo.splits import save_splits
 
 PACKAGE, VERSION = "dataset-fashion-mnist", "0.0~git20200523.55506a9-1"
 SHA256 = "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0"
@@ -67,9 +65,7 @@ def build(dest: Path) -> dict[str, Any]:
     full = {split: grey_image_dataset(x, y, CLASSES) for split, (x, y) in arrays.items()}
     carved = full["train"].train_test_split(test_size=VALIDATION_SIZE, stratify_by_column="label", seed=SEED)
     splits = DatasetDict(train=carved["train"], validation=carved["test"], test=full["test"])
-    splits.save_to_disk(str(dest))
-    sizes = {s: len(splits[s]) for s in splits}
-    logger.info("zoo: fashion-mnist splits %s", sizes)
+    sizes = save_splits(splits, dest, "fashion-mnist")
     return {"deb": deb.name, "splits": sizes, "labels": list(CLASSES)}
 
 

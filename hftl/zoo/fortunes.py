@@ -8,7 +8,6 @@ and split stratified 70/10/20.
 
 from __future__ import annotations
 
-import logging
 import re
 import tempfile
 from pathlib import Path
@@ -18,9 +17,7 @@ import numpy as np
 
 from hftl.zoo import ZooEntry, ZooError, register
 from hftl.zoo.fetch import extract_deb, fetch_deb
-from hftl.zoo.splits import train_validation_test
-
-logger = logging.getLogger("hftl")
+from hftl.zoo.splits import save_splits, train_validation_test
 
 PACKAGE, VERSION = "fortunes", "1:1.99.1-7.3"
 SHA256 = "41d0551dc0ff52f875a2ecef7c39da2f672ab468c37e170119f7e0245a9d63c5"
@@ -58,9 +55,7 @@ def build(dest: Path) -> dict[str, Any]:
     features = Features({"text": Value("string"), "label": ClassLabel(names=list(TOPICS))})
     full = Dataset.from_dict({"text": texts, "label": labels}, features=features)
     splits = train_validation_test(full, TEST_SIZE, VALIDATION_SIZE, SEED)
-    splits.save_to_disk(str(dest))
-    sizes = {s: len(splits[s]) for s in splits}
-    logger.info("zoo: fortunes splits %s", sizes)
+    sizes = save_splits(splits, dest, "fortunes")
     return {"deb": deb.name, "splits": sizes, "labels": list(TOPICS), "per_topic": PER_TOPIC}
 
 
