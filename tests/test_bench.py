@@ -11,14 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from hftl.config import load_config, save_config
 from tests.conftest import write_topic_csv
 from tests.test_audio import write_tone_csv
-from tests.test_vision import CLASSES, pattern
+from tests.test_vision import write_pattern_folder
 from tests.tiny_models import tiny_audio_model, tiny_text_model, tiny_vision_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,12 +27,7 @@ COMMON = ["method.name=lora", "method.lora.r=4", "training.batch_size=8", "train
 def tiny_configs(tmp_path_factory) -> list[str]:
     """--config arguments pointing every modality at a tiny model and a tiny data set."""
     root = tmp_path_factory.mktemp("bench")
-    images = root / "images"
-    rng = np.random.default_rng(0)
-    for kind in CLASSES:
-        (images / kind).mkdir(parents=True)
-        for i in range(16):
-            Image.fromarray(pattern(kind, rng)).save(images / kind / f"{i:02d}.png")
+    images = write_pattern_folder(root / "images", per_class=16)
     settings = {
         "text": [f"model.source={tiny_text_model(root / 'bert')}", f"data.source={write_topic_csv(root / 'topics.csv')}",
                  "text.max_length=16"],

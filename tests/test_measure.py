@@ -59,16 +59,9 @@ def test_transferability_does_not_change_the_run(quick_overrides, tmp_path):
 
 
 def test_vision_run_scores_corruptions_and_digits_probe(tmp_path):
-    from PIL import Image
+    from tests.test_vision import write_pattern_folder
 
-    from tests.test_vision import CLASSES, pattern
-
-    root = tmp_path / "patterns"
-    rng = np.random.default_rng(0)
-    for kind in CLASSES:
-        (root / kind).mkdir(parents=True)
-        for i in range(12):
-            Image.fromarray(pattern(kind, rng)).save(root / kind / f"{i:02d}.png")
+    root = write_pattern_folder(tmp_path / "patterns", per_class=12)
     model = tiny_vision_model(tmp_path / "tiny_dinov2", num_labels=3, image_size=28)
     results = _run([
         *vision_overrides(model, root, tmp_path / "run", "method.name=linear_probe", "training.epochs=1"),

@@ -29,16 +29,20 @@ def pattern(kind: str, rng: np.random.Generator, size: int = 28) -> np.ndarray:
     return np.clip(base + noise, 0, 255).astype(np.uint8)
 
 
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory) -> Path:
-    """An imagefolder (one sub-folder per class) of grey PNGs: a stand-in for a real small image set."""
-    root = tmp_path_factory.mktemp("patterns")
+def write_pattern_folder(root: Path, per_class: int) -> Path:
+    """An imagefolder (one sub-folder per class) of ``per_class`` seeded grey pattern PNGs under ``root``."""
     rng = np.random.default_rng(0)
     for kind in CLASSES:
-        (root / kind).mkdir()
-        for i in range(20):
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
             Image.fromarray(pattern(kind, rng)).save(root / kind / f"{i:02d}.png")
     return root
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    """An imagefolder of grey PNGs: a stand-in for a real small image set."""
+    return write_pattern_folder(tmp_path_factory.mktemp("patterns"), per_class=20)
 
 
 @pytest.fixture(scope="module")
