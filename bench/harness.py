@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from hftl.config import Config, load_config
-from hftl.rundir import write_json_atomic
+from hftl.run.rundir import write_json_atomic
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = {
@@ -102,9 +102,9 @@ def build(cfg: Config) -> Built:
     """Seeded: two builds of one config give identical weights (LoRA and head initialisation draw from torch's RNG)."""
     from accelerate.utils import set_seed
 
-    from hftl.data import load_splits
+    from hftl.run.data import load_splits
     from hftl.modalities import get_modality
-    from hftl.models import apply_method, build_model, count_parameters, load_processor
+    from hftl.run.models import apply_method, build_model, count_parameters, load_processor
 
     set_seed(cfg.training.seed)
     modality = get_modality(cfg.modality)
@@ -156,8 +156,8 @@ def hftl_loop(built: Built, steps: int, *, sampler: torch.utils.data.Sampler | N
 
     from torch.utils.data import DataLoader
 
-    from hftl.finetune import make_accelerator
-    from hftl.training import Trainer
+    from hftl.recipe import make_accelerator
+    from hftl.run.training import Trainer
 
     cfg = built.cfg
     cfg = replace(cfg, training=replace(cfg.training, max_steps=steps, eval_steps=None, log_every_steps=10))
@@ -185,7 +185,7 @@ def hftl_loop(built: Built, steps: int, *, sampler: torch.utils.data.Sampler | N
 @contextlib.contextmanager
 def _quiet_progress() -> Iterator[None]:
     """hftl's progress bar off while timing (its stderr line is noise in the bench log)."""
-    from hftl import training
+    from hftl.run import training
 
     bar = training.tqdm
     training.tqdm = lambda *args, **kwargs: bar(*args, **{**kwargs, "disable": True})

@@ -5,14 +5,14 @@
 Per modality, a fine-tuned run (``--run``; else a short LoRA run of the recipe is trained once into
 ``runs/bench/models/MODALITY`` and reused) is exported with optimum, then every variant below is scored on the
 run's test split (accuracy, and the largest logit difference from PyTorch) and timed at batch 1 and 32 with the
-same thread count for every backend, in shuffled blocks (``hftl.latency.time_blocks``):
+same thread count for every backend, in shuffled blocks (``hftl.deploy.latency.time_blocks``):
 
     torch               PyTorch eager, fp32
     ort fp32            the exported graph (onnxruntime applies its own graph optimisations when it loads it)
     ort fp32 fused      onnxruntime.transformers' optimizer first: attention / LayerNorm / GELU fusions (BERT, ViT)
     int8 per-tensor     dynamic int8, optimum's default operators, one scale per tensor (hftl's export until now)
     int8 fused          fused graph, then dynamic int8, per-channel, onnxruntime's default operators
-    int8 hftl           what ``hftl export`` writes: per-channel, weight MatMuls only (hftl.onnx.INT8_OPERATORS)
+    int8 hftl           what ``hftl export`` writes: per-channel, weight MatMuls only (hftl.deploy.onnx.INT8_OPERATORS)
 
 ``--all-variants`` adds per-channel with every default operator, weight and activation MatMuls, the embedding table
 quantized too (``Gather``: a 4x smaller file), and reduce_range.
@@ -30,8 +30,8 @@ from typing import Any
 import harness
 import numpy as np
 
-from hftl.latency import time_blocks
-from hftl.runtime import make_session, run_logits, session_feed
+from hftl.deploy.latency import time_blocks
+from hftl.deploy.runtime import make_session, run_logits, session_feed
 
 # onnxruntime.transformers' optimizer knows these architectures; Whisper's encoder is not among them.
 FUSION_MODEL_TYPES = {"bert": "bert", "roberta": "bert", "distilbert": "bert", "vit": "vit", "dinov2": "vit"}
@@ -46,7 +46,7 @@ SHORT_RUN = {
 
 def ensure_run(modality: str, config: str, out: Path, quick: bool) -> Path:
     """A finished run of ``config``: reused when ``out/models/MODALITY`` has one, else trained there now."""
-    from hftl.finetune import run
+    from hftl.recipe import run
 
     run_dir = out / ("models-quick" if quick else "models") / modality  # a smoke run's model is never reused for real
     if (run_dir / "results.json").is_file():
@@ -60,7 +60,7 @@ def ensure_run(modality: str, config: str, out: Path, quick: bool) -> Path:
 def test_inputs(run_dir: Path, rows: int | None) -> tuple[Any, dict[str, np.ndarray], np.ndarray, Any]:
     """(cfg, features, labels, modality) for the run's test split, stratified down to ``rows``."""
     from hftl.config import load_config
-    from hftl.data import load_splits, stratified_sample
+    from hftl.run.data import load_splits, stratified_sample
     from hftl.modalities import get_modality
 
     cfg = load_config(run_dir / "config.yaml")
@@ -95,8 +95,8 @@ def quantize_ort(src: Path, dst: Path, **options: Any) -> Path:
 
 
 def quantize_hftl(src: Path, folder: Path, **options: Any) -> Path:
-    """hftl.onnx.quantize_dynamic_int8 (the export's own code path) on a copy-free link to ``src``."""
-    from hftl.onnx import quantize_dynamic_int8
+    """hftl.deploy.onnx.quantize_dynamic_int8 (the export's own code path) on a copy-free link to ``src``."""
+    from hftl.deploy.onnx import quantize_dynamic_int8
 
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src.parent / "config.json", folder / "config.json")  # optimum warns without it
@@ -143,8 +143,8 @@ def _rows(features: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
 def bench_modality(modality_name: str, run_dir: Path, args) -> dict[str, Any]:
     import torch
 
-    from hftl.backends import load_torch_model
-    from hftl.onnx import export_onnx
+    from hftl.deploy.parity import load_torch_model
+    from hftl.deploy.onnx import export_onnx
 
     cfg, features, labels, modality = test_inputs(run_dir, args.test_rows)
     onnx_dir = args.out / "onnx" / modality_name

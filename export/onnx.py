@@ -2,7 +2,7 @@
 
     python export/onnx.py runs/demo [export.key=value ...]     (same as `hftl export runs/demo`)
 
-Writes RUN_DIR/onnx/{model.onnx, model_quantized.onnx, export_report.json}. The logic is hftl.export.
+Writes RUN_DIR/onnx/{model.onnx, model_quantized.onnx, export_report.json}. The logic is hftl.deploy.export.
 """
 
 import sys

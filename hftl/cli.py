@@ -38,19 +38,19 @@ def _config_and_overrides(args: argparse.Namespace) -> tuple[str | None, list[st
 
 def _cmd_train(args: argparse.Namespace) -> None:
     from hftl.config import load_config
-    from hftl.finetune import run
+    from hftl.recipe import run
 
     run(load_config(*_config_and_overrides(args)))
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from hftl.export import export_run, print_report
+    from hftl.deploy.export import export_run, print_report
 
     print_report(export_run(args.run_dir, args.overrides))
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from hftl.export import predict
+    from hftl.deploy.export import predict
 
     for item, (label, score) in zip(args.inputs, predict(args.onnx_dir, args.inputs, quantized=args.quantized), strict=True):
         shown = item if len(item) <= 60 else item[:57] + "..."
@@ -59,7 +59,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
 def _cmd_push(args: argparse.Namespace) -> None:
     from hftl.config import PushConfig
-    from hftl.hub import push_run
+    from hftl.deploy.hub import push_run
 
     push = PushConfig(
         repo_id=args.repo_id,
@@ -74,7 +74,7 @@ def _cmd_push(args: argparse.Namespace) -> None:
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
-    from hftl.summary import summarize
+    from hftl.report import summarize
 
     for run_dir in args.run_dirs:
         print(summarize(run_dir))
@@ -111,7 +111,7 @@ _OVERRIDE = re.compile(r"^[a-z_]+(\.[a-z_]+)+=")
 
 
 def _cmd_advise(args: argparse.Namespace) -> None:
-    from hftl.advise import advise, advise_config
+    from hftl.evaluation.advise import advise, advise_config
 
     # `--models a b key=value`: argparse gives the settings to --models; they are told apart by their form.
     models = [m for m in args.models if not _OVERRIDE.match(m)]

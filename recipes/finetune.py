@@ -4,7 +4,7 @@
     accelerate launch recipes/finetune.py recipes/configs/text/minilm_lora.yaml [key=value ...]
     hftl train recipes/configs/text/minilm_lora.yaml [key=value ...]
 
-The recipe itself (config -> data -> model -> method -> loop -> eval -> save) is hftl.finetune.run.
+The recipe itself (config -> data -> model -> method -> loop -> eval -> save) is hftl.recipe.run.
 """
 
 import sys

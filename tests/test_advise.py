@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hftl.advise import recommend_from_grid, rule_of_thumb
+from hftl.evaluation.advise import recommend_from_grid, rule_of_thumb
 from hftl.cli import main
 from hftl.errors import DataError
 from tests.tiny_models import tiny_text_model

@@ -56,7 +56,7 @@ def tone_csv(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def audio_run(tiny_whisper, tone_csv, tmp_path_factory) -> tuple[Path, dict]:
-    from hftl.finetune import run
+    from hftl.recipe import run
 
     out = tmp_path_factory.mktemp("audio_run") / "run"
     cfg = load_config(None, [
@@ -82,7 +82,7 @@ def test_lora_run_learns_tones_and_writes_the_run(audio_run):
 
 
 def test_export_parity_and_predict_on_a_wav(audio_run, tmp_path):
-    from hftl.export import export_run, predict
+    from hftl.deploy.export import export_run, predict
 
     out, _ = audio_run
     report = export_run(out, ["export.latency_repeats=2", "export.quantize=false"])
@@ -94,7 +94,7 @@ def test_export_parity_and_predict_on_a_wav(audio_run, tmp_path):
 
 
 def test_whisper_encoder_is_cut_to_the_clip(tiny_whisper, tone_csv):
-    from hftl.models import build_model
+    from hftl.run.models import build_model
 
     cfg = load_config(None, ["modality=audio", f"model.source={tiny_whisper}", f"data.source={tone_csv}",
                              "audio.clip_seconds=1"])  # fmt: skip
@@ -109,7 +109,7 @@ def test_whisper_encoder_is_cut_to_the_clip(tiny_whisper, tone_csv):
 
 
 def test_audio_folder_source_gives_relative_paths_that_decode(tiny_whisper, tmp_path):
-    from hftl.data import load_splits
+    from hftl.run.data import load_splits
 
     for label, freq in TONES.items():
         (tmp_path / "clips" / label).mkdir(parents=True)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hftl.augment.mix import cutmix_box, mix_batch
-from hftl.training import training_loss
+from hftl.run.training import training_loss
 
 
 def batch(n: int = 4) -> tuple[np.ndarray, np.ndarray]:

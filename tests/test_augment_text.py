@@ -8,7 +8,7 @@ import pytest
 from hftl.augment.text import word_dropout, word_swap
 from hftl.config import load_config
 from hftl.errors import ConfigError
-from hftl.finetune import run
+from hftl.recipe import run
 
 TEXT = "the team won the cup final after a late goal in extra time"
 

@@ -18,10 +18,10 @@ import soundfile as sf
 from PIL import Image
 
 from hftl.config import load_config
-from hftl.data import load_splits
+from hftl.run.data import load_splits
 from hftl.errors import DataError, ModelError
 from hftl.modalities import get_modality
-from hftl.models import build_model
+from hftl.run.models import build_model
 
 RATE = 16_000
 
@@ -92,7 +92,7 @@ def test_declared_labels_that_the_data_lacks_are_an_error(tmp_path):
 
 
 def test_skip_run_writes_the_skipped_list_and_counts_it(tiny_bert, topic_csv, tmp_path):
-    from hftl.finetune import run
+    from hftl.recipe import run
 
     rows = list(csv.DictReader(topic_csv.open()))
     rows[2]["text"] = " "

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hftl import rundir
+from hftl.run import rundir
 from hftl.compare import aggregate, compare, findings
 from hftl.compare.grid import expand
 from hftl.compare.report import write_report

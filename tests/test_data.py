@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hftl.config import load_config
-from hftl.data import load_splits, shots_sample, stratified_sample
+from hftl.run.data import load_splits, shots_sample, stratified_sample
 from hftl.errors import DataError
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from hftl.config import load_config
-from hftl.data import load_splits
+from hftl.run.data import load_splits
 from tests.hub_server import HubServer
 
 ROOT = Path(__file__).parent.parent

@@ -75,7 +75,7 @@ def test_export_then_predict(lora_run):
     assert report["parity"]["fp32_max_abs_diff"] <= 1e-4
     assert report["accuracy"]["onnx_int8"] >= report["accuracy"]["torch"] - 0.01
     assert (lora_run / "onnx" / "model.onnx").is_file() and (lora_run / "onnx" / "model_quantized.onnx").is_file()
-    from hftl.export import predict
+    from hftl.deploy.export import predict
 
     out = predict(lora_run / "onnx", ["The striker scored twice and the champions won the cup final."])
     assert out[0][0] == "sports" and 0.2 < out[0][1] <= 1.0

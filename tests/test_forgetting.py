@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hftl.forgetting import extended_encoder_state
-from hftl.wer import edit_distance, normalise, word_error_rate
+from hftl.evaluation.forgetting import extended_encoder_state
+from hftl.evaluation.wer import edit_distance, normalise, word_error_rate
 from hftl.zoo.fortunes import read_topic
 
 
@@ -72,8 +72,8 @@ def test_extended_encoder_keeps_trained_rows_and_borrows_the_rest():
 @pytest.mark.slow
 def test_whisper_forgetting_is_zero_for_an_unchanged_encoder_and_shows_a_changed_one():
     from hftl.config import load_config
-    from hftl.features import load_backbone
-    from hftl.forgetting import SENTENCES, whisper_forgetting
+    from hftl.evaluation.features import load_backbone
+    from hftl.evaluation.forgetting import SENTENCES, whisper_forgetting
     from hftl.modalities import get_modality
 
     cfg = load_config(None, ["modality=audio", "model.source=zoo:whisper-tiny", "audio.clip_seconds=2"])
@@ -116,7 +116,7 @@ def test_real_fortunes():
 def test_feature_cache_computes_once_per_key_and_recovers_from_a_damaged_file(tmp_path):
     import numpy as np
 
-    from hftl.feature_cache import cached_arrays
+    from hftl.evaluation.feature_cache import cached_arrays
 
     calls = []
 
@@ -138,7 +138,7 @@ def test_feature_cache_computes_once_per_key_and_recovers_from_a_damaged_file(tm
 def test_folder_fingerprint_sees_a_changed_file(tmp_path):
     import os
 
-    from hftl.feature_cache import cache_key, folder_fingerprint
+    from hftl.evaluation.feature_cache import cache_key, folder_fingerprint
 
     (tmp_path / "model.safetensors").write_bytes(b"a")
     before = cache_key({"files": folder_fingerprint(tmp_path)})

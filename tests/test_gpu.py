@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from hftl.config import load_config
-from hftl.finetune import run
+from hftl.recipe import run
 
 pytestmark = [
     pytest.mark.gpu,

@@ -21,12 +21,12 @@ from huggingface_hub import HfApi, ModelCard
 
 from hftl.config import Config, PushConfig, load_config
 from hftl.errors import ConfigError, ModelError
-from hftl.export import export_run, predict
-from hftl.finetune import run
-from hftl.hub import HubError, portable_base, push_run
+from hftl.deploy.export import export_run, predict
+from hftl.recipe import run
+from hftl.deploy.hub import HubError, portable_base, push_run
 from hftl.modalities import get_modality
-from hftl.model_card import render_card
-from hftl.models import build_model
+from hftl.deploy.model_card import render_card
+from hftl.run.models import build_model
 from tests.hub_server import HubServer, use_loopback_hub
 
 TOKEN = "hf_testsecretLoopbackHub0123456789abcdefXYZ"
@@ -303,7 +303,7 @@ def test_export_merges_an_adapter_only_run(hub, topic_csv, tmp_path):
 
 
 def test_zoo_base_is_named_by_its_hub_id(finished, tmp_path, monkeypatch):
-    from hftl import hub as hftl_hub
+    from hftl.deploy import hub as hftl_hub
     from hftl import zoo
 
     monkeypatch.setenv("HFTL_HOME", str(tmp_path / "home"))

@@ -9,7 +9,7 @@ import pytest
 
 from hftl.config import load_config
 from hftl.errors import ConfigError
-from hftl.features import POOLING, extract, spread_layers
+from hftl.evaluation.features import POOLING, extract, spread_layers
 from hftl.modalities import get_modality
 from tests.test_audio import write_tone_csv
 from tests.test_vision import overrides as vision_overrides
@@ -19,7 +19,7 @@ ALL = ["evaluation.transferability=true", "evaluation.shift=true", "evaluation.f
 
 
 def _run(overrides: list[str]) -> dict:
-    from hftl.finetune import run
+    from hftl.recipe import run
 
     return run(load_config(None, overrides))
 
@@ -93,7 +93,7 @@ def test_audio_run_scores_noise_and_reports_no_wer_without_a_decoder(tmp_path):
 def test_features_of_several_layers_in_one_pass(tiny_bert, topic_csv):
     from datasets import load_dataset
 
-    from hftl.features import load_backbone
+    from hftl.evaluation.features import load_backbone
 
     cfg = load_config(None, [f"model.source={tiny_bert}", "text.max_length=16"])
     text = get_modality("text")

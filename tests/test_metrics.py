@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
 from hftl.errors import ConfigError
-from hftl.metrics import METRICS, compute_metrics, load_metric
+from hftl.run.metrics import METRICS, compute_metrics, load_metric
 
 
 def test_metrics_match_sklearn():

@@ -8,7 +8,7 @@ import torch
 from hftl.config import load_config
 from hftl.errors import ModelError
 from hftl.modalities import get_modality, registered_modalities
-from hftl.models import apply_method, build_model, count_parameters, resolve_model_source
+from hftl.run.models import apply_method, build_model, count_parameters, resolve_model_source
 
 LABELS = ["a", "b", "c", "d"]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hftl import backends
-from hftl import onnx as hftl_onnx
-from hftl.latency import time_blocks
-from hftl.onnx import ExportError, choose_quantization_config, evaluate_backends, export_and_check
-from hftl.runtime import OnnxClassifier
+from hftl.deploy import parity
+from hftl.deploy import onnx as hftl_onnx
+from hftl.deploy.latency import time_blocks
+from hftl.deploy.onnx import ExportError, choose_quantization_config, evaluate_backends, export_and_check
+from hftl.deploy.runtime import OnnxClassifier
 from tests.tiny_models import tiny_text_model
 
 SENTENCES = [
@@ -138,14 +138,14 @@ def test_parity_failure_keeps_previous_export(tiny, tmp_path):
 def test_nan_logits_fail_the_gate(tiny, tmp_path, monkeypatch):
     model_dir, features, labels = tiny
     out = _existing_export(tmp_path)
-    real = backends.run_logits
+    real = parity.run_logits
 
     def nan_logits(session, feats, **kw):
         logits = real(session, feats, **kw)
         logits[0, 0] = np.nan
         return logits
 
-    monkeypatch.setattr(backends, "run_logits", nan_logits)
+    monkeypatch.setattr(parity, "run_logits", nan_logits)
     with pytest.raises(ExportError, match="non-finite logits from onnx_fp32"):
         export_and_check(model_dir, out, "text-classification", features, labels, quantize=False)
     _assert_untouched(out)

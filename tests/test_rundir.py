@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from hftl import rundir
+from hftl.run import rundir
 from hftl.errors import RunDirError
 
 

@@ -12,7 +12,7 @@ import torch
 from hftl.config import load_config
 from hftl.errors import ModelError
 from hftl.modalities import get_modality
-from hftl.models import build_model
+from hftl.run.models import build_model
 
 LABELS = ["a", "b", "c"]
 

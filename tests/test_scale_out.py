@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from hftl.config import load_config
 from hftl.errors import ConfigError
-from hftl.finetune import run
+from hftl.recipe import run
 
 ROOT = Path(__file__).parent.parent
 ACCELERATE_CONFIGS = sorted((ROOT / "recipes" / "accelerate").glob("*.yaml"))
@@ -97,7 +97,7 @@ def test_a_launcher_accumulation_that_differs_from_the_recipe_is_refused(quick_o
 
 def test_gradient_checkpointing_is_on_in_the_model(tiny_bert):
     from hftl.modalities import get_modality
-    from hftl.models import apply_method, build_model, enable_gradient_checkpointing
+    from hftl.run.models import apply_method, build_model, enable_gradient_checkpointing
 
     cfg = load_config(None, [f"model.source={tiny_bert}", "method.name=lora"])
     text = get_modality("text")

@@ -9,7 +9,7 @@ from datasets import ClassLabel, Dataset, Features, Value
 from datasets import Image as ImageFeature
 from PIL import Image
 
-from hftl import shift
+from hftl.evaluation import shift
 from hftl.config import load_config
 
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from hftl.config import load_config
 from hftl.errors import ConfigError, RunDirError
-from hftl.finetune import run
+from hftl.recipe import run
 
 
 def finetune(overrides, *extra):
@@ -48,7 +48,7 @@ def test_lora_run_writes_a_complete_run_directory(quick_overrides):
 def test_saved_model_reproduces_the_reported_test_accuracy(quick_overrides):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from hftl.data import load_splits
+    from hftl.run.data import load_splits
 
     cfg = load_config(None, [*quick_overrides, "method.name=full"])
     results = run(cfg)

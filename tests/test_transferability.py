@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hftl.similarity import linear_cka
-from hftl.transferability import knn_accuracy, knn_predict, logme, logme_evidence, probe_accuracy
+from hftl.evaluation.similarity import linear_cka
+from hftl.evaluation.transferability import knn_accuracy, knn_predict, logme, logme_evidence, probe_accuracy
 
 
 def _labels(n_per_class: int, classes: int, seed: int = 0) -> np.ndarray:

@@ -71,7 +71,7 @@ def overrides(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def lora_run(tiny_vit, image_folder, tmp_path_factory) -> tuple[Path, dict]:
-    from hftl.finetune import run
+    from hftl.recipe import run
 
     out = tmp_path_factory.mktemp("vision_runs") / "lora"
     results = run(load_config(None, overrides(tiny_vit, image_folder, out, "method.name=lora", "method.lora.r=4")))
@@ -79,7 +79,7 @@ def lora_run(tiny_vit, image_folder, tmp_path_factory) -> tuple[Path, dict]:
 
 
 def test_image_folder_loads_with_class_names(image_folder):
-    from hftl.data import load_splits
+    from hftl.run.data import load_splits
 
     splits, names = load_splits(load_config(None, [f"data.source={image_folder}", "data.input_column=image"]).data)
     assert names == list(CLASSES)
@@ -101,7 +101,7 @@ def test_lora_run_writes_adapter_model_and_sane_results(lora_run):
 
 
 def test_full_run_learns_the_patterns(tiny_vit, image_folder, tmp_path):
-    from hftl.finetune import run
+    from hftl.recipe import run
 
     results = run(load_config(None, overrides(tiny_vit, image_folder, tmp_path / "full", "method.name=full")))
     assert results["params"]["trainable"] == results["params"]["total"]
@@ -110,7 +110,7 @@ def test_full_run_learns_the_patterns(tiny_vit, image_folder, tmp_path):
 
 
 def test_export_parity_and_predict_on_a_png(lora_run, image_folder, tmp_path):
-    from hftl.export import export_run, predict
+    from hftl.deploy.export import export_run, predict
 
     out, _ = lora_run
     report = export_run(out, ["export.quantize=false", "export.latency_repeats=2"])
@@ -127,7 +127,7 @@ def test_export_parity_and_predict_on_a_png(lora_run, image_folder, tmp_path):
 def test_corrupt_png_in_training_data_names_the_file(tiny_vit, image_folder, tmp_path):
     import shutil
 
-    from hftl.data import load_splits
+    from hftl.run.data import load_splits
     from hftl.modalities import get_modality
 
     data = tmp_path / "data"
@@ -272,7 +272,7 @@ def test_augmentations_depend_on_row_and_epoch_not_on_workers(tiny_vit, image_fo
     from torch.utils.data import DataLoader
 
     from hftl.augment import AugmentRng
-    from hftl.data import load_splits
+    from hftl.run.data import load_splits
     from hftl.modalities import get_modality
 
     cfg = load_config(None, [f"data.source={image_folder}", "data.input_column=image", "modality=vision",
@@ -299,7 +299,7 @@ def test_augmentations_depend_on_row_and_epoch_not_on_workers(tiny_vit, image_fo
 
 
 def test_mixup_run_trains_with_mixed_batches(tiny_vit, image_folder, tmp_path):
-    from hftl.finetune import run
+    from hftl.recipe import run
 
     out = tmp_path / "mix"
     results = run(load_config(None, overrides(tiny_vit, image_folder, out, "method.name=full",

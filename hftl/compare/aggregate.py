@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hftl import rundir
+from hftl.run import rundir
 from hftl.compare.grid import GridRun
 
 COLUMNS = [

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hftl import rundir
+from hftl.run import rundir
 from hftl.compare import aggregate, findings, plots
 from hftl.compare.grid import GridRun
 from hftl.compare.spec import CompareSpec

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hftl.errors import HftlError
-from hftl.rundir import replace_dir
+from hftl.run.rundir import replace_dir
 
 logger = logging.getLogger("hftl")
 

@@ -3,7 +3,7 @@
 from sklearn.metrics import f1_score
 
 # The module, not the class: evaluate takes the first Metric class in this file's namespace.
-from hftl.metrics import sklearn_metric
+from hftl.run.metrics import sklearn_metric
 
 
 class F1(sklearn_metric.SklearnClassificationMetric):

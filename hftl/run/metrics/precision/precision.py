@@ -3,7 +3,7 @@
 from sklearn.metrics import precision_score
 
 # The module, not the class: evaluate takes the first Metric class in this file's namespace.
-from hftl.metrics import sklearn_metric
+from hftl.run.metrics import sklearn_metric
 
 
 class Precision(sklearn_metric.SklearnClassificationMetric):

@@ -4,7 +4,7 @@
     merged   RUN/model (config.json + model.safetensors + tokenizer/processor), ready for from_pretrained
     onnx     RUN/onnx (model.onnx, model_quantized.onnx, export_report.json, hftl_config.yaml, tokenizer)
 
-Each push is one commit that also holds README.md (the card, ``hftl.model_card``) and, for adapter and merged,
+Each push is one commit that also holds README.md (the card, ``hftl.deploy.model_card``) and, for adapter and merged,
 the run's config as ``hftl_config.yaml``. The token comes from ``HF_TOKEN`` or the huggingface_hub login; it is
 handed to the client only and never written, logged or put in a message. Nothing under RUN_DIR is written.
 """
@@ -23,10 +23,12 @@ from typing import Any
 
 import yaml
 
-from hftl import rundir, zoo
+from hftl.run import rundir
+
+from hftl import zoo
 from hftl.config import PushConfig
 from hftl.errors import HftlError
-from hftl.model_card import render_card
+from hftl.deploy.model_card import render_card
 
 logger = logging.getLogger("hftl")
 
@@ -166,7 +168,7 @@ def _processor_files(run_dir: Path) -> dict[str, Path | bytes]:
             return found
     from hftl.config import load_config
     from hftl.modalities import get_modality
-    from hftl.models import find_adapter
+    from hftl.run.models import find_adapter
 
     cfg = load_config(run_dir / rundir.CONFIG)
     adapter = find_adapter(str(run_dir / "adapter"))

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hftl.backends import load_torch_model
-from hftl.runtime import FP32_FILE, INT8_FILE, default_num_threads, make_session, session_feed
+from hftl.deploy.parity import load_torch_model
+from hftl.deploy.runtime import FP32_FILE, INT8_FILE, default_num_threads, make_session, session_feed
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def measure_latency(
         model_dir: The merged transformers model the ONNX graph was exported from.
         onnx_dir: Holds ``model.onnx`` and optionally ``model_quantized.onnx``.
         features: Preprocessed inputs keyed by graph input name; rows are cycled to fill a batch.
-        task, auto_class: How to load the PyTorch model (see :func:`hftl.backends.load_torch_model`).
+        task, auto_class: How to load the PyTorch model (see :func:`hftl.deploy.parity.load_torch_model`).
         num_threads: torch intra-op threads and ORT ``intra_op_num_threads`` (inter-op 1); None = usable cores.
         repeats, warmup, rounds, seed: See :func:`time_blocks`.
         allow_spinning: ORT ``session.intra_op.allow_spinning`` (ORT's default, on; see the module docstring).

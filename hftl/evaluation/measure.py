@@ -1,13 +1,13 @@
 """A run's extra measurements, switched on under ``evaluation``: transferability before training, shift and
-forgetting after it. ``hftl.finetune.run`` calls these and puts what they return into results.json."""
+forgetting after it. ``hftl.recipe.run`` calls these and puts what they return into results.json."""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any
 
-from hftl.features import split_features
-from hftl.transferability import knn_accuracy, logme, probe_accuracy
+from hftl.evaluation.features import split_features
+from hftl.evaluation.transferability import knn_accuracy, logme, probe_accuracy
 
 if TYPE_CHECKING:
     import torch
@@ -57,11 +57,11 @@ def after_training(
     results["forgetting"] (main process only), for the best model."""
     out: dict[str, Any] = {}
     if cfg.evaluation.shift:
-        from hftl.shift import score_shift
+        from hftl.evaluation.shift import score_shift
 
         out["shift"] = score_shift(cfg, modality, processor, model, accelerator, splits["test"])
     if cfg.evaluation.forgetting and accelerator.is_main_process:
-        from hftl.forgetting import measure_forgetting
+        from hftl.evaluation.forgetting import measure_forgetting
 
         out["forgetting"] = measure_forgetting(cfg, modality, processor, accelerator.unwrap_model(model), label_names)
     return out

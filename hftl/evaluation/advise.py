@@ -16,8 +16,8 @@ import numpy as np
 
 from hftl.config import Config, ModelConfig
 from hftl.errors import DataError
-from hftl.features import load_backbone, num_layers, split_features, spread_layers
-from hftl.transferability import knn_accuracy, logme, probe_accuracy
+from hftl.evaluation.features import load_backbone, num_layers, split_features, spread_layers
+from hftl.evaluation.transferability import knn_accuracy, logme, probe_accuracy
 
 # Where a data set names no input column, the one hftl's loaders give each modality (zoo sets, image/audio folders).
 DEFAULT_INPUT_COLUMN = {"text": "text", "vision": "image", "audio": "audio"}
@@ -60,7 +60,7 @@ def score_backbones(
     Returns:
         The scores, best LogME first, and facts about the data (sizes, classes, shots per class).
     """
-    from hftl.data import load_splits
+    from hftl.run.data import load_splits
     from hftl.modalities import get_modality
 
     modality = get_modality(cfg.modality)
@@ -208,7 +208,7 @@ def infer_modality(data_source: str, models: list[str]) -> str:
     try:
         from transformers import AutoConfig
 
-        from hftl.models import resolve_model_source
+        from hftl.run.models import resolve_model_source
 
         model_type = AutoConfig.from_pretrained(resolve_model_source(models[0])).model_type
     except (OSError, ValueError):

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from hftl.errors import ConfigError
-from hftl.rundir import replace_dir
+from hftl.run.rundir import replace_dir
 
 logger = logging.getLogger("hftl")
 

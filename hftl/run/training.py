@@ -25,10 +25,10 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from hftl import checkpoints
+from hftl.run import checkpoints
 from hftl.config import Config
 from hftl.errors import ConfigError
-from hftl.metrics import compute_metrics
+from hftl.run.metrics import compute_metrics
 
 logger = logging.getLogger("hftl")
 

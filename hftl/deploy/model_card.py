@@ -307,7 +307,7 @@ def _usage(
     else:
         code = [
             "from huggingface_hub import snapshot_download",
-            "from hftl.export import predict",
+            "from hftl.deploy.export import predict",
             "",
             f'folder = snapshot_download("{repo_id}"{rev})',
             'print(predict(folder, ["A text to classify."], quantized=True))  # int8; quantized=False: fp32',

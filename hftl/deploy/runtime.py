@@ -43,7 +43,7 @@ def make_session(model_path: Path, *, num_threads: int | None = None, allow_spin
         model_path: The ``.onnx`` file.
         num_threads: intra-op threads (inter-op is 1: these graphs are sequential); None = all usable cores.
         allow_spinning: Let idle ORT worker threads busy-wait (ORT's default): faster calls, but the spinning threads
-            steal CPU from whatever runs right after, so benchmarks time each backend in blocks (hftl.latency).
+            steal CPU from whatever runs right after, so benchmarks time each backend in blocks (hftl.deploy.latency).
     """
     import onnxruntime as ort
 
@@ -102,7 +102,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class OnnxClassifier:
-    """A classifier exported by :func:`hftl.onnx.export_and_check`, run with onnxruntime on CPU.
+    """A classifier exported by :func:`hftl.deploy.onnx.export_and_check`, run with onnxruntime on CPU.
 
     Attributes:
         input_names: Graph inputs, in graph order.

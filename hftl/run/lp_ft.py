@@ -26,10 +26,10 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
-from hftl import checkpoints
+from hftl.run import checkpoints
 from hftl.config import Config
-from hftl.models import freeze_backbone, unfreeze
-from hftl.training import Trainer, TrainResult
+from hftl.run.models import freeze_backbone, unfreeze
+from hftl.run.training import Trainer, TrainResult
 
 PROBE_DIR = "probe_phase"
 

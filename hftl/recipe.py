@@ -20,22 +20,23 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from torch.utils.data import DataLoader
 
 import hftl
-from hftl import checkpoints, forgetting, measure, rundir
+from hftl.run import checkpoints, rundir
+from hftl.evaluation import forgetting, measure
 from hftl.augment import AugmentRng
 from hftl.config import Config, save_config
-from hftl.data import load_splits
+from hftl.run.data import load_splits
 from hftl.errors import ConfigError
-from hftl.lp_ft import fit_lp_ft
-from hftl.metrics import check_metric_names
+from hftl.run.lp_ft import fit_lp_ft
+from hftl.run.metrics import check_metric_names
 from hftl.modalities import get_modality
-from hftl.models import (
+from hftl.run.models import (
     apply_method,
     build_model,
     count_parameters,
     enable_gradient_checkpointing,
     load_processor,
 )
-from hftl.training import Trainer, TrainResult, evaluate
+from hftl.run.training import Trainer, TrainResult, evaluate
 
 logger = logging.getLogger("hftl")
 
@@ -140,7 +141,7 @@ def save_outputs(
     if cfg.method.name != "lora":
         unwrapped.save_pretrained(str(tmp), state_dict=state, safe_serialization=True)
     elif accelerator.is_fsdp2:  # a sharded model cannot merge in place: merge the saved adapter into a fresh base
-        from hftl.models import find_adapter, load_adapter_classifier
+        from hftl.run.models import find_adapter, load_adapter_classifier
 
         adapter = find_adapter(str(run_dir / "adapter"))
         merged = load_adapter_classifier(
@@ -275,11 +276,11 @@ def run(cfg: Config) -> dict[str, Any]:
     accelerator.wait_for_everyone()
     accelerator.end_training()  # closes the trackers and, in accelerate 1.x, the process group: after the last barrier
     if cfg.export.enabled and accelerator.is_main_process:
-        from hftl.export import export_run
+        from hftl.deploy.export import export_run
 
         export_run(run_dir)
     if cfg.push.enabled and accelerator.is_main_process:
-        from hftl.hub import push_run
+        from hftl.deploy.hub import push_run
 
         push_run(run_dir, cfg.push)
     return results

@@ -159,8 +159,8 @@ def score_shift(
     """The model's metrics on the (capped) test rows and on each shifted copy of them: results["shift"]."""
     from torch.utils.data import DataLoader
 
-    from hftl.data import stratified_sample
-    from hftl.training import evaluate
+    from hftl.run.data import stratified_sample
+    from hftl.run.training import evaluate
 
     started = time.perf_counter()
     cap = cfg.evaluation.probe_max_samples

@@ -1,6 +1,6 @@
 """A run directory's path to ONNX and back: export a finished run, and classify raw inputs with the export.
 
-The ONNX mechanics (optimum export, parity gate, int8, latency) are in ``hftl.onnx``; this module supplies
+The ONNX mechanics (optimum export, parity gate, int8, latency) are in ``hftl.deploy.onnx``; this module supplies
 what only the run knows: its config, its modality's preprocessing and its test split.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from hftl import rundir
+from hftl.run import rundir
 from hftl.config import Config, load_config
-from hftl.data import load_splits, stratified_sample
+from hftl.run.data import load_splits, stratified_sample
 from hftl.errors import HftlError
 from hftl.modalities import get_modality
 
@@ -42,8 +42,8 @@ def export_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ())
     Raises:
         HftlError: the run is not finished, or a gate (parity, NaN, int8 accuracy) failed; RUN_DIR/onnx is untouched then.
     """
-    from hftl.models import ADAPTER_CONFIG
-    from hftl.onnx import export_and_check
+    from hftl.run.models import ADAPTER_CONFIG
+    from hftl.deploy.onnx import export_and_check
 
     run_dir = Path(run_dir)
     config_path, model_dir = run_dir / rundir.CONFIG, run_dir / "model"
@@ -86,7 +86,7 @@ def merge_run_adapter(run_dir: Path, cfg: Config) -> Path:
     """
     import json
 
-    from hftl.models import find_adapter, load_adapter_classifier
+    from hftl.run.models import find_adapter, load_adapter_classifier
 
     run_dir = Path(run_dir)
     modality = get_modality(cfg.modality)
@@ -109,7 +109,7 @@ def merge_run_adapter(run_dir: Path, cfg: Config) -> Path:
 
 def predict(onnx_dir: str | Path, inputs: list[str], *, quantized: bool = False) -> list[tuple[str, float]]:
     """(label, score) per raw input, with onnxruntime and the preprocessing the model was trained with."""
-    from hftl.runtime import OnnxClassifier
+    from hftl.deploy.runtime import OnnxClassifier
 
     onnx_dir = Path(onnx_dir)
     if not (onnx_dir / EXPORT_CONFIG).is_file():

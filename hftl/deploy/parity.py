@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hftl.runtime import FP32_FILE, INT8_FILE, make_session, run_logits, session_feed
+from hftl.deploy.runtime import FP32_FILE, INT8_FILE, make_session, run_logits, session_feed
 
 TASK_AUTO_CLASSES = {
     "text-classification": "AutoModelForSequenceClassification",

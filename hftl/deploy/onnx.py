@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hftl.backends import TASK_AUTO_CLASSES, evaluate_backends, load_torch_model
+from hftl.deploy.parity import TASK_AUTO_CLASSES, evaluate_backends, load_torch_model
 from hftl.errors import HftlError
-from hftl.latency import measure_latency
-from hftl.rundir import replace_dir, write_json_atomic
-from hftl.runtime import FP32_FILE, INT8_FILE, make_session
+from hftl.deploy.latency import measure_latency
+from hftl.run.rundir import replace_dir, write_json_atomic
+from hftl.deploy.runtime import FP32_FILE, INT8_FILE, make_session
 
 __all__ = [
     "INT8_OPERATORS",

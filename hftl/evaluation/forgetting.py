@@ -6,7 +6,7 @@ vision, text
     loaded for the run) and of the fine-tuned one are scored by cosine k-NN accuracy, train -> test of the probe set,
     and compared by linear CKA on all probe rows. ``evaluation.probe_max_samples`` caps the probe rows
     (2/3 train, 1/3 test, stratified). The source's features are the same for every run of a grid: they are cached
-    on disk (``$HFTL_HOME/cache/features``, see :mod:`hftl.feature_cache`).
+    on disk (``$HFTL_HOME/cache/features``, see :mod:`hftl.evaluation.feature_cache`).
 audio (Whisper)
     Whisper's original decoder (the source's ``WhisperForConditionalGeneration``) transcribes ten espeak-ng sentences,
     once with the original encoder and once with the fine-tuned one swapped in; the score is the word error rate.
@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from hftl.feature_cache import cache_key, cached_arrays, folder_fingerprint
-from hftl.features import backbone_of, load_backbone, split_features
-from hftl.similarity import linear_cka
-from hftl.transferability import knn_accuracy
+from hftl.evaluation.feature_cache import cache_key, cached_arrays, folder_fingerprint
+from hftl.evaluation.features import backbone_of, load_backbone, split_features
+from hftl.evaluation.similarity import linear_cka
+from hftl.evaluation.transferability import knn_accuracy
 
 if TYPE_CHECKING:
     from hftl.config import Config
@@ -93,7 +93,7 @@ def probe_forgetting(
     from datasets import concatenate_datasets
 
     from hftl.config import DataConfig
-    from hftl.data import load_splits, stratified_sample
+    from hftl.run.data import load_splits, stratified_sample
 
     source, column, label = PROBES[cfg.modality]
     probe_cfg = dataclasses.replace(
@@ -139,7 +139,7 @@ def _source_key(cfg: Config, n_rows: int) -> str | None:
     """Cache key of the source backbone's probe features (None: the source is not a local folder, no caching)."""
     from hftl import zoo
     from hftl.errors import ModelError
-    from hftl.models import find_adapter, resolve_model_source
+    from hftl.run.models import find_adapter, resolve_model_source
 
     if find_adapter(cfg.model.source, cfg.model.revision) is not None:
         return None
@@ -202,8 +202,8 @@ def whisper_forgetting(cfg: Config, model: torch.nn.Module) -> dict[str, Any]:
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     from hftl.errors import ModelError
-    from hftl.models import resolve_model_source
-    from hftl.wer import word_error_rate
+    from hftl.run.models import resolve_model_source
+    from hftl.evaluation.wer import word_error_rate
     from hftl.zoo.espeak import speak
     from hftl.zoo.whisper_tiny import shorten_whisper_encoder
 
