@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from hftl.run import rundir
+from hftl.run.record import DataInfo, RunInfo, RunRecord, TrainInfo, write_record
 from hftl.compare import aggregate, compare, findings
 from hftl.compare.grid import expand
 from hftl.compare.report import write_report
@@ -206,9 +207,16 @@ def finish(run, accuracy: float, **extra) -> None:
     """Make run look finished: its config and made-up results."""
     run.run_dir.mkdir(parents=True, exist_ok=True)
     save_config(run.config, run.run_dir / rundir.CONFIG)
-    results = {"data": {"train": 15}, "test": {"accuracy": accuracy, "f1_macro": accuracy - 0.05},
-               "params": {"trainable": 100, "total": 1000}, "train": {"runtime_s": 2.0}, **extra}  # fmt: skip
-    rundir.write_json_atomic(run.run_dir / rundir.RESULTS, results)
+    record = RunRecord(
+        run=RunInfo(name=run.name, modality=run.modality, method=run.method, model=run.backbone, dataset=run.dataset,
+                    seed=run.seed),
+        params={"trainable": 100, "total": 1000},
+        data=DataInfo(labels=["a", "b", "c"], sizes={"train": 15}),
+        train=TrainInfo(runtime_s=2.0, samples_per_second=7.5, steps=1, total_steps=1),
+        test={"accuracy": accuracy, "f1_macro": accuracy - 0.05},
+        measurements=extra,
+    )  # fmt: skip
+    write_record(run.run_dir, record)
 
 
 def test_rows_and_mean_std_over_seeds(tmp_path, tiny_recipe):

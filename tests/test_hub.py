@@ -330,10 +330,12 @@ def test_zoo_base_is_named_by_its_hub_id(finished, tmp_path, monkeypatch):
 
 def test_card_is_a_pure_function_of_the_run_files():
     results = {
-        "run": {"name": "r", "method": "full", "model": "someone/base", "versions": {"torch": "2.13.0"}},
+        "run": {"name": "r", "modality": "text", "method": "full", "model": "someone/base", "dataset": "someone/reviews",
+                "seed": 0, "versions": {"torch": "2.13.0"}},
         "params": {"trainable": 10, "total": 10},
         "data": {"labels": ["neg", "pos"], "train": 8, "validation": 2, "test": 2},
-        "train": {"epochs_completed": 1, "steps": 1, "best_step": 1, "metric_for_best": "accuracy"},
+        "train": {"runtime_s": 1.0, "samples_per_second": 8.0, "epochs_completed": 1, "steps": 1, "total_steps": 1,
+                  "best_step": 1, "metric_for_best": "accuracy"},
         "eval": {"accuracy": 0.5},
         "test": {"accuracy": 1.0, "loss": 0.1},
     }

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from hftl.run import rundir
+from hftl.run.record import read_record
 from hftl.config import Config, load_config
 from hftl.run.data import load_splits, stratified_sample
 from hftl.errors import HftlError
@@ -84,8 +85,6 @@ def merge_run_adapter(run_dir: Path, cfg: Config) -> Path:
 
     optimum exports plain transformers models only, so the adapter is merged (merge_and_unload) first.
     """
-    import json
-
     from hftl.run.models import find_adapter, load_adapter_classifier
 
     run_dir = Path(run_dir)
@@ -93,7 +92,7 @@ def merge_run_adapter(run_dir: Path, cfg: Config) -> Path:
     adapter = find_adapter(str(run_dir / "adapter"))
     if adapter is None:
         raise HftlError(f"{run_dir / 'adapter'} is not a PEFT adapter folder")
-    labels = json.loads((run_dir / rundir.RESULTS).read_text())["data"]["labels"]
+    labels = read_record(run_dir).data.labels
     logger.info("merging %s into its base %s to export it", adapter.ref, adapter.base)
     model = load_adapter_classifier(
         adapter, modality, labels, trainable=False, trust_remote_code=cfg.model.trust_remote_code, cfg=cfg
