@@ -20,6 +20,7 @@ import re
 import sys
 
 from hftl.errors import HftlError
+from hftl.modalities import registered_modalities
 
 
 def setup_logging() -> None:
@@ -173,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="data source, as data.source: zoo:NAME, a local file or folder, or a Hub dataset id")
     p.add_argument("overrides", nargs="*", help="data / text / vision / audio settings as in training, e.g. vision.image_size=112")
     p.add_argument("--models", nargs="+", required=True, help="candidate backbones: zoo:NAME, Hub ids or local folders")
-    p.add_argument("--modality", choices=["text", "vision", "audio"], help="default: the zoo data set's, else the first model's")
+    p.add_argument("--modality", choices=registered_modalities(), help="default: the zoo data set's, else the first model's")
     p.add_argument("--layers", action="store_true", help="also score hidden layers (4 spread up to the last)")
     p.add_argument("--grid", metavar="REPORT_DIR", help="a measured grid (hftl compare) whose results.csv picks the method")
     p.add_argument("--max-samples", type=int, default=500, help="rows per split scored (stratified; default 500)")

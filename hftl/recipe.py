@@ -22,22 +22,23 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from torch.utils.data import DataLoader
 
 import hftl
-from hftl.run import checkpoints, rundir
-from hftl.evaluation import forgetting, measure
+from hftl import files
 from hftl.augment import AugmentRng
 from hftl.config import Config, save_config
-from hftl.run.data import load_splits
 from hftl.errors import ConfigError
-from hftl.run.metrics import check_metric_names
+from hftl.evaluation import forgetting, measure
 from hftl.modalities import get_modality
+from hftl.run import checkpoints, rundir
+from hftl.run.data import load_splits
+from hftl.run.hooks import Hook
 from hftl.run.methods import apply_method, get_method
+from hftl.run.metrics import check_metric_names
 from hftl.run.models import (
     build_model,
     count_parameters,
     enable_gradient_checkpointing,
     load_processor,
 )
-from hftl.run.hooks import Hook
 from hftl.run.record import DataInfo, RunInfo, RunRecord, TrainInfo, write_record
 from hftl.run.training import TrainResult, evaluate
 
@@ -138,7 +139,7 @@ def save_outputs(
     if saves_adapter:
         tmp = run_dir / ".tmp-adapter"
         unwrapped.save_pretrained(str(tmp), state_dict=state)
-        rundir.replace_dir(tmp, run_dir / "adapter")
+        files.replace_dir(tmp, run_dir / "adapter")
     if not cfg.output.save_merged:
         return
     tmp = run_dir / ".tmp-model"
@@ -156,7 +157,7 @@ def save_outputs(
     else:
         unwrapped.merge_and_unload().save_pretrained(str(tmp), safe_serialization=True)
     processor.save_pretrained(str(tmp))
-    rundir.replace_dir(tmp, run_dir / "model")
+    files.replace_dir(tmp, run_dir / "model")
 
 
 def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
@@ -182,7 +183,7 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     with accelerator.main_process_first():
         splits, label_names = load_splits(cfg.data, lambda value: modality.check_input(value, cfg), skipped)
     if accelerator.is_main_process and cfg.data.on_bad_sample == "skip":
-        rundir.write_json_atomic(run_dir / rundir.SKIPPED, skipped)
+        files.write_json_atomic(run_dir / rundir.SKIPPED, skipped)
     # model + method
     built = build_model(cfg, modality, label_names)
     processor = load_processor(cfg, modality, built)

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hftl.run import rundir
-from hftl.run.record import DataInfo, RunInfo, RunRecord, TrainInfo, write_record
+from hftl import files
 from hftl.compare import aggregate, compare, findings
 from hftl.compare.grid import expand
 from hftl.compare.report import write_report
@@ -21,6 +20,8 @@ from hftl.compare.runner import run_state
 from hftl.compare.spec import load_spec
 from hftl.config import save_config
 from hftl.errors import ConfigError, HftlError
+from hftl.run import rundir
+from hftl.run.record import DataInfo, RunInfo, RunRecord, TrainInfo, write_record
 
 REPO = Path(__file__).parent.parent
 SPECS = sorted((REPO / "recipes" / "compare").glob("*.yaml"))
@@ -152,7 +153,7 @@ def test_run_state_compares_the_saved_config(tmp_path, tiny_recipe):
     run.run_dir.mkdir(parents=True)
     save_config(run.config, run.run_dir / rundir.CONFIG)
     assert run_state(run) == "unfinished"  # started, cut short before results.json
-    rundir.write_json_atomic(run.run_dir / rundir.RESULTS, {})
+    files.write_json_atomic(run.run_dir / rundir.RESULTS, {})
     assert run_state(run) == "done"
     changed = expand(load_spec(tiny_spec(tmp_path, tiny_recipe, dataset={"overrides": ["text.max_length=12"]})), tmp_path / "r")[0]
     assert changed.name == run.name and run_state(changed) == "changed"

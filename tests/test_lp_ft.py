@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hftl.run.checkpoints import list_checkpoints
 from hftl.config import load_config
 from hftl.errors import ConfigError
 from hftl.recipe import run
+from hftl.run.checkpoints import list_checkpoints
 from hftl.run.freezing import freeze_backbone, unfreeze
 
 LP_FT = ["method.name=lp_ft", "method.lp_ft.probe_epochs=2", "method.lp_ft.probe_learning_rate=3e-2",

@@ -9,7 +9,7 @@ import pytest
 
 from hftl.config import load_config
 from hftl.errors import ConfigError
-from hftl.evaluation.features import POOLING, extract, spread_layers
+from hftl.evaluation.features import extract, spread_layers
 from hftl.modalities import get_modality
 from tests.test_audio import write_tone_csv
 from tests.test_vision import overrides as vision_overrides
@@ -101,9 +101,9 @@ def test_features_of_several_layers_in_one_pass(tiny_bert, topic_csv):
     split = load_dataset("csv", data_files=str(topic_csv))["train"].select(range(10))
     split = split.class_encode_column("label")
     prepared = text.prepare(split, tokenizer, cfg, train=False)
-    feats, labels = extract(model, prepared, text.collator(tokenizer, cfg), POOLING["text"], layers=[0, 1, 2], batch_size=4)
+    feats, labels = extract(model, prepared, text.collator(tokenizer, cfg), text.pooling, layers=[0, 1, 2], batch_size=4)
     assert sorted(feats) == [0, 1, 2] and all(f.shape == (10, 32) for f in feats.values())
-    last, _ = extract(model, prepared, text.collator(tokenizer, cfg), POOLING["text"], batch_size=7)
+    last, _ = extract(model, prepared, text.collator(tokenizer, cfg), text.pooling, batch_size=7)
     assert np.allclose(last[2], feats[2], atol=1e-6)  # batching does not change the features
     assert not np.allclose(feats[0], feats[2]) and labels.tolist() == split["label"]
     assert spread_layers(12) == [3, 6, 9, 12] and spread_layers(2) == [1, 2]

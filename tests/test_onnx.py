@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hftl.deploy import parity
 from hftl.deploy import onnx as hftl_onnx
+from hftl.deploy import parity
 from hftl.deploy.latency import time_blocks
 from hftl.deploy.onnx import ExportError, choose_quantization_config, evaluate_backends, export_and_check
 from hftl.deploy.runtime import OnnxClassifier

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from hftl.run import rundir
 from hftl.errors import RunDirError
+from hftl.run import rundir
 
 
 def test_output_dir_that_is_a_file_is_refused(tmp_path):

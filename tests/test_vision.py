@@ -127,8 +127,8 @@ def test_export_parity_and_predict_on_a_png(lora_run, image_folder, tmp_path):
 def test_corrupt_png_in_training_data_names_the_file(tiny_vit, image_folder, tmp_path):
     import shutil
 
-    from hftl.run.data import load_splits
     from hftl.modalities import get_modality
+    from hftl.run.data import load_splits
 
     data = tmp_path / "data"
     shutil.copytree(image_folder, data)
@@ -272,8 +272,8 @@ def test_augmentations_depend_on_row_and_epoch_not_on_workers(tiny_vit, image_fo
     from torch.utils.data import DataLoader
 
     from hftl.augment import AugmentRng
-    from hftl.run.data import load_splits
     from hftl.modalities import get_modality
+    from hftl.run.data import load_splits
 
     cfg = load_config(None, [f"data.source={image_folder}", "data.input_column=image", "modality=vision",
                              "vision.image_size=14", "vision.augment.rotation_degrees=30"])  # fmt: skip

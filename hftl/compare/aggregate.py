@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hftl import files
 from hftl.compare.grid import GridRun
-from hftl.run import rundir
 from hftl.run.record import RunRecord, read_record
 
 COLUMNS = [
@@ -83,7 +83,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)  # None is written as an empty field
-    rundir.write_text_atomic(path, buffer.getvalue())
+    files.write_text_atomic(path, buffer.getvalue())
 
 
 def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None, int]:

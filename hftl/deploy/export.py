@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from hftl.run import rundir
-from hftl.run.record import read_record
+from hftl import files
 from hftl.config import Config, load_config
-from hftl.run.data import load_splits, stratified_sample
 from hftl.errors import HftlError
 from hftl.modalities import get_modality
+from hftl.run import rundir
+from hftl.run.data import load_splits, stratified_sample
+from hftl.run.record import read_record
 
 logger = logging.getLogger("hftl")
 
@@ -43,8 +44,8 @@ def export_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ())
     Raises:
         HftlError: the run is not finished, or a gate (parity, NaN, int8 accuracy) failed; RUN_DIR/onnx is untouched then.
     """
-    from hftl.run.models import ADAPTER_CONFIG
     from hftl.deploy.onnx import export_and_check
+    from hftl.run.models import ADAPTER_CONFIG
 
     run_dir = Path(run_dir)
     config_path, model_dir = run_dir / rundir.CONFIG, run_dir / "model"
@@ -102,7 +103,7 @@ def merge_run_adapter(run_dir: Path, cfg: Config) -> Path:
     tmp = run_dir / ".tmp-model"
     model.save_pretrained(str(tmp), safe_serialization=True)
     processor.save_pretrained(str(tmp))
-    rundir.replace_dir(tmp, run_dir / "model")
+    files.replace_dir(tmp, run_dir / "model")
     return run_dir / "model"
 
 

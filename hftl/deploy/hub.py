@@ -23,13 +23,12 @@ from typing import Any
 
 import yaml
 
-from hftl.run import rundir
-from hftl.run.record import RunRecord, read_record, results_path
-
 from hftl import zoo
 from hftl.config import PushConfig
-from hftl.errors import HftlError
 from hftl.deploy.model_card import render_card
+from hftl.errors import HubError
+from hftl.run import rundir
+from hftl.run.record import RunRecord, read_record, results_path
 
 logger = logging.getLogger("hftl")
 
@@ -46,8 +45,7 @@ _NOT_PROCESSOR = ("config.json", "generation_config.json", CARD)
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".safetensors.index.json", ".bin.index.json", ".pt", ".pth")
 
 
-class HubError(HftlError):
-    """A push that cannot happen: no token, offline, unreachable Hub, refused write, or a run missing what is pushed."""
+
 
 
 @dataclass

@@ -10,12 +10,12 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from hftl.modalities import get_modality
 from hftl.run.methods import display_name
 from hftl.run.record import RunRecord
 
 # Model-card library per pushed kind (the Hub filters models by it).
 LIBRARY = {"adapter": "peft", "merged": "transformers", "onnx": "onnx"}
-_AUTO_CLASSES = {"text": "AutoModelForSequenceClassification", "vision": "AutoModelForImageClassification"}
 _METRIC_NAMES = {
     "accuracy": "Accuracy",
     "f1_macro": "F1 (macro)",
@@ -260,15 +260,12 @@ def _usage(
     adapter_config: dict[str, Any] | None,
     revision: str | None,
 ) -> str:
-    modality = config.get("modality", "text")
-    auto = _AUTO_CLASSES.get(modality, "AutoModel")
-    processor_class = "AutoTokenizer" if modality == "text" else "AutoProcessor"
+    modality = get_modality(config.get("modality", "text"))
+    auto, processor_class = modality.auto_model_name, modality.processor_class_name
     rev = f', revision="{revision}"' if revision and revision != "main" else ""
     labels = [str(x) for x in results.data.labels]
     max_length = (config.get("text") or {}).get("max_length", 128)
-    example = f'inputs = processor(["A text to classify."], truncation=True, max_length={max_length}, return_tensors="pt")'
-    if modality != "text":
-        example = "inputs = processor(..., return_tensors=\"pt\")  # your inputs"
+    example = modality.card_example(config)
     if what == "adapter":
         base_ref = base or (adapter_config or {}).get("base_model_name_or_path") or results.run.model
         note = "" if base else "  # the base was a local folder: point this at your copy"
@@ -285,7 +282,7 @@ def _usage(
             ")",
             f'model = PeftModel.from_pretrained(base, "{repo_id}"{rev}).eval()',
             f'processor = {processor_class}.from_pretrained("{repo_id}"{rev})',
-            example,
+            *example,
             "with torch.no_grad():",
             "    print(labels[int(model(**inputs).logits.argmax(-1)[0])])",
         ]
@@ -297,7 +294,7 @@ def _usage(
             "",
             f'model = {auto}.from_pretrained("{repo_id}"{rev}).eval()',
             f'processor = {processor_class}.from_pretrained("{repo_id}"{rev})',
-            example,
+            *example,
             "with torch.no_grad():",
             "    print(model.config.id2label[int(model(**inputs).logits.argmax(-1)[0])])",
         ]

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from hftl.errors import RunDirError
-from hftl.run.rundir import RESULTS, write_json_atomic
+from hftl.files import write_json_atomic
+from hftl.run.rundir import RESULTS
 
 SCHEMA_VERSION = 1
 
