@@ -20,7 +20,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from torch.utils.data import DataLoader
 
 import hftl
-from hftl.run import checkpoints, rundir
+from hftl.run import checkpoints, launcher, rundir
 from hftl.evaluation import forgetting, measure
 from hftl.augment import AugmentRng
 from hftl.config import Config, save_config
@@ -110,6 +110,10 @@ def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
         # A seedable sampler makes epoch e's order a function of (seed, e): what exact resume needs.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.training.seed),
     )
+    # `accelerate launch --cpu --num_processes N` silently starts one process: say so instead of training with 1.
+    short = launcher.check_world_size(accelerator.num_processes, on_cpu=accelerator.device.type == "cpu")
+    if short:
+        raise ConfigError(short)
     # A launcher (e.g. a DeepSpeed config) may set accumulation too; the schedule is computed from ours.
     if accelerator.gradient_accumulation_steps != cfg.training.gradient_accumulation_steps:
         raise ConfigError(

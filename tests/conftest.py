@@ -38,6 +38,15 @@ def write_topic_csv(path: Path, rows_per_class: int = 40, seed: int = 0) -> Path
 
 
 @pytest.fixture(scope="session")
+def real_home() -> Path:
+    """The one HFTL_HOME of the whole suite: $HFTL_HOME if set, else the user's cache (~/.cache/hftl), the one
+    `make demo` fills. Every test that needs real zoo entries prepares them there, once."""
+    from hftl import zoo
+
+    return zoo.hftl_home()
+
+
+@pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     return tiny_text_model(tmp_path_factory.mktemp("tiny_bert"), num_labels=3)
 
