@@ -34,6 +34,7 @@ from hftl.run.models import (
     build_model,
     count_parameters,
     enable_gradient_checkpointing,
+    is_gradient_checkpointing,
     load_processor,
 )
 from hftl.run.training import Trainer, TrainResult, evaluate
@@ -250,6 +251,7 @@ def run(cfg: Config) -> dict[str, Any]:
             "world_size": accelerator.num_processes,
             "device": str(accelerator.device),
             "mixed_precision": cfg.training.mixed_precision,
+            "gradient_checkpointing": is_gradient_checkpointing(trainer.model),  # the model's state, not the config
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
             "wall_s": round(time.time() - started, 2),
             "versions": library_versions(),

@@ -380,6 +380,14 @@ def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
     base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
+def is_gradient_checkpointing(model: torch.nn.Module) -> bool:
+    """Whether the model (under any PEFT wrapper) really recomputes activations: what results.json records."""
+    from peft import PeftModel
+
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    return bool(getattr(base, "is_gradient_checkpointing", False))
+
+
 def freeze_backbone(model: torch.nn.Module, heads: list[str]) -> dict[str, float]:
     """Only the head modules train; the backbone's dropout goes off. Returns the dropout rates it replaced.
 
