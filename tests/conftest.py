@@ -71,3 +71,20 @@ def quick_overrides(tiny_bert, topic_csv, tmp_path) -> list[str]:
         "evaluation.batch_size=32",
         f"output.dir={tmp_path / 'run'}",
     ]
+
+
+def torch_labels(run_dir: Path, inputs: list) -> list[str]:
+    """What the run's PyTorch model (RUN/model) predicts for raw inputs, with the run's own preprocessing."""
+    import torch
+
+    from hftl.config import load_config
+    from hftl.modalities import get_modality
+
+    cfg = load_config(run_dir / "config.yaml")
+    modality = get_modality(cfg.modality)
+    processor = modality.load_processor(str(run_dir / "model"), cfg)
+    model = modality.auto_model().from_pretrained(run_dir / "model").eval()
+    features = modality.encode(processor, cfg, inputs)
+    with torch.no_grad():
+        logits = model(**{k: torch.from_numpy(v) for k, v in features.items()}).logits
+    return [model.config.id2label[int(i)] for i in logits.argmax(-1)]

@@ -13,12 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-import torch
 
 from hftl.cli import main
 from hftl.config import load_config
-from hftl.modalities import get_modality
-from tests.conftest import write_topic_csv
+from tests.conftest import torch_labels, write_topic_csv
 from tests.test_audio import RATE, TONES, tone, write_tone_csv
 from tests.test_vision import overrides as vision_overrides
 from tests.test_vision import write_pattern_folder
@@ -27,18 +25,6 @@ from tests.tiny_models import tiny_audio_model, tiny_vision_model
 ROOT = Path(__file__).parent.parent
 TOKEN = "hf_testCliCommandsLoopbackHub0123456789abcd"
 TEXTS = ["the team won the game", "money and the market", "a film with a great actor", "the song and the plot"]
-
-
-def torch_labels(run_dir: Path, inputs: list) -> list[str]:
-    """What the run's PyTorch model (RUN/model) predicts for raw inputs, with the run's own preprocessing."""
-    cfg = load_config(run_dir / "config.yaml")
-    modality = get_modality(cfg.modality)
-    processor = modality.load_processor(str(run_dir / "model"), cfg)
-    model = modality.auto_model().from_pretrained(run_dir / "model").eval()
-    features = modality.encode(processor, cfg, inputs)
-    with torch.no_grad():
-        logits = model(**{k: torch.from_numpy(v) for k, v in features.items()}).logits
-    return [model.config.id2label[int(i)] for i in logits.argmax(-1)]
 
 
 def cli_labels(capsys, onnx_dir: Path, inputs: list[str], *flags: str) -> list[str]:
