@@ -28,7 +28,7 @@ from hftl.config import Config, save_config
 from hftl.errors import ConfigError
 from hftl.evaluation import forgetting, measure
 from hftl.modalities import get_modality
-from hftl.run import checkpoints, rundir
+from hftl.run import checkpoints, launcher, rundir
 from hftl.run.data import load_splits
 from hftl.run.hooks import Hook
 from hftl.run.methods import apply_method, get_method
@@ -37,6 +37,7 @@ from hftl.run.models import (
     build_model,
     count_parameters,
     enable_gradient_checkpointing,
+    is_gradient_checkpointing,
     load_processor,
 )
 from hftl.run.record import DataInfo, RunInfo, RunRecord, TrainInfo, write_record
@@ -114,6 +115,10 @@ def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
         # A seedable sampler makes epoch e's order a function of (seed, e): what exact resume needs.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.training.seed),
     )
+    # `accelerate launch --cpu --num_processes N` silently starts one process: say so instead of training with 1.
+    short = launcher.check_world_size(accelerator.num_processes, on_cpu=accelerator.device.type == "cpu")
+    if short:
+        raise ConfigError(short)
     # A launcher (e.g. a DeepSpeed config) may set accumulation too; the schedule is computed from ours.
     if accelerator.gradient_accumulation_steps != cfg.training.gradient_accumulation_steps:
         raise ConfigError(
@@ -249,6 +254,7 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
             world_size=accelerator.num_processes,
             device=str(accelerator.device),
             mixed_precision=cfg.training.mixed_precision,
+            gradient_checkpointing=is_gradient_checkpointing(trainer.model),  # the model's state, not the config
             started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
             wall_s=round(time.time() - started, 2),
             versions=library_versions(),
