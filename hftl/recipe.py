@@ -28,6 +28,7 @@ from hftl.run.data import load_splits
 from hftl.errors import ConfigError
 from hftl.run.lp_ft import fit_lp_ft
 from hftl.run.metrics import check_metric_names
+from hftl.run.metrics.per_class import per_class_report
 from hftl.modalities import get_modality
 from hftl.run.models import (
     apply_method,
@@ -229,9 +230,11 @@ def run(cfg: Config) -> dict[str, Any]:
 
     # test scores of the selected (best) model
     test_metrics: dict[str, float] = {}
+    per_class: dict[str, Any] = {}
     if cfg.evaluation.test:
         test_loader = accelerator.prepare(loader("test", cfg.evaluation.batch_size, shuffle=False))
-        test_metrics, _, _ = evaluate(trainer.model, test_loader, accelerator, cfg.evaluation.metrics)
+        test_metrics, test_preds, test_labels = evaluate(trainer.model, test_loader, accelerator, cfg.evaluation.metrics)
+        per_class = {"split": "test", **per_class_report(test_preds, test_labels, label_names)}
         accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=result.state.step)
     extra.update(measure.after_training(cfg, modality, processor, trainer.model, accelerator, splits, label_names))
 
@@ -259,6 +262,7 @@ def run(cfg: Config) -> dict[str, Any]:
         "train": {**train_info(result), "metric_for_best": cfg.training.metric_for_best},
         "eval": result.best_eval,
         "test": test_metrics,
+        "per_class": per_class,  # the test split's per-class precision/recall/F1/support and confusion matrix
         "history": result.state.history,
         **extra,
     }

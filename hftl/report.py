@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hftl.run.metrics.per_class import format_per_class
+
 
 def _load(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
@@ -26,6 +28,8 @@ def summarize(run_dir: str | Path) -> str:
         "  validation   " + "  ".join(f"{k} {v:.4f}" for k, v in results["eval"].items()),
         "  test         " + "  ".join(f"{k} {v:.4f}" for k, v in results["test"].items()),
     ]
+    if results.get("per_class"):  # runs written before per-class metrics have none
+        lines += format_per_class(results["per_class"], indent="    ")
     report = _load(run_dir / "onnx" / "export_report.json")
     if report is not None:
         acc, lat, par = report["accuracy"], report.get("latency_ms") or {}, report["parity"]

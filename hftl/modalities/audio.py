@@ -19,6 +19,7 @@ from hftl.augment import ROW_COLUMN, AugmentRng, with_row_ids
 from hftl.augment import audio as aug
 from hftl.errors import ConfigError, DataError
 from hftl.modalities import Modality, register_modality
+from hftl.modalities.wav_header import declared_wav_frames
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -108,8 +109,14 @@ def read_audio(value: Any, root: Path | None = None) -> tuple[np.ndarray, int]:
             raise DataError(f"audio input {value!r}: expected a file path, got {type(value).__name__}")
         try:
             audio, rate = sf.read(target, dtype="float32", always_2d=True)
+            declared = declared_wav_frames(target)
         except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError... for bad files
             raise DataError(f"audio file {name}: cannot be decoded ({err}); re-encode it (WAV, FLAC, OGG) or remove it") from err
+        if declared is not None and len(audio) < declared:
+            raise DataError(
+                f"audio file {name}: truncated: its header declares {declared} frames ({declared / rate:.2f} s) but "
+                f"it holds {len(audio)} ({len(audio) / rate:.2f} s); re-export it or remove it"
+            )
     if audio.ndim == 2:  # (frames, channels) -> mono
         audio = audio.mean(axis=1)
     if audio.size == 0:
