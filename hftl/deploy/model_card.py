@@ -271,9 +271,16 @@ def _usage(
     example = f'inputs = processor(["A text to classify."], truncation=True, max_length={max_length}, return_tensors="pt")'
     if modality != "text":
         example = "inputs = processor(..., return_tensors=\"pt\")  # your inputs"
-    if what == "adapter":
-        base_ref = base or (adapter_config or {}).get("base_model_name_or_path") or results["run"]["model"]
-        note = "" if base else "  # the base was a local folder: point this at your copy"
+    if what == "adapter" and base:  # the adapter names a Hub base: PEFT's Auto classes build it, as PEFT users expect
+        code = _auto_peft_usage(modality, repo_id, rev, labels, processor_class, example)
+        after = (
+            "`num_labels` and the label maps build the base with this adapter's head size; without them the base keeps "
+            "its own label count and the saved head does not fit (a size mismatch). "
+            f"With hftl, name it as the model to keep training or to export it: `model.source={repo_id}`."
+        )
+    elif what == "adapter":
+        base_ref = (adapter_config or {}).get("base_model_name_or_path") or results["run"]["model"]
+        note = "  # the base was a local folder: point this at your copy"
         code = [
             "import torch",
             "from peft import PeftModel",
@@ -317,6 +324,29 @@ def _usage(
             f"`max_length={max_length}`; `hftl predict FOLDER TEXT...` does the same from the command line."
         )
     return "## Usage\n\n```python\n" + "\n".join(code) + "\n```\n\n" + after
+
+
+def _auto_peft_usage(
+    modality: str, repo_id: str, rev: str, labels: list[str], processor_class: str, example: str
+) -> list[str]:
+    """AutoPeftModel* loads the base named in adapter_config.json, sized by num_labels, then the adapter and its head."""
+    peft_class = "AutoPeftModelForSequenceClassification" if modality == "text" else "AutoPeftModel"
+    return [
+        "import torch",
+        f"from peft import {peft_class}",
+        f"from transformers import {processor_class}",
+        "",
+        f"labels = {labels!r}",
+        f"model = {peft_class}.from_pretrained(",
+        f'    "{repo_id}"{rev},',
+        "    num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},",
+        "    ignore_mismatched_sizes=True,  # a base saved with another head: the adapter brings the trained one",
+        ").eval()",
+        f'processor = {processor_class}.from_pretrained("{repo_id}"{rev})',
+        example,
+        "with torch.no_grad():",
+        "    print(model.config.id2label[int(model(**inputs).logits.argmax(-1)[0])])",
+    ]
 
 
 def _versions(results: dict[str, Any], export_report: dict[str, Any] | None) -> str:
