@@ -57,7 +57,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
     onnx_dir = bp.resolve_onnx_dir(args.onnx_dir)
     cfg = load_config(onnx_dir / EXPORT_CONFIG)
-    items = bp.gather_inputs(args.inputs, cfg.modality, args.column or cfg.data.input_column)
+    items = bp.gather_inputs(args.inputs, cfg.modality, args.column or cfg.data.input_column, args.encoding)
     predictions = bp.predict_items(
         onnx_dir, items, quantized=args.quantized, batch_size=args.batch_size, top_k=args.top_k,
         progress=args.output is not None or len(items) > args.batch_size,
@@ -172,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         ".txt/.lst list files (one input per line)",
     )  # fmt: skip
     p.add_argument("--column", help="table column to read (default: the run's data.input_column)")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of tables, list files and .txt inputs (default utf-8)")
     p.add_argument("--output", "-o", help="write predictions to this .csv or .jsonl file (default: a table on stdout)")
     p.add_argument("--top-k", type=int, default=3, help="labels with scores kept per input (default 3)")
     p.add_argument("--batch-size", type=int, default=32, help="inputs per onnxruntime call (default 32)")

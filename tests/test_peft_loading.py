@@ -25,7 +25,7 @@ RUN = ("training.epochs=1", "training.batch_size=16", "training.learning_rate=3e
 def label_kwargs(run_dir: Path) -> dict:
     """The keyword arguments of the model card's snippet: the run's labels, and the base's own head set aside."""
     labels = json.loads((run_dir / "results.json").read_text())["data"]["labels"]
-    return {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": {l: i for i, l in enumerate(labels)},
+    return {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": {name: i for i, name in enumerate(labels)},
             "ignore_mismatched_sizes": True}  # fmt: skip
 
 

@@ -29,10 +29,12 @@ from hftl.errors import DataError, HftlError
 from hftl.modalities import get_modality
 from hftl.run import rundir
 from hftl.run.folders import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+from hftl.run.text_files import check_encoding
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".jsonl", ".json"}
 LIST_SUFFIXES = {".lst", ".list"}  # and .txt, except for a text model's folder of .txt files
 OUTPUT_SUFFIXES = {".csv", ".jsonl"}
+_OPTION = "--encoding "  # how a predict user names the encoding
 
 
 @dataclass
@@ -65,18 +67,24 @@ def resolve_onnx_dir(target: str | Path) -> Path:
     raise HftlError(f"{target} is neither an hftl ONNX export nor a run with one in onnx/; run `hftl export RUN_DIR` first")
 
 
-def gather_inputs(args: list[str], modality: str, column: str) -> list[Item]:
-    """Expand the command-line inputs into items, in order (see the module docstring)."""
+def gather_inputs(args: list[str], modality: str, column: str, encoding: str = "utf-8") -> list[Item]:
+    """Expand the command-line inputs into items, in order (see the module docstring).
+
+    Raises:
+        DataError: a folder without inputs, a table without ``column``, a file not in ``encoding`` (byte and line named).
+    """
     suffixes = IMAGE_SUFFIXES if modality == "vision" else AUDIO_SUFFIXES if modality == "audio" else {".txt"}
     items: list[Item] = []
     for arg in args:
         path = Path(arg).expanduser()
         if path.is_dir():
-            items += _folder_items(path, suffixes, modality)
+            items += _folder_items(path, suffixes, modality, encoding)
         elif path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
-            items += _table_items(path, column, modality)
+            check_encoding(path, encoding, _OPTION)
+            items += _table_items(path, column, modality, encoding)
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES | {".txt"}:
-            items += _list_items(path, modality)
+            check_encoding(path, encoding, _OPTION)
+            items += _list_items(path, modality, encoding)
         elif modality == "text":
             items.append(Item(str(len(items)), arg, arg))
         else:
@@ -86,7 +94,7 @@ def gather_inputs(args: list[str], modality: str, column: str) -> list[Item]:
     return items
 
 
-def _folder_items(folder: Path, suffixes: set[str], modality: str) -> list[Item]:
+def _folder_items(folder: Path, suffixes: set[str], modality: str, encoding: str) -> list[Item]:
     files = sorted(
         Path(root, name).absolute()
         for root, dirs, names in os.walk(folder, followlinks=True)
@@ -96,13 +104,15 @@ def _folder_items(folder: Path, suffixes: set[str], modality: str) -> list[Item]
     if not files:
         raise DataError(f"{folder}: no {'/'.join(sorted(suffixes))} files inside")
     if modality == "text":
-        return [Item(str(f), str(f), f.read_text(encoding="utf-8", errors="replace").strip()) for f in files]
+        for f in files:
+            check_encoding(f, encoding, _OPTION)
+        return [Item(str(f), str(f), f.read_text(encoding=encoding).strip()) for f in files]
     return [Item(str(f), str(f), str(f)) for f in files]
 
 
-def _table_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _table_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """(editor line, row) per record."""
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding=encoding) as f:
         if path.suffix in (".csv", ".tsv"):
             reader = csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ",")
             line = 2
@@ -118,9 +128,9 @@ def _table_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     raise DataError(f"{path} line {line}: not a JSON object ({err.msg}); use JSON Lines") from err
 
 
-def _table_items(path: Path, column: str, modality: str) -> list[Item]:
+def _table_items(path: Path, column: str, modality: str, encoding: str) -> list[Item]:
     items = []
-    for row, (line, record) in enumerate(_table_rows(path)):
+    for row, (line, record) in enumerate(_table_rows(path, encoding)):
         if column not in record:
             raise DataError(f"{path} line {line}: no column '{column}' (columns: {list(record)}); pass --column NAME")
         value = "" if record[column] is None else str(record[column])
@@ -129,9 +139,9 @@ def _table_items(path: Path, column: str, modality: str) -> list[Item]:
     return items
 
 
-def _list_items(path: Path, modality: str) -> list[Item]:
+def _list_items(path: Path, modality: str, encoding: str) -> list[Item]:
     items = []
-    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for line, text in enumerate(path.read_text(encoding=encoding).splitlines(), start=1):
         if not text.strip():
             continue
         value = text.strip() if modality == "text" else str(_media_path(text.strip(), path.parent))
@@ -227,15 +237,16 @@ def _score(value: float | None) -> str:
 
 def format_table(predictions: list[Prediction], width: int = 70) -> str:
     """label, score, the runner-up, and the input (texts cut to ``width``; paths shown whole, so they can be found)."""
+    runners = [f"{p.top_k[1][0]} {p.top_k[1][1]:.3f}" if len(p.top_k) > 1 else "" for p in predictions]
     label_w = max(5, *(len(p.label) for p in predictions))
-    lines = [f"{'label':<{label_w}} {'score':>6}  {'next':<{label_w + 7}}  input"]
-    for p in predictions:
+    next_w = max(4, *(len(r) for r in runners))
+    lines = [f"{'label':<{label_w}} {'score':>6}  {'next':<{next_w}}  input"]
+    for p, runner in zip(predictions, runners, strict=True):
         shown = p.item.input.replace("\n", " ")
         if not Path(shown).is_absolute() and len(shown) > width:
             shown = shown[: width - 3] + "..."
         if p.error:
-            lines.append(f"{'ERROR':<{label_w}} {'':>6}  {'':<{label_w + 7}}  {shown}: {p.error}")
+            lines.append(f"{'ERROR':<{label_w}} {'':>6}  {'':<{next_w}}  {shown}: {p.error}")
             continue
-        runner = f"{p.top_k[1][0]} {p.top_k[1][1]:.3f}" if len(p.top_k) > 1 else ""
-        lines.append(f"{p.label:<{label_w}} {p.score:>6.3f}  {runner:<{label_w + 7}}  {shown}")
+        lines.append(f"{p.label:<{label_w}} {p.score:>6.3f}  {runner:<{next_w}}  {shown}")
     return "\n".join(lines)

@@ -142,7 +142,7 @@ def _load_torch(run_dir: Path, cfg: Config, modality: Modality, names: list[str]
 
 
 def _score_onnx(run_dir: Path, cfg: Config, modality: Modality, data: Any, *, quantized: bool) -> Scored:
-    from hftl.deploy.runtime import INT8_FILE, FP32_FILE, OnnxClassifier, softmax
+    from hftl.deploy.runtime import FP32_FILE, INT8_FILE, OnnxClassifier, softmax
 
     onnx_dir = run_dir / "onnx"
     wanted = onnx_dir / (INT8_FILE if quantized else FP32_FILE)

@@ -19,7 +19,7 @@ from datasets import Audio, ClassLabel, Dataset, DatasetDict, Image, load_datase
 from hftl import zoo
 from hftl.config import DataConfig
 from hftl.errors import DataError
-from hftl.run.bad_rows import SKIP_HINT, BadRows, LineLocator
+from hftl.run.bad_rows import BadRows, LineLocator
 from hftl.run.folders import is_media_folder, load_media_folder
 from hftl.run.text_files import check_encoding
 

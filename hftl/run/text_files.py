@@ -17,8 +17,10 @@ from hftl.errors import DataError
 _CHUNK = 1 << 20
 
 
-def check_encoding(path: Path, encoding: str) -> None:
+def check_encoding(path: Path, encoding: str, setting: str = "data.encoding=") -> None:
     """Decode the whole file, in chunks; a byte that does not decode is an error naming its offset and line.
+
+    ``setting`` is how the user names the encoding where they are (a config key, or a command-line option).
 
     Raises:
         DataError: an unknown encoding name, or a byte sequence invalid in it.
@@ -26,7 +28,7 @@ def check_encoding(path: Path, encoding: str) -> None:
     try:
         decoder = codecs.getincrementaldecoder(encoding)()
     except LookupError as err:
-        raise DataError(f"data.encoding: unknown encoding {encoding!r} (e.g. utf-8, latin-1, cp1252, utf-16)") from err
+        raise DataError(f"{setting.rstrip('= ')}: unknown encoding {encoding!r} (e.g. utf-8, latin-1, cp1252, utf-16)") from err
     offset, lines = 0, 1
     with Path(path).open("rb") as f:
         while True:
@@ -41,8 +43,8 @@ def check_encoding(path: Path, encoding: str) -> None:
                 bad = data[err.start : err.end].hex() or "end of file"
                 raise DataError(
                     f"{path}: not valid {encoding} text: byte 0x{bad} at byte offset {start} (line {line}) "
-                    f"cannot be decoded ({err.reason}). Set data.encoding to the file's encoding "
-                    f"(e.g. data.encoding=latin-1 or cp1252), or re-save the file as UTF-8"
+                    f"cannot be decoded ({err.reason}). Name the file's encoding "
+                    f"(e.g. {setting}latin-1 or {setting}cp1252), or re-save the file as UTF-8"
                 ) from err
             if not chunk:
                 return

@@ -47,9 +47,10 @@ def format_per_class(report: dict[str, Any], indent: str = "  ") -> list[str]:
     for name in names:
         c = report["classes"][name]
         lines.append(f"{indent}{name:<{width}} {c['precision']:>9.4f} {c['recall']:>7.4f} {c['f1']:>7.4f} {c['support']:>8}")
-    cell = max(5, *(len(n) for n in names))
+    longest_count = max(len(str(v)) for row in report["confusion_matrix"] for v in row)
+    cell = max(5, min(9, max(len(n) for n in names)), longest_count)
     lines.append(f"{indent}confusion matrix (rows: true label, columns: predicted)")
-    lines.append(f"{indent}{'':<{width}} " + " ".join(f"{n[:cell]:>{cell}}" for n in names))
+    lines.append(f"{indent}{'':<{width}} " + " ".join(f"{n[:cell]:>{cell}}" for n in names))  # long names cut
     for name, row in zip(names, report["confusion_matrix"], strict=True):
         lines.append(f"{indent}{name:<{width}} " + " ".join(f"{v:>{cell}}" for v in row))
     return lines
