@@ -85,6 +85,7 @@ def test_evaluate_scores_a_subset_of_classes_under_other_column_names(trained, t
     assert per_class["business"]["support"] == 0 and per_class["sport"]["support"] == 10
     assert Image.open(out / "confusion_matrix.png").size[0] > 200
     assert f"accuracy {accuracy:.4f}" in printed and "sport" in printed and "confusion matrix" in printed
+    assert f"evaluated    {data} (20 rows, torch): accuracy {accuracy:.4f}" in summarize(trained)
 
 
 def test_evaluate_refuses_labels_the_model_never_saw_naming_them(trained, tmp_path, capsys):
@@ -151,3 +152,13 @@ def test_batch_predict_of_a_missing_column_names_the_columns(trained, tmp_path, 
     (tmp_path / "t.csv").write_text("id,body\n0,hello\n")
     assert main(["predict", str(trained), str(tmp_path / "t.csv"), "--column", "text"]) == 2
     assert "no column 'text' (columns: ['id', 'body']); pass --column NAME" in capsys.readouterr().err
+
+
+def test_batch_predict_of_a_latin1_table_names_the_byte_and_takes_encoding(trained, tmp_path, capsys):
+    table = tmp_path / "menu.csv"
+    table.write_bytes("text\nle café du sport\nthé et film\n".encode("latin-1"))
+    assert main(["predict", str(trained), str(table)]) == 2
+    assert "byte 0xe9 at byte offset 11 (line 2)" in capsys.readouterr().err
+    output = tmp_path / "menu.jsonl"
+    assert main(["predict", str(trained), str(table), "--encoding", "latin-1", "-o", str(output)]) == 0
+    assert [json.loads(line)["input"] for line in output.read_text().splitlines()] == ["le café du sport", "thé et film"]
