@@ -54,6 +54,7 @@ class BadRows:
     source: str
     locate: LineLocator | None = None
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    skip_hint: str = SKIP_HINT  # where the user finds skipped rows differs: a run, or `hftl evaluate`'s record
     errors: list[str] = field(default_factory=list)
 
     def add(self, split: str, row: int, column: str, reason: str, advice: str = "", shown: str | None = None) -> None:
@@ -78,9 +79,9 @@ class BadRows:
         if not self.errors:
             return
         if len(self.errors) == 1:
-            raise DataError(f"{self.errors[0]}, or {SKIP_HINT}")
+            raise DataError(f"{self.errors[0]}, or {self.skip_hint}")
         listed = "\n  ".join(self.errors[:MAX_LISTED])
         more = f"\n  ... and {len(self.errors) - MAX_LISTED} more" if len(self.errors) > MAX_LISTED else ""
         raise DataError(
-            f"{len(self.errors)} bad rows in {self.source}; fix or remove them, or {SKIP_HINT}:\n  {listed}{more}"
+            f"{len(self.errors)} bad rows in {self.source}; fix or remove them, or {self.skip_hint}:\n  {listed}{more}"
         )

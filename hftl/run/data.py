@@ -354,7 +354,8 @@ def load_labelled_split(
     Raises:
         DataError: a missing split or column, labels unknown to the model, or bad rows (data.on_bad_sample=error).
     """
-    bad = BadRows(cfg.on_bad_sample, cfg.source, _line_locator(cfg), [] if skipped is None else skipped)
+    hint = "set data.on_bad_sample=skip to leave such rows out (evaluation.json lists them)"
+    bad = BadRows(cfg.on_bad_sample, cfg.source, _line_locator(cfg), [] if skipped is None else skipped, hint)
     raw = load_source(cfg)
     split = split or ("test" if "test" in raw else cfg.train_split if cfg.train_split in raw else next(iter(raw)))
     if split not in raw:
