@@ -65,3 +65,31 @@ def test_vision_adapter_loads_with_auto_peft_model(tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(model(pixel_values=pixels).logits.numpy(), merged(pixel_values=pixels).logits.numpy(),
                                    atol=1e-5)  # fmt: skip
+
+
+def test_whisper_adapter_loads_with_auto_peft_model_and_the_card_states_the_cut_encoder(tmp_path):
+    """Whisper's encoder is cut to the clip length in training; the card's snippet rebuilds the base that way."""
+    import yaml
+    from peft import AutoPeftModel
+    from transformers import AutoModelForAudioClassification
+
+    from hftl.deploy.model_card import render_card
+    from tests.test_audio import write_tone_csv
+    from tests.tiny_models import tiny_audio_model
+
+    base = tiny_audio_model(tmp_path / "base", num_labels=2, clip_seconds=2)
+    out = tmp_path / "run"
+    run(load_config(None, ["modality=audio", f"model.source={base}", f"data.source={write_tone_csv(tmp_path / 'tones', 8)}",
+                           "data.input_column=audio", "audio.clip_seconds=1", *RUN, f"output.dir={out}"]))  # fmt: skip
+    adapter_config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    card = render_card(what="adapter", repo_id="me/tones", results=json.loads((out / "results.json").read_text()),
+                       config=yaml.safe_load((out / "config.yaml").read_text()), adapter_config=adapter_config,
+                       base_model="someone/whisper")  # fmt: skip
+    assert "AutoPeftModel.from_pretrained(" in card and "    max_source_positions=50,  # the encoder cut to 1 s" in card
+
+    model = AutoPeftModel.from_pretrained(str(out / "adapter"), **label_kwargs(out), max_source_positions=50).eval()
+    merged = AutoModelForAudioClassification.from_pretrained(out / "model").eval()
+    features = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 16, 100)).astype(np.float32))
+    with torch.no_grad():
+        np.testing.assert_allclose(model(input_features=features).logits.numpy(),
+                                   merged(input_features=features).logits.numpy(), atol=1e-4)  # fmt: skip

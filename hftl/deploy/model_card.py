@@ -272,7 +272,7 @@ def _usage(
     if modality != "text":
         example = "inputs = processor(..., return_tensors=\"pt\")  # your inputs"
     if what == "adapter" and base:  # the adapter names a Hub base: PEFT's Auto classes build it, as PEFT users expect
-        code = _auto_peft_usage(modality, repo_id, rev, labels, processor_class, example)
+        code = _auto_peft_usage(modality, repo_id, rev, labels, processor_class, example, _base_kwargs(config, adapter_config))
         after = (
             "`num_labels` and the label maps build the base with this adapter's head size; without them the base keeps "
             "its own label count and the saved head does not fit (a size mismatch). "
@@ -326,8 +326,17 @@ def _usage(
     return "## Usage\n\n```python\n" + "\n".join(code) + "\n```\n\n" + after
 
 
+def _base_kwargs(config: dict[str, Any], adapter_config: dict[str, Any] | None) -> list[str]:
+    """Base-model settings the run changed besides the head, as snippet lines (Whisper's encoder cut to the clip)."""
+    base_class = ((adapter_config or {}).get("auto_mapping") or {}).get("base_model_class", "")
+    if base_class.startswith("Whisper"):
+        seconds = (config.get("audio") or {}).get("clip_seconds", 30)
+        return [f"    max_source_positions={50 * seconds},  # the encoder cut to {seconds} s clips, as trained"]
+    return []
+
+
 def _auto_peft_usage(
-    modality: str, repo_id: str, rev: str, labels: list[str], processor_class: str, example: str
+    modality: str, repo_id: str, rev: str, labels: list[str], processor_class: str, example: str, extra: list[str]
 ) -> list[str]:
     """AutoPeftModel* loads the base named in adapter_config.json, sized by num_labels, then the adapter and its head."""
     peft_class = "AutoPeftModelForSequenceClassification" if modality == "text" else "AutoPeftModel"
@@ -341,6 +350,7 @@ def _auto_peft_usage(
         f'    "{repo_id}"{rev},',
         "    num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},",
         "    ignore_mismatched_sizes=True,  # a base saved with another head: the adapter brings the trained one",
+        *extra,
         ").eval()",
         f'processor = {processor_class}.from_pretrained("{repo_id}"{rev})',
         example,
