@@ -246,7 +246,7 @@ def format_table(predictions: list[Prediction], width: int = 70) -> str:
         if not Path(shown).is_absolute() and len(shown) > width:
             shown = shown[: width - 3] + "..."
         if p.error:
-            lines.append(f"{'ERROR':<{label_w}} {'':>6}  {'':<{next_w}}  {shown}: {p.error}")
+            lines.append(f"{'ERROR':<{label_w}} {'':>6}  {'':<{next_w}}  " + (p.error if shown in p.error else f"{shown}: {p.error}"))
             continue
         lines.append(f"{p.label:<{label_w}} {p.score:>6.3f}  {runner:<{next_w}}  {shown}")
     return "\n".join(lines)
