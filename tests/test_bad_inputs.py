@@ -69,7 +69,7 @@ def test_skip_leaves_out_empty_text_and_unknown_labels_and_lists_them(tmp_path):
     assert "unknown label 'c'" in by_row[5]
     # CSV reads an empty field as missing
     assert by_row[3].startswith(("empty or missing input", "empty text"))
-    with pytest.raises(DataError, match=r"row 5 of split 'train': unknown label 'c'.*add it to data\.labels"):
+    with pytest.raises(DataError, match=r"row 5 of split 'train' \(line 7 of .*d\.csv\): unknown label 'c'.*add it to data\.labels"):
         load_splits(load_config(None, [f"data.source={source}", "data.labels=[a, b]"]).data)
 
 
@@ -77,7 +77,7 @@ def test_missing_label_is_an_error_or_skipped(tmp_path):
     (tmp_path / "d.jsonl").write_text(
         "\n".join(json.dumps({"text": r["text"], "label": None if i == 4 else r["label"]}) for i, r in enumerate(text_rows()))
     )
-    with pytest.raises(DataError, match=r"row 4 of split 'train': missing label; fill it in"):
+    with pytest.raises(DataError, match=r"row 4 of split 'train' \(line 5 of .*d\.jsonl\): missing label; fill it in"):
         load_splits(load_config(None, [f"data.source={tmp_path / 'd.jsonl'}"]).data)
     skipped: list[dict] = []
     ds, names = load_splits(load_config(None, [f"data.source={tmp_path / 'd.jsonl'}", "data.on_bad_sample=skip"]).data,

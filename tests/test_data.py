@@ -80,7 +80,7 @@ def test_missing_column_names_column_split_and_source(topic_csv):
 def test_unknown_label_names_split_row_and_value(tmp_path):
     (tmp_path / "train.csv").write_text("text,label\na,pos\nb,neg\nc,pos\nd,neg\ne,pos\nf,neg\n")
     (tmp_path / "test.csv").write_text("text,label\ng,pos\nh,neutral\n")
-    with pytest.raises(DataError, match=r"row 1 of split 'test': unknown label 'neutral'"):
+    with pytest.raises(DataError, match=r"row 1 of split 'test' \(line 3 of .*test\.csv\): unknown label 'neutral'"):
         load_splits(data_cfg(tmp_path))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
-from hftl.modalities import get_modality
+from hftl.modalities import Modality, get_modality
 from hftl.run.methods import display_name
 from hftl.run.record import RunRecord
 
@@ -266,9 +266,16 @@ def _usage(
     labels = [str(x) for x in results.data.labels]
     max_length = (config.get("text") or {}).get("max_length", 128)
     example = modality.card_example(config)
-    if what == "adapter":
-        base_ref = base or (adapter_config or {}).get("base_model_name_or_path") or results.run.model
-        note = "" if base else "  # the base was a local folder: point this at your copy"
+    if what == "adapter" and base:  # the adapter names a Hub base: PEFT's Auto classes build it, as PEFT users expect
+        code = _auto_peft_usage(modality, repo_id, rev, labels, example, modality.card_base_kwargs(config))
+        after = (
+            "`num_labels` and the label maps build the base with this adapter's head size; without them the base keeps "
+            "its own label count and the saved head does not fit (a size mismatch). "
+            f"With hftl, name it as the model to keep training or to export it: `model.source={repo_id}`."
+        )
+    elif what == "adapter":
+        base_ref = (adapter_config or {}).get("base_model_name_or_path") or results.run.model
+        note = "  # the base was a local folder: point this at your copy"
         code = [
             "import torch",
             "from peft import PeftModel",
@@ -312,6 +319,30 @@ def _usage(
             f"`max_length={max_length}`; `hftl predict FOLDER TEXT...` does the same from the command line."
         )
     return "## Usage\n\n```python\n" + "\n".join(code) + "\n```\n\n" + after
+
+
+def _auto_peft_usage(
+    modality: Modality, repo_id: str, rev: str, labels: list[str], example: list[str], extra: list[str]
+) -> list[str]:
+    """AutoPeftModel* loads the base named in adapter_config.json, sized by num_labels, then the adapter and its head."""
+    peft_class, processor_class = modality.auto_peft_model_name, modality.processor_class_name
+    return [
+        "import torch",
+        f"from peft import {peft_class}",
+        f"from transformers import {processor_class}",
+        "",
+        f"labels = {labels!r}",
+        f"model = {peft_class}.from_pretrained(",
+        f'    "{repo_id}"{rev},',
+        "    num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},",
+        "    ignore_mismatched_sizes=True,  # a base saved with another head: the adapter brings the trained one",
+        *extra,
+        ").eval()",
+        f'processor = {processor_class}.from_pretrained("{repo_id}"{rev})',
+        *example,
+        "with torch.no_grad():",
+        "    print(model.config.id2label[int(model(**inputs).logits.argmax(-1)[0])])",
+    ]
 
 
 def _versions(results: RunRecord, export_report: dict[str, Any] | None) -> str:

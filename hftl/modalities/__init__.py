@@ -29,6 +29,7 @@ class Modality:
     pooling: str  # how a backbone's token states become one feature vector: "mean" or "cls"
     default_input_column: str  # the input column hftl's loaders give this modality (zoo sets, folders)
     processor_class_name: str = "AutoProcessor"  # what a model card's snippet loads the saved processor with
+    auto_peft_model_name: str = "AutoPeftModel"  # PEFT's Auto class that loads a pushed adapter with its base
     # (data source, input column, label column) of the held-out task whose k-NN accuracy measures forgetting;
     # None: the modality measures forgetting its own way (``forgetting``) or not at all
     forgetting_probe: tuple[str, str, str] | None = None
@@ -73,6 +74,10 @@ class Modality:
     def shift_variants(self, split: Dataset, cfg: Config, processor: Any, seed: int) -> dict[str, Dataset]:
         """Shifted copies of a raw test split (same columns), by variant name; row i of each draws from ``seed``."""
         raise ValueError(f"no shifted test sets are defined for modality {self.name!r}; set evaluation.shift=false")
+
+    def card_base_kwargs(self, config: dict[str, Any]) -> list[str]:
+        """Snippet lines of base-model settings the run changed besides the head (e.g. Whisper's encoder length)."""
+        return []
 
     def card_example(self, config: dict[str, Any]) -> list[str]:
         """Lines of Python for a model card's snippet that set ``inputs`` from ``processor`` (runnable as they stand)."""

@@ -19,6 +19,7 @@ from hftl.augment import ROW_COLUMN, AugmentRng, with_row_ids
 from hftl.augment import audio as aug
 from hftl.errors import ConfigError, DataError
 from hftl.modalities import Modality, register_modality, shifts
+from hftl.modalities.wav_header import declared_wav_frames
 from hftl.modalities.whisper import POSITIONS_PER_SECOND, shorten_whisper_encoder
 
 if TYPE_CHECKING:
@@ -109,8 +110,14 @@ def read_audio(value: Any, root: Path | None = None) -> tuple[np.ndarray, int]:
             raise DataError(f"audio input {value!r}: expected a file path, got {type(value).__name__}")
         try:
             audio, rate = sf.read(target, dtype="float32", always_2d=True)
+            declared = declared_wav_frames(target)
         except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError... for bad files
             raise DataError(f"audio file {name}: cannot be decoded ({err}); re-encode it (WAV, FLAC, OGG) or remove it") from err
+        if declared is not None and len(audio) < declared:
+            raise DataError(
+                f"audio file {name}: truncated: its header declares {declared} frames ({declared / rate:.2f} s) but "
+                f"it holds {len(audio)} ({len(audio) / rate:.2f} s); re-export it or remove it"
+            )
     if audio.ndim == 2:  # (frames, channels) -> mono
         audio = audio.mean(axis=1)
     if audio.size == 0:
@@ -170,6 +177,10 @@ class AudioModality(Modality):
         "wavlm": ["q_proj", "v_proj"],
         "audio-spectrogram-transformer": ["query", "value"],
     }
+
+    def card_base_kwargs(self, config: dict[str, Any]) -> list[str]:
+        seconds = (config.get("audio") or {}).get("clip_seconds", 30)
+        return [f"    max_source_positions={POSITIONS_PER_SECOND * seconds},  # the encoder cut to {seconds} s clips, as trained"]
 
     def card_example(self, config: dict[str, Any]) -> list[str]:
         seconds = (config.get("audio") or {}).get("clip_seconds", 1)

@@ -52,6 +52,7 @@ class TextModality(Modality):
     pooling = "mean"
     default_input_column = "text"
     processor_class_name = "AutoTokenizer"
+    auto_peft_model_name = "AutoPeftModelForSequenceClassification"
     forgetting_probe = ("zoo:fortunes", "text", "label")
     lora_targets = {
         "bert": ["query", "value"],

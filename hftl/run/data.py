@@ -14,64 +14,73 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import Audio, ClassLabel, DatasetDict, Image, load_dataset, load_from_disk
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, Image, load_dataset, load_from_disk
 
 from hftl import zoo
 from hftl.config import DataConfig
 from hftl.errors import DataError
-from hftl.run.folders import is_audio_folder, load_audio_folder
+from hftl.run.bad_rows import BadRows, LineLocator
+from hftl.run.folders import is_media_folder, load_media_folder
+from hftl.run.text_files import check_encoding
 
 logger = logging.getLogger("hftl")
 
 _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _SPLIT_NAMES = ("train", "validation", "test")
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _ROW = "__hftl_row__"  # a row's index in its source split, carried through carving and subsampling for messages
-_SKIP_HINT = "set data.on_bad_sample=skip to leave such rows out (they are listed in RUN/skipped_samples.json)"
 
 
-def _is_image_folder(path: Path) -> bool:
-    """A folder of class sub-folders holding images (imagefolder layout), with no train.<csv|json|...> table."""
-    if any(p.suffix in _FILE_BUILDERS for p in path.glob("*.*")):
-        return False
-    return next((True for p in path.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES), False)
+def _is_saved_dataset(path: Path) -> bool:
+    return path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists())
 
 
-def _load_image_folder(path: Path) -> DatasetDict:
-    # datasets' imagefolder builder: label = sub-folder name (ClassLabel); train/validation/test sub-folders become splits.
-    try:
-        return load_dataset("imagefolder", data_dir=str(path))
-    except Exception as err:  # datasets raises many types for a malformed folder
-        raise DataError(f"{path}: could not be read as an image folder (one sub-folder per class): {err}") from err
+def table_files(path: Path) -> dict[str, list[Path]]:
+    """The table files of a local source per split: the file itself (train), or train.* / validation.* / test.*."""
+    if path.is_file():
+        return {"train": [path]}
+    files = {}
+    for split in _SPLIT_NAMES:
+        found = [p for p in sorted(path.glob(f"{split}.*")) if p.suffix in _FILE_BUILDERS]
+        if found:
+            files[split] = found
+    if "train" not in files:
+        raise DataError(
+            f"{path}: expected a data file, a save_to_disk folder, a folder of images or audio files (class folders "
+            "or a metadata.csv / metadata.jsonl), or train.<csv|json|jsonl|parquet> inside"
+        )
+    return files
 
 
-def _load_local(path: Path) -> DatasetDict:
-    if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists()):
+def _load_local(path: Path, encoding: str) -> DatasetDict:
+    if _is_saved_dataset(path):
         loaded = load_from_disk(str(path))
         return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
-    if path.is_dir() and _is_image_folder(path):
-        return _load_image_folder(path)
-    if is_audio_folder(path):  # class sub-folders of audio files, read as path strings (no torchcodec)
-        return load_audio_folder(path)
-    if path.is_file():
-        files = {"train": [str(path)]}
-    else:  # a folder of train.csv / validation.csv / test.csv (or .json/.jsonl/.parquet)
-        files = {}
-        for split in _SPLIT_NAMES:
-            found = [p for p in sorted(path.glob(f"{split}.*")) if p.suffix in _FILE_BUILDERS]
-            if found:
-                files[split] = [str(p) for p in found]
-        if "train" not in files:
-            raise DataError(f"{path}: expected a data file, a save_to_disk folder, or train.<csv|json|jsonl|parquet> inside")
-    suffixes = {Path(f).suffix for fs in files.values() for f in fs}
+    if is_media_folder(path):  # imagefolder / audiofolder layouts, metadata files, linked class folders
+        return load_media_folder(path)
+    files = table_files(path)
+    suffixes = {f.suffix for fs in files.values() for f in fs}
     if len(suffixes) != 1 or next(iter(suffixes)) not in _FILE_BUILDERS:
         raise DataError(f"{path}: unsupported or mixed file types {sorted(suffixes)}; use one of {sorted(_FILE_BUILDERS)}")
     suffix = next(iter(suffixes))
-    kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
+    kwargs: dict[str, Any] = {"delimiter": "\t"} if suffix == ".tsv" else {}
+    if suffix != ".parquet":  # text formats: a wrong encoding is named here, with its byte and line
+        for file in (f for fs in files.values() for f in fs):
+            check_encoding(file, encoding)
+        kwargs["encoding"] = encoding
     try:
-        return load_dataset(_FILE_BUILDERS[suffix], data_files=files, **kwargs)
-    except Exception as err:  # datasets raises many types for a malformed file
-        raise DataError(f"{path}: could not be read as {suffix}: {err}") from err
+        return load_dataset(_FILE_BUILDERS[suffix], data_files={k: [str(f) for f in v] for k, v in files.items()}, **kwargs)
+    except Exception as err:  # datasets raises many types for a malformed file; the cause is often a level down
+        cause = err.__cause__ or err.__context__
+        detail = f"{err} ({type(cause).__name__}: {cause})" if cause is not None and str(cause) not in str(err) else err
+        raise DataError(f"{path}: could not be read as {suffix}: {detail}") from err
+
+
+def _line_locator(cfg: DataConfig) -> LineLocator | None:
+    """Editor lines of the source's records, for messages about bad rows (local table files only)."""
+    path = Path(cfg.source).expanduser()
+    if zoo.resolve(cfg.source) is not None or not path.exists() or _is_saved_dataset(path) or is_media_folder(path):
+        return None
+    return LineLocator(table_files(path), cfg.encoding)
 
 
 def load_source(cfg: DataConfig) -> DatasetDict:
@@ -81,7 +90,7 @@ def load_source(cfg: DataConfig) -> DatasetDict:
         return load_from_disk(str(zoo_path))
     path = Path(cfg.source).expanduser()
     if path.exists():
-        return _load_local(path)
+        return _load_local(path, cfg.encoding)
     if cfg.source.startswith((".", "/", "~")) or cfg.source.endswith(tuple(_FILE_BUILDERS)):
         raise DataError(f"data.source: local path {cfg.source} does not exist")
     logger.info("loading %s from the Hugging Face Hub", cfg.source)
@@ -108,27 +117,17 @@ def _label_names(ds: DatasetDict, cfg: DataConfig) -> list[str]:
         return names
     if cfg.labels is not None:
         return list(cfg.labels)
-    values = ds["train"].unique(cfg.label_column)
-    if any(v is None for v in values):
-        if cfg.on_bad_sample == "error":
-            row = ds["train"][cfg.label_column].index(None)
-            raise DataError(
-                f"column '{cfg.label_column}' row {row} of split '{cfg.train_split}': missing label; "
-                f"fill it in or remove the row, or {_SKIP_HINT}"
-            )
-        values = [v for v in values if v is not None]  # skipped later, in _encode_labels
+    values = [v for v in ds["train"].unique(cfg.label_column) if v is not None]  # missing: bad rows, in _encode_labels
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
         return [str(i) for i in range(int(max(values)) + 1)]
     return sorted(str(v) for v in values)
 
 
 def _encode_labels(
-    ds: DatasetDict, cfg: DataConfig, names: list[str], origin: dict[str, str], skipped: list[dict[str, Any]]
+    ds: DatasetDict, cfg: DataConfig, names: list[str], origin: dict[str, str], bad: BadRows,
+    check_training_rows: bool = True,
 ) -> DatasetDict:
-    """Cast every split's label column to ClassLabel(names); an unknown or missing label names split, row and value.
-
-    With data.on_bad_sample=skip such rows are left out and recorded in ``skipped`` instead.
-    """
+    """Cast every split's label column to ClassLabel(names); rows with an unknown or missing label go to ``bad``."""
     column = cfg.label_column
     label2id = {name: i for i, name in enumerate(names)}
     out = {}
@@ -149,15 +148,14 @@ def _encode_labels(
                 keep.append(row)
                 continue
             reason = "missing label" if value is None else f"unknown label {value!r}; known labels: {names}"
-            if cfg.on_bad_sample == "error":
-                advice = "add it to data.labels or fix the row" if value is not None else "fill it in or remove the row"
-                raise DataError(f"column '{column}' row {row} of split '{origin[split]}': {reason}; {advice}, or {_SKIP_HINT}")
-            skipped.append({"split": origin[split], "row": row, "column": column, "reason": reason})
+            advice = "add it to data.labels or fix the row" if value is not None else "fill it in or remove the row"
+            bad.add(origin[split], row, column, reason, advice)
         if len(keep) < len(part):
             part = part.select(keep)
         part = part.remove_columns(column).add_column(column, ids)
         out[split] = part.cast_column(column, ClassLabel(names=names))
-    _check_every_label_has_training_rows(out["train"], cfg, names)
+    if check_training_rows and not bad.errors:  # with bad rows to report, a label's missing rows may be among them
+        _check_every_label_has_training_rows(out["train"], cfg, names)
     return DatasetDict(out)
 
 
@@ -198,9 +196,9 @@ def _screen_inputs(
     cfg: DataConfig,
     check_input: Callable[[Any], None],
     origin: dict[str, str],
-    skipped: list[dict[str, Any]],
+    bad: BadRows,
 ) -> DatasetDict:
-    """Decode every input once before training; a bad one stops the run (error) or is left out (skip)."""
+    """Decode every input once before training; a bad one goes to ``bad`` (and is left out)."""
     column = cfg.input_column
     out = {}
     for split, part in ds.items():
@@ -213,15 +211,7 @@ def _screen_inputs(
                         raise DataError("empty or missing input; fill it in or remove the row")
                     check_input(value)
                 except DataError as err:
-                    shown = _describe_input(value)
-                    where = f"column '{column}' row {row} of split '{origin[split]}'"
-                    where += "" if value is None or shown in str(err) else f" ({shown})"
-                    if cfg.on_bad_sample == "error":
-                        raise DataError(f"{where}: {err}. Or {_SKIP_HINT}") from err
-                    skipped.append(
-                        {"split": origin[split], "row": row, "column": column, "input": _describe_input(value),
-                         "reason": str(err)}
-                    )  # fmt: skip
+                    bad.add(origin[split], row, column, str(err), shown=_describe_input(value))
                     continue
                 keep.append(start + offset)
             start += len(batch[column])
@@ -282,23 +272,28 @@ def load_splits(
     Raises:
         DataError: a missing split or column, or (data.on_bad_sample=error) a bad row, named with split and row.
     """
-    skipped = [] if skipped is None else skipped
+    bad = BadRows(cfg.on_bad_sample, cfg.source, _line_locator(cfg), [] if skipped is None else skipped)
     raw = load_source(cfg)
     if cfg.train_split not in raw:
         raise DataError(f"data.train_split: split '{cfg.train_split}' not in {cfg.source}; splits are {list(raw)}")
     wanted = {"train": cfg.train_split, "validation": cfg.validation_split, "test": cfg.test_split}
     ds = DatasetDict({role: raw[name] for role, name in wanted.items() if name is not None and name in raw})
     origin = {role: wanted[role] if role in ds else cfg.train_split for role in _SPLIT_NAMES}  # carved come from train
+    history = {role: [f"{len(part)} rows in {cfg.source}"] for role, part in ds.items()}  # for an empty split's error
     _check_columns(ds, cfg)
     ds = DatasetDict({role: part.add_column(_ROW, np.arange(len(part))) for role, part in ds.items()})
     names = _label_names(ds, cfg)
-    ds = _encode_labels(ds, cfg, names, origin, skipped)
-    if "test" not in ds:
-        ds = _carve(ds, "train", "test", cfg.test_fraction, cfg.label_column, cfg.split_seed)
-    if "validation" not in ds:
-        ds = _carve(ds, "train", "validation", cfg.validation_fraction, cfg.label_column, cfg.split_seed + 1)
+    before = {k: len(v) for k, v in ds.items()}
+    ds = _encode_labels(ds, cfg, names, origin, bad)
+    _note_left_out(history, before, ds, "with a bad label")
+    for name, key in (("test", "test_fraction"), ("validation", "validation_fraction")):
+        if name not in ds:
+            _check_not_empty(ds, history, ["train"])
+            ds = _carve(ds, "train", name, getattr(cfg, key), cfg.label_column, cfg.split_seed + (name == "validation"))
+            history[name] = [f"{len(ds[name])} rows carved from '{cfg.train_split}' (data.{key}={getattr(cfg, key)})"]
     ds = DatasetDict({k: ds[k] for k in _SPLIT_NAMES})
 
+    before = {k: len(v) for k, v in ds.items()}
     train_labels = np.asarray(ds["train"][cfg.label_column])
     if cfg.shots_per_class is not None:
         ds["train"] = ds["train"].select(shots_sample(train_labels, cfg.shots_per_class, cfg.split_seed))
@@ -311,8 +306,84 @@ def load_splits(
         for split in ("validation", "test"):
             labels = np.asarray(ds[split][cfg.label_column])
             ds[split] = ds[split].select(stratified_sample(labels, cfg.max_eval_samples, cfg.split_seed))
+    for role, part in ds.items():
+        if len(part) != before[role]:
+            history[role].append(f"subsampled to {len(part)} (data.shots_per_class / max_*_samples / train_fraction)")
     if check_input is not None:
-        ds = _screen_inputs(ds, cfg, check_input, origin, skipped)
-    if skipped:
-        logger.warning("data.on_bad_sample=skip: left out %d rows (first: %s)", len(skipped), skipped[0])
+        before = {k: len(v) for k, v in ds.items()}
+        ds = _screen_inputs(ds, cfg, check_input, origin, bad)
+        _note_left_out(history, before, ds, "with a bad input")
+    bad.raise_if_any()
+    _check_not_empty(ds, history, list(_SPLIT_NAMES))
+    if bad.skipped:
+        logger.warning("data.on_bad_sample=skip: left out %d rows (first: %s)", len(bad.skipped), bad.skipped[0])
     return ds.remove_columns(_ROW), names
+
+
+def _note_left_out(history: dict[str, list[str]], before: dict[str, int], ds: DatasetDict, why: str) -> None:
+    for role, part in ds.items():
+        if len(part) < before[role]:
+            history[role].append(f"{before[role] - len(part)} {why} left out (data.on_bad_sample=skip)")
+
+
+def _check_not_empty(ds: DatasetDict, history: dict[str, list[str]], roles: list[str]) -> None:
+    """A split with no rows left is an error naming it and how it got empty, before any model is built."""
+    for role in roles:
+        if len(ds[role]) == 0:
+            raise DataError(
+                f"split '{role}' has no rows: {'; '.join(history[role])}. Add data, fix the bad rows "
+                "(RUN/skipped_samples.json lists them), or change the data settings named here"
+            )
+
+
+def load_labelled_split(
+    cfg: DataConfig,
+    names: list[str],
+    split: str | None = None,
+    check_input: Callable[[Any], None] | None = None,
+    skipped: list[dict[str, Any]] | None = None,
+) -> tuple[Dataset, str]:
+    """One split of a source, its labels encoded against a trained model's ``names`` (``hftl evaluate``).
+
+    A subset of the model's classes is fine; a label the model does not know is an error naming every such label.
+    ``split`` defaults to the source's test split, else its train split (a plain file or folder: all of it).
+
+    Returns:
+        The split (input column + ClassLabel(names) label column) and the split's name.
+
+    Raises:
+        DataError: a missing split or column, labels unknown to the model, or bad rows (data.on_bad_sample=error).
+    """
+    hint = "set data.on_bad_sample=skip to leave such rows out (evaluation.json lists them)"
+    bad = BadRows(cfg.on_bad_sample, cfg.source, _line_locator(cfg), [] if skipped is None else skipped, hint)
+    raw = load_source(cfg)
+    split = split or ("test" if "test" in raw else cfg.train_split if cfg.train_split in raw else next(iter(raw)))
+    if split not in raw:
+        raise DataError(f"split '{split}' not in {cfg.source}; splits are {list(raw)}")
+    ds = DatasetDict({split: raw[split]})
+    _check_columns(ds, cfg)
+    feature = ds[split].features[cfg.label_column]
+    if isinstance(feature, ClassLabel):  # compare by name: the source's ids need not be the model's
+        ds = DatasetDict({split: _names_column(ds[split], cfg.label_column, feature.names)})
+    values = [v for v in ds[split].unique(cfg.label_column) if v is not None]
+    is_id = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < len(names)  # noqa: E731
+    unknown = sorted({str(v) for v in values if str(v) not in names and not is_id(v)})
+    if unknown:
+        raise DataError(
+            f"column '{cfg.label_column}' of {cfg.source} (split '{split}') has labels the model was not trained on: "
+            f"{unknown}; the model knows {names}. Map or remove those rows (a subset of the model's labels is fine)"
+        )
+    ds = DatasetDict({split: ds[split].add_column(_ROW, np.arange(len(ds[split])))})
+    ds = _encode_labels(ds, cfg, names, {split: split}, bad, check_training_rows=False)
+    if check_input is not None:
+        ds = _screen_inputs(ds, cfg, check_input, {split: split}, bad)
+    bad.raise_if_any()
+    if len(ds[split]) == 0:
+        raise DataError(f"split '{split}' of {cfg.source} has no usable rows (see the rows left out)")
+    return ds[split].remove_columns(_ROW), split
+
+
+def _names_column(part: Dataset, column: str, names: list[str]) -> Dataset:
+    """A ClassLabel column as its names (strings), so it can be matched against another label set."""
+    values = [None if v is None or v < 0 else names[v] for v in part[column]]
+    return part.remove_columns(column).add_column(column, values)

@@ -89,6 +89,8 @@ class RunRecord:
     eval: dict[str, float] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    # the test split's per-class precision/recall/F1/support and confusion matrix ({} when not scored)
+    per_class: dict[str, Any] = field(default_factory=dict)
     measurements: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
@@ -102,6 +104,7 @@ class RunRecord:
             "eval": dict(self.eval),
             "test": dict(self.test),
             "history": list(self.history),
+            **({"per_class": self.per_class} if self.per_class else {}),
             **self.measurements,
         }
 
@@ -120,6 +123,7 @@ class RunRecord:
                 eval=dict(raw.get("eval") or {}),
                 test=dict(raw.get("test") or {}),
                 history=list(raw.get("history") or []),
+                per_class=dict(raw.get("per_class") or {}),
                 measurements={k: v for k, v in raw.items() if k not in known},
                 schema_version=SCHEMA_VERSION,
             )
