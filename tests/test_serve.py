@@ -315,6 +315,7 @@ def test_image_page_offers_a_file_form(servers):
 # --- Ray Serve ----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # starts a local Ray and Ray Serve: about a minute on 2 cores
 def test_ray_serve_replicas_answer_like_predict_and_survive_a_replica_kill(runs, tmp_path):
     pytest.importorskip("ray.serve")
     server = ServerProcess(runs["text"], "--ray", "--workers", "2", "--threads", "1", log=tmp_path / "ray.log")

@@ -46,7 +46,8 @@ def serve_ray(settings: ServeSettings, *, host: str, port: int, replicas: int) -
     """Start a local Ray (as many CPUs as the replicas need), deploy, and serve until interrupted."""
     import ray
 
-    ray.init(num_cpus=max(1, replicas * (settings.num_threads or 1)), include_dashboard=False)
+    # address="local": always a new, private Ray, never one found on the machine (another user's cluster).
+    ray.init(address="local", num_cpus=max(1, replicas * (settings.num_threads or 1)), include_dashboard=False)
     try:
         serve.start(http_options={"host": host, "port": port})
         serve.run(deployment(settings, replicas), name=APP_NAME, route_prefix="/", blocking=True)
