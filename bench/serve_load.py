@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import statistics
@@ -64,10 +65,8 @@ class RssSampler:
             total = 0
             try:
                 for p in [self.root, *self.root.children(recursive=True)]:
-                    try:
+                    with contextlib.suppress(psutil.Error):
                         total += p.memory_info().rss
-                    except psutil.Error:
-                        pass
             except psutil.Error:
                 pass
             self.peak = max(self.peak, total)
@@ -249,8 +248,8 @@ def main(argv: list[str]) -> None:
                 server.wait_ready(300)
                 run_level(server, 4, 40, 10)
 
-                def victim() -> int:  # the worker / replica that answered a fresh request
-                    return httpx.get(server.url + "/health", timeout=30).json()["pid"]
+                def victim(url: str = server.url) -> int:  # the worker / replica that answered a fresh request
+                    return httpx.get(url + "/health", timeout=30).json()["pid"]
 
                 row = kill_during_load(server, victim, 32, args.seconds)
                 row["deployment"] = name

@@ -195,6 +195,8 @@ def test_full_queue_answers_503_with_retry_after_then_serves(servers):
     second = results["second"]
     assert second.status_code == 503, second.text
     assert second.headers["retry-after"] == "1" and "queue is full" in second.json()["error"]
+    never_fits = post_json(url, {"inputs": TEXTS + TEXTS[:2]})  # 5 inputs can never queue behind --max-queue 4
+    assert never_fits.status_code == 413 and "queues at most 4" in never_fits.json()["error"]
     assert_still_serves(url, {"inputs": TEXTS[:1]})
 
 
@@ -351,3 +353,22 @@ def test_ray_serve_replicas_answer_like_predict_and_survive_a_replica_kill(runs,
         assert len(pids) == 2 and victim not in pids, pids
     finally:
         server.stop()
+
+
+@pytest.mark.slow  # three servers and a worker kill: about a minute
+def test_load_benchmark_runs_end_to_end(runs, tmp_path):
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "bench/serve_load.py", "--target", str(runs["text"]), "--clients", "1,4", "--requests", "30",
+           "--seconds", "8", "--max-batch", "4", "--max-queue", "8", "--out", str(tmp_path)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "serve_load.json").read_text())
+    assert [(r["mode"], r["clients"]) for r in result["levels"]] == [
+        ("batching", 1), ("no batching", 1), ("batching", 4), ("no batching", 4)]  # fmt: skip
+    assert all(r["five_xx"] == 0 and r["ok"] > 0 and r["peak_rss_mb"] > 0 for r in result["levels"])
+    assert set(result["overload"]["codes"]) <= {"200", "503"}  # past saturation: answers or 503s, nothing else
+    [loss] = result["worker_loss"]
+    assert loss["killed_pid"] and loss["ok_after_kill"] > 0
+    assert "| clients | mode |" in proc.stdout and "Worker loss" in proc.stdout

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
 from hftl.serve.batcher import DynamicBatcher, QueueFull
-from hftl.serve.errors import RequestRejected, busy
+from hftl.serve.errors import RequestRejected, busy, too_large
 from hftl.serve.limits import BINARY_MODALITIES, check_inputs
 from hftl.serve.metrics import CONTENT_TYPE, ServeMetrics
 from hftl.serve.model import ServedModel
@@ -168,6 +168,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         def prepare():
             return s.model.encode(check_inputs(s.model.modality, values, limits))
 
+        if len(values) > settings.max_queue:
+            raise too_large(f"inputs: {len(values)} in one request; this server queues at most {settings.max_queue} (--max-queue)")
         if not s.batcher.has_room(len(values)):  # refuse before decoding anything
             raise busy(f"the queue is full ({settings.max_queue} inputs waiting); retry later", RETRY_AFTER_S)
         features = await run_in_threadpool(prepare)
