@@ -59,6 +59,8 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
+    import dataclasses
+
     from hftl.deploy.runtime import default_num_threads
     from hftl.serve.settings import Limits, ServeSettings, resolve_export_dir
 
@@ -73,13 +75,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         max_queue=args.max_queue,
         num_threads=threads,
         top_k=args.top_k,
-        limits=Limits(
-            max_inputs=args.max_inputs,
-            max_text_chars=args.max_text_chars,
-            max_image_pixels=args.max_image_pixels,
-            max_audio_seconds=args.max_audio_seconds,
-            max_body_bytes=args.max_body_bytes,
-        ),
+        limits=Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)}),  # --max-inputs ...
     )
     where = f"http://{args.host}:{args.port}/"
     if args.ray:

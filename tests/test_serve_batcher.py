@@ -92,3 +92,13 @@ def test_full_queue_refuses_at_once_and_recovers():
         return await b.submit(features(5), 1)
 
     assert float(asyncio.run(with_batcher(model, go, max_batch=4, max_queue=4, max_wait_s=0.0))[0]) == 10.0
+
+
+def test_serve_command_refuses_bad_targets_and_settings_before_starting(tmp_path, capsys):
+    from hftl.cli import main
+
+    assert main(["serve", str(tmp_path)]) == 2
+    assert f"{tmp_path} is not an hftl ONNX export" in capsys.readouterr().err
+    (tmp_path / "hftl_config.yaml").write_text("modality: text\n")
+    assert main(["serve", str(tmp_path), "--max-batch", "64", "--max-queue", "8"]) == 2
+    assert "--max-queue (8) must be >= --max-batch (64)" in capsys.readouterr().err
