@@ -4,7 +4,8 @@ worker killed mid-load (uvicorn workers, and Ray Serve replicas with --ray).
 
     python bench/serve_load.py [--target RUN_DIR] [--requests 600] [--seconds 30] [--ray]
 
-Each client sends one text per request and waits for the answer before sending the next (closed loop); a level ends
+Each client sends one text per request and waits for the answer before sending the next (closed loop; after a 503
+it waits the Retry-After the server asked for); a level ends
 after --requests requests or --seconds, whichever comes first. The target defaults to runs/serve_demo (the MiniLM
 recipe trained 1 epoch, see README "Serving"), else runs/demo. Prints markdown tables on stdout and writes
 runs/bench/serve_load.json. Client and server share the machine's cores: the numbers include the client's cost.
@@ -99,6 +100,8 @@ async def load(url: str, clients: int, requests: int, seconds: float, on_tick=No
                 try:
                     response = await client.post("/predict", json={"inputs": [TEXTS[i % len(TEXTS)]], "top_k": 1})
                     outcome = str(response.status_code)
+                    if response.status_code == 503:  # a well-behaved client waits as told before its next request
+                        retry_after = float(response.headers.get("retry-after", 0))
                 except httpx.TimeoutException:
                     outcome = "timeout"
                 except httpx.HTTPError as err:
@@ -108,6 +111,8 @@ async def load(url: str, clients: int, requests: int, seconds: float, on_tick=No
                 timeline.append((t0 - start, outcome))
                 if outcome == "200":
                     latencies.append(elapsed)
+                elif outcome == "503":
+                    await asyncio.sleep(retry_after)
                 i += clients
 
         tick = asyncio.create_task(on_tick(start)) if on_tick else None
@@ -291,9 +296,11 @@ def report(r: dict[str, Any]) -> str:
               f"{o['requests']} requests, answers {o['codes']}, p50 {o['p50_ms']} ms / p99 {o['p99_ms']} ms of the "
               f"accepted ones, peak RSS {o['peak_rss_mb']} MiB."]  # fmt: skip
     for w in r["worker_loss"]:
-        lines += ["", f"Worker loss ({w['deployment']}, 32 clients, {w['seconds']} s): pid {w['killed_pid']} SIGKILLed at "
-                  f"{w['killed_at_s']} s; {w['failed']} of {w['requests']} requests failed ({w['codes']}), all within "
-                  f"{w['failed_window_s']} s (last at {w['last_failure_s']} s); {w['ok_after_kill']} succeeded after the kill."]  # fmt: skip
+        failed = (f"{w['failed']} of {w['requests']} requests failed ({w['codes']}), all within {w['failed_window_s']} s "
+                  f"(the last sent at {w['last_failure_s']} s)") if w["failed"] else f"none of {w['requests']} requests failed"  # fmt: skip
+        lines += ["", f"Worker loss ({w['deployment']}, 32 clients, {w['seconds']} s, {w['throughput_rps']} req/s, p50 "
+                  f"{w['p50_ms']} ms, p99 {w['p99_ms']} ms): pid {w['killed_pid']} SIGKILLed at {w['killed_at_s']} s; "
+                  f"{failed}; {w['ok_after_kill']} succeeded after the kill; peak RSS {w['peak_rss_mb']} MiB."]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -13,7 +13,8 @@ def serve_local(settings: ServeSettings, *, host: str, port: int, workers: int =
     """Serve until interrupted (Ctrl-C / SIGTERM stop it cleanly)."""
     import uvicorn
 
-    common = {"host": host, "port": port, "log_level": "warning", "timeout_graceful_shutdown": 10}
+    # Keep-alive longer than a client pool idles under load, so a reused connection is rarely closed under it.
+    common = {"host": host, "port": port, "log_level": "warning", "timeout_graceful_shutdown": 10, "timeout_keep_alive": 30}
     if workers <= 1:
         uvicorn.run(create_app(settings), **common)
         return
