@@ -26,13 +26,19 @@ DEMO_RUN = Path("runs/demo")
 def sections() -> list[tuple[str, str, list[str]]]:
     """(name, title, command) for each benchmark, in the order they run."""
     demo = ["--run", f"text={DEMO_RUN}"] if (harness.REPO / DEMO_RUN / "results.json").is_file() else []
+    # The load test needs an exported text run (make demo, or README "Serving"); without one it is left out.
+    has_export = any((harness.REPO / run / "onnx" / "model_quantized.onnx").is_file() for run in SERVE_RUNS)
+    serve = [("serve_load", "Serving: hftl serve under load", ["bench/serve_load.py", "--ray"])] if has_export else []
     return [
         ("train_throughput", "Training throughput: hftl's loop vs transformers' Trainer", ["bench/train_throughput.py"]),
         ("inference", "Inference: PyTorch eager vs ONNX Runtime fp32, fused and int8", ["bench/inference.py", *demo]),
         ("memory", "Memory: LoRA vs full fine-tuning vs linear probe", ["bench/memory.py"]),
         ("input_pipeline", "Input pipeline: data loading alone vs the training step", ["bench/input_pipeline.py"]),
         ("scaling", "Scaling: training throughput vs batch size and input size", ["bench/scaling.py"]),
-    ]
+    ] + serve
+
+
+SERVE_RUNS = (Path("runs/serve_demo"), DEMO_RUN)  # bench/serve_load.py's default targets, in order
 
 
 def merge_sections(existing: str, updates: dict[str, str]) -> str:

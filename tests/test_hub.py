@@ -178,6 +178,7 @@ def test_push_onnx_to_a_private_branch(hub, finished, monkeypatch):
     report = json.loads(expected["export_report.json"])
     assert f"{report['parity']['fp32_max_abs_diff']:.2e}" in card.text and "Latency" in card.text
     assert 'revision="v1"' in card.text
+    assert "hftl serve FOLDER" in card.text and "/predict" in card.text  # the card says how to serve it
     # The snippet prints predict()'s output; run it and compare with the local export.
     snippet = run_snippet(card.text)
     assert predict(snippet["folder"], ["A text to classify."], quantized=True) == predict(

@@ -107,16 +107,25 @@ def merge_run_adapter(run_dir: Path, cfg: Config) -> Path:
     return run_dir / "model"
 
 
-def predict(onnx_dir: str | Path, inputs: list[str], *, quantized: bool = False) -> list[tuple[str, float]]:
-    """(label, score) per raw input, with onnxruntime and the preprocessing the model was trained with."""
-    from hftl.deploy.runtime import OnnxClassifier
+def load_preprocessing(onnx_dir: str | Path) -> tuple[Config, Any, Any]:
+    """(config, modality, processor) of an export folder: the preprocessing the model was trained with.
 
+    Raises:
+        HftlError: the folder is not an hftl export.
+    """
     onnx_dir = Path(onnx_dir)
     if not (onnx_dir / EXPORT_CONFIG).is_file():
         raise HftlError(f"{onnx_dir} is not an hftl ONNX export (no {EXPORT_CONFIG}); run `hftl export RUN_DIR` first")
     cfg = load_config(onnx_dir / EXPORT_CONFIG)
     modality = get_modality(cfg.modality)
-    processor = modality.load_processor(str(onnx_dir), cfg)
+    return cfg, modality, modality.load_processor(str(onnx_dir), cfg)
+
+
+def predict(onnx_dir: str | Path, inputs: list[str], *, quantized: bool = False) -> list[tuple[str, float]]:
+    """(label, score) per raw input, with onnxruntime and the preprocessing the model was trained with."""
+    from hftl.deploy.runtime import OnnxClassifier
+
+    cfg, modality, processor = load_preprocessing(onnx_dir)
     classifier = OnnxClassifier(onnx_dir, quantized=quantized)
     return classifier.classify(modality.encode(processor, cfg, inputs))
 

@@ -317,8 +317,21 @@ def _usage(
         after = (
             "`model.onnx` (fp32) and `model_quantized.onnx` (int8) take the tokenizer's output padded to "
             f"`max_length={max_length}`; `hftl predict FOLDER TEXT...` does the same from the command line."
+            + _serve_usage(modality)
         )
     return "## Usage\n\n```python\n" + "\n".join(code) + "\n```\n\n" + after
+
+
+def _serve_usage(modality: Modality) -> str:
+    if modality.sample_file is None:  # JSON inputs (text)
+        call = """curl -s localhost:8080/predict -H 'content-type: application/json' -d '{"inputs": ["A text to classify."]}'"""
+    else:
+        call = f"curl -s localhost:8080/predict -F inputs=@{modality.sample_file}"
+    return (
+        "\n\nServe it over HTTP (dynamic batching, `/health`, `/ready`, Prometheus `/metrics`, a page to try it at `/`):"
+        "\n\n```bash\nhftl serve FOLDER --quantized --port 8080  # --workers K processes, or --ray --workers K replicas"
+        f"\n{call}\n```"
+    )
 
 
 def _auto_peft_usage(

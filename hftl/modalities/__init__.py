@@ -30,6 +30,7 @@ class Modality:
     default_input_column: str  # the input column hftl's loaders give this modality (zoo sets, folders)
     processor_class_name: str = "AutoProcessor"  # what a model card's snippet loads the saved processor with
     auto_peft_model_name: str = "AutoPeftModel"  # PEFT's Auto class that loads a pushed adapter with its base
+    sample_file: str | None = None  # a file name a request would upload (None: inputs are JSON strings)
     # (data source, input column, label column) of the held-out task whose k-NN accuracy measures forgetting;
     # None: the modality measures forgetting its own way (``forgetting``) or not at all
     forgetting_probe: tuple[str, str, str] | None = None

@@ -169,6 +169,7 @@ class AudioModality(Modality):
     pooling = "mean"
     default_input_column = "audio"
     speech = True
+    sample_file = "clip.wav"
     processor_class_name = "AutoFeatureExtractor"  # what hftl saves beside the model (AutoProcessor wants a tokenizer too)
     lora_targets = {
         "whisper": ["q_proj", "v_proj"],

@@ -198,6 +198,7 @@ class VisionModality(Modality):
     default_input_column = "image"
     forgetting_probe = ("zoo:digits", "image", "label")
     auto_model_name = "AutoModelForImageClassification"
+    sample_file = "image.png"
 
     def card_example(self, config: dict[str, Any]) -> list[str]:
         return [

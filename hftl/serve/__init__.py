@@ -1,0 +1,14 @@
+"""`hftl serve`: an HTTP inference server for hftl's ONNX exports.
+
+Layers, each importing only those above it:
+    settings  -> what to serve and its limits (one dataclass, from the CLI)
+    backend   -> the runtime table: load(export_dir, backend) -> logits(features)
+    model     -> an export folder with its own preprocessing + a backend: raw inputs -> top-k labels
+    limits    -> per-request size checks (text length, image pixels, audio seconds) before any decoding work
+    requests  -> HTTP body (JSON or multipart) -> raw inputs, with 4xx errors that say what is wrong
+    batcher   -> dynamic batching over a bounded queue (503 when full)
+    metrics   -> Prometheus counters and histograms
+    page      -> the HTML page at GET /
+    app       -> the FastAPI app wiring them together
+    local     -> run it with uvicorn (K worker processes);  ray_serve -> the same app as a Ray Serve deployment
+"""

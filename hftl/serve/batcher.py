@@ -1,0 +1,171 @@
+"""Dynamic batching: requests queue up, are run as one batch of up to ``max_batch`` inputs (or whatever has arrived
+``max_wait`` after the first), and each gets its own rows back.
+
+The queue is bounded in inputs: past ``max_queue`` waiting inputs ``submit`` raises ``QueueFull`` at once, so memory
+and waiting time stay bounded under overload. The model runs on one worker thread, so the event loop keeps
+accepting (and batching) requests meanwhile. If a batch fails as a whole, each request in it is rerun alone, so one
+bad input fails only its own request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+logger = logging.getLogger("hftl")
+
+Features = Mapping[str, np.ndarray]
+
+
+class QueueFull(Exception):
+    """More inputs are waiting than the queue holds; the caller should answer 503 and ask the client to retry."""
+
+
+@dataclass
+class _Job:
+    features: Features
+    rows: int
+    future: asyncio.Future
+    queued_at: float = field(default_factory=time.monotonic)
+
+
+def _concat(jobs: list[_Job]) -> dict[str, np.ndarray]:
+    if len(jobs) == 1:
+        return dict(jobs[0].features)
+    return {k: np.concatenate([np.asarray(j.features[k]) for j in jobs]) for k in jobs[0].features}
+
+
+class DynamicBatcher:
+    """Groups concurrent ``submit`` calls into batches for ``run(features) -> rows x outputs``.
+
+    Args:
+        run: The model call (blocking); gets the concatenated features of a batch.
+        max_batch: Most inputs per batch (1: no batching, one request at a time).
+        max_wait_s: How long the oldest waiting input waits for others before its batch runs anyway.
+        max_queue: Most inputs waiting (not counting the batch running).
+        on_batch: Called with (inputs, seconds) after each batch run (metrics).
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Features], np.ndarray],
+        *,
+        max_batch: int,
+        max_wait_s: float,
+        max_queue: int,
+        on_batch: Callable[[int, float], None] | None = None,
+    ):
+        self._run, self.max_batch, self.max_wait_s, self.max_queue = run, max_batch, max_wait_s, max_queue
+        self._on_batch = on_batch or (lambda rows, seconds: None)
+        self._pending: deque[_Job] = deque()
+        self.pending_rows = 0
+        self._arrived: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hftl-model")
+
+    def start(self) -> None:
+        """Start the batching loop on the running event loop."""
+        self._arrived = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="hftl-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for job in self._pending:
+            if not job.future.done():
+                job.future.set_exception(QueueFull("server is shutting down"))
+        self._pending.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def has_room(self, rows: int) -> bool:
+        return self.pending_rows + rows <= self.max_queue
+
+    async def submit(self, features: Features, rows: int) -> np.ndarray:
+        """The model's output rows for ``features``, run in some batch.
+
+        Raises:
+            QueueFull: the queue cannot take ``rows`` more inputs now.
+        """
+        if not self.has_room(rows):
+            raise QueueFull(f"{self.pending_rows} inputs are waiting (the queue holds {self.max_queue})")
+        job = _Job(features, rows, asyncio.get_running_loop().create_future())
+        self._pending.append(job)
+        self.pending_rows += rows
+        self._arrived.set()
+        return await job.future
+
+    async def _loop(self) -> None:
+        while True:
+            if not self._pending:
+                self._arrived.clear()
+                await self._arrived.wait()
+            await self._fill()
+            jobs = self._take()
+            if jobs:
+                await self._run_batch(jobs)
+
+    async def _fill(self) -> None:
+        """Wait until a full batch is waiting or the oldest input has waited max_wait_s."""
+        deadline = self._pending[0].queued_at + self.max_wait_s
+        while self.pending_rows < self.max_batch:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except asyncio.TimeoutError:  # noqa: UP041  (builtin TimeoutError only from 3.11)
+                return
+
+    def _take(self) -> list[_Job]:
+        """Oldest requests first, whole requests only, up to max_batch inputs (always at least one request)."""
+        jobs, rows = [], 0
+        while self._pending and (not jobs or rows + self._pending[0].rows <= self.max_batch):
+            job = self._pending.popleft()
+            self.pending_rows -= job.rows
+            if job.future.done():  # the client went away while waiting
+                continue
+            jobs.append(job)
+            rows += job.rows
+        return jobs
+
+    async def _run_batch(self, jobs: list[_Job]) -> None:
+        loop = asyncio.get_running_loop()
+        rows = sum(j.rows for j in jobs)
+        start = time.perf_counter()
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._run, _concat(jobs))
+        except Exception as err:
+            if len(jobs) == 1:
+                _set(jobs[0].future, error=err)
+                return
+            logger.warning("a batch of %d requests failed (%s); running each alone", len(jobs), err)
+            for job in jobs:  # isolate the failing request(s)
+                await self._run_batch([job])
+            return
+        self._on_batch(rows, time.perf_counter() - start)
+        offset = 0
+        for job in jobs:
+            _set(job.future, result=outputs[offset : offset + job.rows])
+            offset += job.rows
+
+
+def _set(future: asyncio.Future, *, result: np.ndarray | None = None, error: BaseException | None = None) -> None:
+    if future.done():  # cancelled: the client disconnected
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -1,0 +1,60 @@
+"""An export folder ready to serve: its own preprocessing (tokenizer / image processor / feature extractor and the
+run's settings, as `hftl predict` uses them) in front of a backend, and top-k labels behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hftl.deploy.export import load_preprocessing
+from hftl.deploy.runtime import softmax
+from hftl.errors import DataError
+from hftl.serve.backend import load_backend
+from hftl.serve.errors import invalid_input
+from hftl.serve.settings import ServeSettings
+
+
+class ServedModel:
+    """Raw inputs -> model features -> logits -> ``[(label, score), ...]`` per input.
+
+    Attributes:
+        name: The run's (or export folder's) name, shown on the page and in responses.
+        modality: ``text``, ``vision`` or ``audio`` (what ``/predict`` accepts).
+        labels: Class names, by class index.
+    """
+
+    def __init__(self, settings: ServeSettings):
+        self.export_dir = Path(settings.export_dir)
+        self.cfg, self._modality, self._processor = load_preprocessing(self.export_dir)
+        self.modality: str = self.cfg.modality
+        # RUN_DIR/onnx is named after its run
+        self.name = self.export_dir.parent.name if self.export_dir.name == "onnx" else self.export_dir.name
+        self.backend_name = f"{settings.backend}-{'int8' if settings.quantized else 'fp32'}"
+        self._backend = load_backend(
+            settings.backend, self.export_dir, quantized=settings.quantized, num_threads=settings.num_threads
+        )
+        id2label = self._backend.id2label
+        self.labels: list[str] = [id2label.get(i, f"LABEL_{i}") for i in range(len(id2label))]
+
+    def encode(self, values: list[Any]) -> dict[str, np.ndarray]:
+        """Preprocess one request's raw inputs (texts, or ``{"bytes": ...}`` for images and audio).
+
+        Raises:
+            RequestRejected: 422 when an input cannot be decoded (the message names it by its index).
+        """
+        try:
+            return self._modality.encode(self._processor, self.cfg, values)
+        except DataError as err:
+            raise invalid_input(str(err)) from err
+
+    def logits(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self._backend.logits(features)
+
+    def top_k(self, logits: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """The ``k`` most likely labels per row, best first, with softmax scores (as ``hftl predict`` scores)."""
+        probs = softmax(logits)
+        order = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
+        return [[(self.labels[int(i)], float(row[i])) for i in idx] for idx, row in zip(order, probs, strict=True)]

@@ -1,0 +1,58 @@
+"""`hftl serve --ray`: the same FastAPI app as a Ray Serve deployment with N replicas on a local Ray.
+
+Ray Serve's proxy spreads requests over the replicas and restarts a replica that dies; each replica loads the model
+in the app's lifespan and batches its own requests (``hftl.serve.batcher``). Requests past every replica's share
+wait in Ray's router queue, itself bounded (``max_queued_requests``): Ray answers 503 past it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ray import serve
+
+from hftl.serve.app import create_app
+from hftl.serve.settings import ServeSettings
+
+logger = logging.getLogger("hftl")
+APP_NAME = "hftl"
+
+
+@serve.ingress()
+class HftlServe:
+    """One replica: the hftl app built from the settings (JSON, so it crosses to the replica's process as text)."""
+
+    def __init__(self, settings_json: str):
+        self._settings = ServeSettings.from_json(settings_json)
+
+    def __serve_build_asgi_app__(self):
+        return create_app(self._settings)
+
+
+def deployment(settings: ServeSettings, replicas: int):
+    """The bound Serve application: ``replicas`` copies of the app, each with a bounded number of requests."""
+    return serve.deployment(
+        HftlServe,
+        name="HftlServe",
+        num_replicas=replicas,
+        # Let each replica hold enough requests for its batcher to fill batches and apply its own 503 bound.
+        max_ongoing_requests=settings.max_queue + settings.max_batch,
+        max_queued_requests=settings.max_queue,
+        ray_actor_options={"num_cpus": settings.num_threads or 1},
+    ).bind(settings.to_json())
+
+
+def serve_ray(settings: ServeSettings, *, host: str, port: int, replicas: int) -> None:
+    """Start a local Ray (as many CPUs as the replicas need), deploy, and serve until interrupted."""
+    import ray
+
+    # address="local": always a new, private Ray, never one found on the machine (another user's cluster).
+    ray.init(address="local", num_cpus=max(1, replicas * (settings.num_threads or 1)), include_dashboard=False)
+    try:
+        serve.start(http_options={"host": host, "port": port})
+        serve.run(deployment(settings, replicas), name=APP_NAME, route_prefix="/", blocking=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.shutdown()
+        ray.shutdown()

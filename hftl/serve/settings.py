@@ -1,0 +1,86 @@
+"""What `hftl serve` serves and how: one dataclass, filled from the command line, passed to every worker/replica."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from hftl.errors import ConfigError, HftlError
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request bounds; a request past one is answered 413 with the limit in the message."""
+
+    max_inputs: int = 64  # inputs in one request
+    max_text_chars: int = 20_000  # characters of one text (the tokenizer truncates to text.max_length anyway)
+    max_image_pixels: int = 4096 * 4096  # width x height of one image, read from its header before decoding
+    max_audio_seconds: float = 60.0  # duration of one clip, read from its header before decoding
+    max_body_bytes: int = 32 * 1024 * 1024  # the whole request body
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything a worker process (or Ray replica) needs to build the app.
+
+    Attributes:
+        export_dir: The ONNX export folder (``RUN_DIR/onnx``).
+        backend: Runtime name in ``hftl.serve.backend.BACKENDS``.
+        quantized: Serve ``model_quantized.onnx`` (int8) instead of ``model.onnx`` (fp32).
+        max_batch: Most inputs run as one batch; 1 turns dynamic batching off.
+        max_wait_ms: How long the first queued input waits for others to join its batch.
+        max_queue: Most inputs waiting (not yet running); past it requests get 503 + Retry-After.
+        num_threads: Runtime intra-op threads per worker (None: the cores this process may use).
+        top_k: Labels returned per input when the request does not say.
+    """
+
+    export_dir: str
+    backend: str = "onnxruntime"
+    quantized: bool = False
+    max_batch: int = 32
+    max_wait_ms: float = 5.0
+    max_queue: int = 256
+    num_threads: int | None = None
+    top_k: int = 3
+    limits: Limits = Limits()
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ConfigError(f"--max-batch must be >= 1, got {self.max_batch}")
+        if self.max_wait_ms < 0:
+            raise ConfigError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
+        if self.max_queue < self.max_batch:
+            raise ConfigError(f"--max-queue ({self.max_queue}) must be >= --max-batch ({self.max_batch})")
+        if self.top_k < 1:
+            raise ConfigError(f"--top-k must be >= 1, got {self.top_k}")
+        for key, value in dataclasses.asdict(self.limits).items():
+            if value <= 0:
+                raise ConfigError(f"limit {key} must be > 0, got {value}")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeSettings:
+        data = json.loads(text)
+        return cls(**{**data, "limits": Limits(**data.get("limits", {}))})
+
+
+def resolve_export_dir(path: str | Path) -> Path:
+    """RUN_DIR or RUN_DIR/onnx -> the export folder.
+
+    Raises:
+        HftlError: neither ``path`` nor ``path/onnx`` is an hftl export (names what is missing).
+    """
+    from hftl.deploy.export import EXPORT_CONFIG
+
+    path = Path(path).expanduser()
+    for candidate in (path, path / "onnx"):
+        if (candidate / EXPORT_CONFIG).is_file():
+            return candidate.resolve()
+    raise HftlError(
+        f"{path} is not an hftl ONNX export (no {EXPORT_CONFIG} in it or in {path / 'onnx'}); "
+        f"run `hftl export RUN_DIR` first"
+    )
