@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
+from accelerate.state import AcceleratorState, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader
 
 import hftl
-from hftl.run import checkpoints, rundir
+from hftl.run import checkpoints, precision, rundir
 from hftl.evaluation import forgetting, measure
 from hftl.augment import AugmentRng
 from hftl.config import Config, save_config
@@ -91,7 +91,7 @@ def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
             raise ConfigError(f"training.tracking={tracking}: the {tracking} package is not installed (pip install {tracking})")
     # The recipe config is the one truth for precision: accelerate would silently let our argument win over the launcher's.
     launcher_precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
-    if launcher_precision not in ("no", cfg.training.mixed_precision):
+    if launcher_precision not in ("no", cfg.training.mixed_precision) and cfg.training.mixed_precision != precision.AUTO:
         raise ConfigError(
             f"accelerate launch asks for mixed precision {launcher_precision!r}, but training.mixed_precision="
             f"{cfg.training.mixed_precision}: set training.mixed_precision={launcher_precision} "
@@ -101,10 +101,12 @@ def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
     # (a notebook, a sweep, a test) with another mixed_precision would fail. Each run sets its own; the distributed
     # part (PartialState: ranks, device) is kept.
     AcceleratorState._reset_state(reset_partial_state=False)
+    on_cpu = not _has_accelerator_device()
+    device_type = "cpu" if on_cpu else PartialState().device.type
     accelerator = Accelerator(
-        cpu=not _has_accelerator_device(),
+        cpu=on_cpu,
         gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
-        mixed_precision=cfg.training.mixed_precision,
+        mixed_precision=precision.resolve(cfg.training.mixed_precision, device_type),
         log_with=None if tracking == "none" else tracking,
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
         # A seedable sampler makes epoch e's order a function of (seed, e): what exact resume needs.
@@ -219,21 +221,27 @@ def run(cfg: Config) -> dict[str, Any]:
     if cfg.training.tracking != "none":
         accelerator.init_trackers(cfg.run_name, config=_flat_hparams(cfg))
     probe_result = None
+    fit_probe = _cached_probe_fitter(cfg, accelerator, model, built.head_modules, prepared, modality, processor)
     if cfg.method.name == "lp_ft":
         trainer, result, probe_result = fit_lp_ft(
-            cfg, accelerator, model, built.head_modules, train_and_eval_loaders, run_dir, augment_rng.set_epoch
+            cfg, accelerator, model, built.head_modules, train_and_eval_loaders, run_dir, augment_rng.set_epoch,
+            fit_probe=fit_probe,
         )
+        model = trainer.model
+    elif cfg.method.name == "linear_probe" and fit_probe is not None and (result := fit_probe(cfg, run_dir)):
+        model = accelerator.prepare(model)  # the head trained on cached features is the model's own head
     else:
         trainer = Trainer(cfg, accelerator, model, *train_and_eval_loaders(), run_dir, augment_rng.set_epoch)
         result = trainer.fit()
+        model = trainer.model
 
     # test scores of the selected (best) model
     test_metrics: dict[str, float] = {}
     if cfg.evaluation.test:
         test_loader = accelerator.prepare(loader("test", cfg.evaluation.batch_size, shuffle=False))
-        test_metrics, _, _ = evaluate(trainer.model, test_loader, accelerator, cfg.evaluation.metrics)
+        test_metrics, _, _ = evaluate(model, test_loader, accelerator, cfg.evaluation.metrics)
         accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=result.state.step)
-    extra.update(measure.after_training(cfg, modality, processor, trainer.model, accelerator, splits, label_names))
+    extra.update(measure.after_training(cfg, modality, processor, model, accelerator, splits, label_names))
 
     results = {
         "run": {
@@ -245,7 +253,7 @@ def run(cfg: Config) -> dict[str, Any]:
             "seed": cfg.training.seed,
             "world_size": accelerator.num_processes,
             "device": str(accelerator.device),
-            "mixed_precision": cfg.training.mixed_precision,
+            "mixed_precision": accelerator.mixed_precision,  # what ran ("auto" resolved for this device)
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
             "wall_s": round(time.time() - started, 2),
             "versions": library_versions(),
@@ -269,7 +277,7 @@ def run(cfg: Config) -> dict[str, Any]:
             for phase, phase_result in (("probe", probe_result), ("fine_tune", result))
             for record in phase_result.state.history
         ]
-    save_outputs(cfg, accelerator, trainer.model, processor, run_dir, label_names)
+    save_outputs(cfg, accelerator, model, processor, run_dir, label_names)
     if accelerator.is_main_process:
         rundir.write_json_atomic(run_dir / rundir.RESULTS, results)  # written last: its presence means "finished"
         logger.info("done: %s  eval %s  test %s", run_dir, _short(result.best_eval), _short(test_metrics))
@@ -284,6 +292,25 @@ def run(cfg: Config) -> dict[str, Any]:
 
         push_run(run_dir, cfg.push)
     return results
+
+
+def _cached_probe_fitter(cfg: Config, accelerator: Accelerator, model, heads, prepared, modality, processor):
+    """linear_probe / lp_ft: a function training the head on cached backbone features, or None (cache off, logged)."""
+    if cfg.method.name not in ("linear_probe", "lp_ft"):
+        return None
+    from hftl.evaluation import cached_probe
+
+    reason = cached_probe.cache_off_reason(cfg)
+    if reason is not None:
+        logger.info("probe feature cache off: %s; the probe runs the backbone every step", reason)
+        return None
+    collate = modality.collator(processor, cfg)
+    prefix = "probe/" if cfg.method.name == "lp_ft" else ""
+
+    def fit(probe_cfg: Config, probe_dir: Path) -> TrainResult | None:
+        return cached_probe.fit_cached_probe(probe_cfg, accelerator, model, heads, prepared, collate, probe_dir, prefix)
+
+    return fit
 
 
 def train_info(result: TrainResult) -> dict[str, Any]:

@@ -25,19 +25,27 @@ logger = logging.getLogger("hftl")
 EXPORT_CONFIG = "hftl_config.yaml"
 
 
+# NNCF calibration rows for OpenVINO int8, from the train split (never test): enough for stable activation ranges.
+CALIBRATION_ROWS = 300
+
+
 def _test_inputs(cfg: Config, processor: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    return _split_inputs(cfg, processor, "test", cfg.export.max_samples)
+
+
+def _split_inputs(cfg: Config, processor: Any, split: str, max_samples: int | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     modality = get_modality(cfg.modality)
     splits, _ = load_splits(cfg.data)
-    test = splits["test"]
-    if cfg.export.max_samples is not None and len(test) > cfg.export.max_samples:
-        labels = np.asarray(test[cfg.data.label_column])
-        test = test.select(stratified_sample(labels, cfg.export.max_samples, cfg.data.split_seed))
-    features = modality.encode(processor, cfg, list(test[cfg.data.input_column]))
-    return features, np.asarray(test[cfg.data.label_column])
+    rows = splits[split]
+    if max_samples is not None and len(rows) > max_samples:
+        labels = np.asarray(rows[cfg.data.label_column])
+        rows = rows.select(stratified_sample(labels, max_samples, cfg.data.split_seed))
+    features = modality.encode(processor, cfg, list(rows[cfg.data.input_column]))
+    return features, np.asarray(rows[cfg.data.label_column])
 
 
-def export_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """Export RUN_DIR/model to RUN_DIR/onnx, checked against PyTorch on the run's test split.
+def export_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), backend: str = "onnx") -> dict[str, Any]:
+    """Export RUN_DIR/model to RUN_DIR/onnx (or RUN_DIR/openvino), checked against PyTorch on the run's test split.
 
     Raises:
         HftlError: the run is not finished, or a gate (parity, NaN, int8 accuracy) failed; RUN_DIR/onnx is untouched then.
@@ -59,7 +67,19 @@ def export_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ())
     modality = get_modality(cfg.modality)
     processor = modality.load_processor(str(model_dir), cfg)
     features, labels = _test_inputs(cfg, processor)
-    logger.info("exporting %s (%s) and checking it on %d test samples", model_dir, modality.onnx_task, len(labels))
+    logger.info("exporting %s (%s, %s) and checking it on %d test samples", model_dir, modality.onnx_task, backend, len(labels))
+    if backend == "openvino":
+        from hftl.deploy.openvino import export_openvino
+
+        calibration = _split_inputs(cfg, processor, "train", CALIBRATION_ROWS)[0] if cfg.export.quantize else None
+        return export_openvino(
+            model_dir, run_dir / "openvino", modality.onnx_task, features, labels, calibration=calibration,
+            parity_atol=cfg.export.parity_atol, max_int8_accuracy_drop=cfg.export.max_int8_accuracy_drop,
+            num_threads=cfg.export.num_threads, auto_class=modality.auto_model_name,
+            extra_files={EXPORT_CONFIG: config_path},
+        )  # fmt: skip
+    if backend != "onnx":
+        raise HftlError(f"--backend {backend}: choose onnx or openvino")
     out_dir = run_dir / "onnx"
     report = export_and_check(
         model_dir,

@@ -62,6 +62,13 @@ def _quantization_isa(machine: str, flags: set[str]) -> str:
     return "avx2"
 
 
+def int8_kernel_isa() -> str:
+    """The instruction set of the u8s8 GEMM that onnxruntime's MLAS runs our int8 MatMuls with on this CPU."""
+    from hftl.run import cpu
+
+    return f"{cpu.int8_isa()} (MLAS u8s8 GEMM)"
+
+
 def _cpu_flags() -> set[str]:
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
@@ -198,7 +205,10 @@ def quantize_dynamic_int8(
         quantizer = ORTQuantizer.from_pretrained(onnx_dir, file_name=source)
         quantizer.quantize(config, save_dir=onnx_dir)
     info = {
-        "config": name,
+        "config": name,  # optimum's preset: it sets the format (u8 activations, s8 weights), not the kernels
+        # onnxruntime picks MLAS's u8s8 GEMM kernel at run time from the CPU: AMX tiles where amx_int8 is present and
+        # granted, else AVX512-VNNI / AVX-VNNI, else AVX2 (ORT does not report it; the flags and the grant decide).
+        "kernel_isa": int8_kernel_isa(),
         "mode": "dynamic",
         "operators": [getattr(op, "value", op) for op in config.operators_to_quantize],
         "per_channel": bool(config.per_channel),

@@ -49,18 +49,25 @@ def fit_lp_ft(
     make_loaders: Callable[[], tuple[DataLoader, DataLoader]],
     run_dir: Path,
     on_epoch_start: Callable[[int], None] | None = None,
+    fit_probe: Callable[[Config, Path], TrainResult | None] | None = None,
 ) -> tuple[Trainer, TrainResult, TrainResult]:
-    """Run both phases on model (every weight trainable on entry); returns (fine-tune trainer, its result, probe result)."""
+    """Run both phases on model (every weight trainable on entry); returns (fine-tune trainer, its result, probe result).
+
+    ``fit_probe(probe_cfg, probe_dir)`` may train the head another way (on cached features) and return its result,
+    or None to have the probe run step by step.
+    """
     lp = cfg.method.lp_ft
     probe_dir = Path(run_dir) / PROBE_DIR
     probe_cfg = _phase_config(
         cfg, probe_dir, epochs=lp.probe_epochs, max_steps=lp.probe_max_steps, learning_rate=lp.probe_learning_rate
     )
     dropout_rates = freeze_backbone(model, heads)
-    probe = Trainer(probe_cfg, accelerator, model, *make_loaders(), probe_dir, on_epoch_start, log_prefix="probe/")
-    probe_result = probe.fit()  # ends with the best head loaded
-    model = accelerator.unwrap_model(probe.model)
-    probe.release()
+    probe_result = fit_probe(probe_cfg, probe_dir) if fit_probe is not None else None
+    if probe_result is None:
+        probe = Trainer(probe_cfg, accelerator, model, *make_loaders(), probe_dir, on_epoch_start, log_prefix="probe/")
+        probe_result = probe.fit()  # ends with the best head loaded
+        model = accelerator.unwrap_model(probe.model)
+        probe.release()
 
     unfreeze(model, dropout_rates)
     tune = Trainer(_phase_config(cfg, Path(run_dir)), accelerator, model, *make_loaders(), Path(run_dir), on_epoch_start)
