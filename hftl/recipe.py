@@ -221,7 +221,8 @@ def run(cfg: Config) -> dict[str, Any]:
     if cfg.training.tracking != "none":
         accelerator.init_trackers(cfg.run_name, config=_flat_hparams(cfg))
     probe_result = None
-    fit_probe = _cached_probe_fitter(cfg, accelerator, model, built.head_modules, prepared, modality, processor)
+    fingerprints = {name: getattr(split, "_fingerprint", None) for name, split in splits.items()}
+    fit_probe = _cached_probe_fitter(cfg, accelerator, model, built.head_modules, prepared, fingerprints, modality, processor)
     if cfg.method.name == "lp_ft":
         trainer, result, probe_result = fit_lp_ft(
             cfg, accelerator, model, built.head_modules, train_and_eval_loaders, run_dir, augment_rng.set_epoch,
@@ -294,7 +295,7 @@ def run(cfg: Config) -> dict[str, Any]:
     return results
 
 
-def _cached_probe_fitter(cfg: Config, accelerator: Accelerator, model, heads, prepared, modality, processor):
+def _cached_probe_fitter(cfg: Config, accelerator: Accelerator, model, heads, prepared, fingerprints, modality, processor):
     """linear_probe / lp_ft: a function training the head on cached backbone features, or None (cache off, logged)."""
     if cfg.method.name not in ("linear_probe", "lp_ft"):
         return None
@@ -308,7 +309,9 @@ def _cached_probe_fitter(cfg: Config, accelerator: Accelerator, model, heads, pr
     prefix = "probe/" if cfg.method.name == "lp_ft" else ""
 
     def fit(probe_cfg: Config, probe_dir: Path) -> TrainResult | None:
-        return cached_probe.fit_cached_probe(probe_cfg, accelerator, model, heads, prepared, collate, probe_dir, prefix)
+        return cached_probe.fit_cached_probe(
+            probe_cfg, accelerator, model, heads, prepared, collate, probe_dir, prefix, fingerprints
+        )
 
     return fit
 

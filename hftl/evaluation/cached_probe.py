@@ -46,16 +46,17 @@ def augmentation_settings(cfg: Config) -> list[str]:
     return _augmenting_fields(section, cfg.modality) if section is not None else []
 
 
-def _augmenting_fields(section: Any, prefix: str) -> list[str]:
-    """Fields whose help says they augment (or apply in training only) and whose value is not the default."""
+def _augmenting_fields(section: Any, prefix: str, inside_augment: bool = False) -> list[str]:
+    """Non-default fields whose help says they augment (or apply in training only); every field of a nested
+    augmentation section (``vision.augment``) counts."""
     found = []
     defaults = type(section)()
     for f in dataclasses.fields(section):
         value, default = getattr(section, f.name), getattr(defaults, f.name)
         help_text = str(f.metadata.get("help", "")).lower()
-        augments = any(word in help_text for word in ("augment", "training only", "mixup", "cutmix"))
+        augments = inside_augment or any(word in help_text for word in ("augment", "training only", "mixup", "cutmix"))
         if dataclasses.is_dataclass(value):
-            found += _augmenting_fields(value, f"{prefix}.{f.name}") if augments else []
+            found += _augmenting_fields(value, f"{prefix}.{f.name}", augments) if augments else []
         elif augments and value != default:
             found.append(f"{prefix}.{f.name}={value}")
     return found
@@ -150,8 +151,12 @@ def head_inputs(
     return arrays, order, first_logits
 
 
-def _split_key(cfg: Config, split: str, dataset: Any, heads: list[str], precision: str) -> str | None:
-    """Everything the head inputs depend on; None (no disk cache) when the backbone is not a local folder."""
+def _split_key(cfg: Config, split: str, dataset: Any, fingerprint: str | None, heads: list[str], precision: str) -> str | None:
+    """Everything the head inputs depend on; None (no disk cache) when the backbone is not a local folder.
+
+    ``fingerprint`` is the raw split's (datasets' hash of its source files and the selections made on them): the
+    prepared split's own changes with the tokenizer object's state, so the preprocessing enters as its settings.
+    """
     from hftl.run.models import resolve_model_source
 
     try:
@@ -159,7 +164,6 @@ def _split_key(cfg: Config, split: str, dataset: Any, heads: list[str], precisio
     except Exception:  # an adapter or a Hub id: computed once for this run, not stored
         return None
     model_files = folder_fingerprint(source)
-    fingerprint = getattr(dataset, "_fingerprint", None)
     if model_files is None or fingerprint is None:
         return None
     return cache_key({
@@ -185,6 +189,7 @@ def fit_cached_probe(
     collate,
     run_dir: Path,
     log_prefix: str = "",
+    data_fingerprints: dict[str, str | None] | None = None,
 ) -> TrainResult | None:
     """Train ``model``'s head (backbone frozen, dropout off) on cached head inputs; None when the check fails.
 
@@ -202,7 +207,8 @@ def fit_cached_probe(
             check.append((ran, logits))
             return arrays
 
-        key = _split_key(cfg, split, prepared[split], heads, accelerator.mixed_precision)
+        fingerprint = (data_fingerprints or {}).get(split)
+        key = _split_key(cfg, split, prepared[split], fingerprint, heads, accelerator.mixed_precision)
         ordered[split] = cached_arrays(key, compute)
         if check:
             order = check[0][0]
