@@ -32,6 +32,11 @@ def sections() -> list[tuple[str, str, list[str]]]:
         ("memory", "Memory: LoRA vs full fine-tuning vs linear probe", ["bench/memory.py"]),
         ("input_pipeline", "Input pipeline: data loading alone vs the training step", ["bench/input_pipeline.py"]),
         ("scaling", "Scaling: training throughput vs batch size and input size", ["bench/scaling.py"]),
+        ("precision", "bf16 vs fp32 on this CPU: training, inference, memory", ["bench/precision.py"]),
+        ("probe_cache", "Linear probe: cached frozen features vs step by step", ["bench/probe_cache.py"]),
+        ("ladder", "Serving MiniLM: PyTorch, ONNX Runtime and OpenVINO", ["bench/ladder.py", *(["--run", str(DEMO_RUN)] if demo else [])]),
+        ("time_to_accuracy", "Time to accuracy: hftl's LoRA recipes vs a plain Trainer + PEFT script",
+         ["bench/time_to_accuracy.py"]),
     ]
 
 

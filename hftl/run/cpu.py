@@ -109,16 +109,17 @@ def max_mhz() -> float | None:
 def peak_flops_per_core(dtype: str) -> float | None:
     """Peak multiply-adds x 2 per second of one core for ``dtype`` (fp32, bf16, int8), from the flags and the clock.
 
-    Per cycle: AVX-512 2 FMA ports x 16 fp32 x 2 = 64 FLOP (AMD Zen 4 runs 512-bit ops on 256-bit halves: 32);
+    Per cycle: AVX-512 2 FMA ports x 16 fp32 x 2 = 64 FLOP (AMD Zen 4 runs 512-bit ops on 256-bit halves: 32;
+    Zen 5, told apart by avx512_vp2intersect, has full-width units: 64);
     AVX512-BF16 doubles fp32; VNNI int8 is 4x fp32; an AMX tile unit does 1024 bf16 / 2048 int8 MACs a cycle.
     A rough bound (one FMA port on some SKUs, turbo vs base clock): a share of it compares machines, not more.
     """
     mhz, flags = max_mhz(), cpu_flags()
     if mhz is None:
         return None
-    amd = "AMD" in cpu_model().upper() or "cmp_legacy" in flags
+    half_width_avx512 = ("AMD" in cpu_model().upper() or "cmp_legacy" in flags) and "avx512_vp2intersect" not in flags
     if "avx512f" in flags:
-        fp32 = 32.0 if amd else 64.0
+        fp32 = 32.0 if half_width_avx512 else 64.0
     elif "avx2" in flags:
         fp32 = 32.0 if "fma" in flags else 16.0
     else:

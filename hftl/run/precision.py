@@ -44,7 +44,7 @@ def resolve(setting: str, device_type: str) -> str:
     if setting == "fp16":
         raise ConfigError(
             "training.mixed_precision=fp16 needs a GPU (accelerate has no fp16 autocast on CPU); "
-            f"this machine has none. Use bf16 (on a CPU with bf16 instructions), no, or auto"
+            "this machine has none. Use bf16 (on a CPU with bf16 instructions), no, or auto"
         )
     if not cpu.native_bf16():
         raise ConfigError(
