@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from hftl.config import load_config
 from hftl.evaluation import cached_probe
@@ -54,6 +55,15 @@ def test_lp_ft_probe_phase_uses_the_cache_and_matches(quick_overrides, tmp_path,
     np.testing.assert_allclose(probe[0], probe[1], rtol=1e-4, atol=1e-5)
     assert abs(cached["test"]["accuracy"] - stepwise["test"]["accuracy"]) <= 1 / 12  # fine-tune phase: noise only
     assert list(cache_home.glob("*.npz"))
+    # The probe phase trained the model's own head: its checkpoints hold just that head, the fine-tune starts from it.
+    from safetensors.torch import load_file
+
+    from hftl.run.checkpoints import list_checkpoints
+
+    probe_ckpt = load_file(list_checkpoints(tmp_path / "cached" / "probe_phase")[-1] / "model.safetensors")
+    assert probe_ckpt and all(k.startswith("classifier.") for k in probe_ckpt)
+    final = load_file(tmp_path / "cached" / "model" / "model.safetensors")
+    assert not torch.equal(final["classifier.weight"], probe_ckpt["classifier.weight"])  # fine-tuned further
 
 
 def test_augmentation_turns_the_cache_off_with_the_reason(quick_overrides, tmp_path, cache_home, caplog):

@@ -11,9 +11,11 @@ report (``precision``: f32 or bf16), so what was checked is what runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Mapping
@@ -109,13 +111,14 @@ def quantize_int8(
     names = [p.get_any_name() for p in model.inputs]
     n = len(calibration[names[0]])
     items = [{name: np.asarray(calibration[name])[i : i + 1] for name in names} for i in range(n)]
-    quantized = nncf.quantize(
-        model,
-        nncf.Dataset(items),
-        model_type=nncf.ModelType.TRANSFORMER,  # keeps softmax/layer-norm inputs in fp32, as NNCF advises for BERTs
-        preset=nncf.QuantizationPreset.MIXED,
-        subset_size=min(subset_size, n),
-    )
+    with contextlib.redirect_stdout(sys.stderr):  # NNCF draws progress bars on stdout; stdout is for results
+        quantized = nncf.quantize(
+            model,
+            nncf.Dataset(items),
+            model_type=nncf.ModelType.TRANSFORMER,  # keeps softmax/layer-norm inputs in fp32, as NNCF advises for BERTs
+            preset=nncf.QuantizationPreset.MIXED,
+            subset_size=min(subset_size, n),
+        )
     ov.save_model(quantized, str(int8_xml), compress_to_fp16=False)
     return {"method": "nncf post-training static", "model_type": "transformer", "calibration_rows": min(subset_size, n)}
 
