@@ -84,9 +84,29 @@ def test_export_run_and_predict_with_every_backend(quick_overrides, tmp_path):
     texts = ["the team win the game", "money market news"]
     ov = predict(run_dir / "openvino", texts)
     ov_int8 = predict(run_dir / "openvino", texts, quantized=True)
-    pt = predict(run_dir, texts)
+    from hftl.deploy.export import serving_dir
+
+    assert serving_dir(run_dir) == run_dir / "openvino"  # a run folder is served by its fastest export
+    assert predict(run_dir, texts) == ov
+    pt = _torch_predict(run_dir, texts)
     assert [label for label, _ in ov] == [label for label, _ in pt]
     assert len(ov_int8) == 2
     assert max(abs(a[1] - b[1]) for a, b in zip(ov, pt, strict=True)) < 1e-4
     if cpu.native_bf16():
-        assert len(predict(run_dir, texts, precision="bf16")) == 2
+        import shutil
+
+        shutil.rmtree(run_dir / "openvino")  # no export left: the run's PyTorch model serves, here in bf16
+        assert serving_dir(run_dir) == run_dir
+        bf16 = predict(run_dir, texts, precision="bf16")
+        assert len(bf16) == 2 and all(0.0 < score <= 1.0 for _, score in bf16)
+
+
+def _torch_predict(run_dir: Path, texts: list[str]) -> list[tuple[str, float]]:
+    from hftl.config import load_config
+    from hftl.deploy.torch_backend import TorchClassifier
+    from hftl.modalities import get_modality
+
+    cfg = load_config(run_dir / "config.yaml")
+    modality = get_modality(cfg.modality)
+    processor = modality.load_processor(str(run_dir / "model"), cfg)
+    return TorchClassifier(run_dir / "model").classify(modality.encode(processor, cfg, texts))
