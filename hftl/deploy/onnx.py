@@ -366,11 +366,16 @@ def export_and_check(
                 num_threads=lat["num_threads"],
                 latency_method=lat["method"],
             )
-        for name, source in (extra_files or {}).items():
-            shutil.copyfile(source, work / name)
-        write_json_atomic(work / REPORT_FILE, _jsonable(report))
-        replace_dir(work, out_dir)
+        publish(work, out_dir, _jsonable(report), extra_files)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return _jsonable(report)
+
+
+def publish(work: Path, out_dir: Path, report: dict, extra_files: Mapping[str, Path] | None) -> None:
+    """Put the extra files and the report into the finished export folder ``work``, then swap it in for ``out_dir``."""
+    for name, source in (extra_files or {}).items():
+        shutil.copyfile(source, work / name)
+    write_json_atomic(work / REPORT_FILE, report)
+    replace_dir(work, out_dir)

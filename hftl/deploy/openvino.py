@@ -146,10 +146,9 @@ def export_openvino(
     Raises:
         ExportError: a gate failed (``.report`` holds the numbers); ``out_dir`` is untouched.
     """
-    from hftl.deploy.onnx import ExportError, _jsonable, export_onnx
+    from hftl.deploy.onnx import ExportError, _jsonable, export_onnx, publish
     from hftl.deploy.parity import load_torch_model
     from hftl.run import cpu
-    from hftl.run.rundir import replace_dir, write_json_atomic
 
     require_openvino()
     model_dir, out_dir = Path(model_dir).resolve(), Path(out_dir).resolve()
@@ -202,10 +201,7 @@ def export_openvino(
                 problems.append(f"int8 accuracy {int8:.4f} vs torch {base:.4f}: drop > {max_int8_accuracy_drop:g}")
         if problems:
             raise ExportError(f"OpenVINO export of {model_dir} refused: " + "; ".join(problems), _jsonable(report))
-        for name, source in (extra_files or {}).items():
-            shutil.copyfile(source, work / name)
-        write_json_atomic(work / REPORT_FILE, _jsonable(report))
-        replace_dir(work, out_dir)
+        publish(work, out_dir, _jsonable(report), extra_files)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
