@@ -12,6 +12,7 @@ One seed each: the seed spread needs repeated runs (``--seeds``) on an idle mach
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import time
@@ -36,11 +37,12 @@ def run_hftl(config: str, precision: str, seed: int, extra: list[str], out: Path
 def run_peer(config: str, seed: int, extra: list[str], out: Path) -> dict[str, Any]:
     """The plain script: hftl only loads the same splits and preprocessing; training is Trainer + PEFT defaults."""
     from peft import LoraConfig, TaskType, get_peft_model
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
     from transformers import Trainer, TrainingArguments
 
     from hftl.modalities import get_modality
     from hftl.run.data import load_splits
-    from hftl.run.models import build_model, load_processor
+    from hftl.run.models import build_model, load_processor, lora_targets
 
     cfg = harness.load(config, f"training.seed={seed}", *extra)
     torch.manual_seed(seed)
@@ -48,14 +50,20 @@ def run_peer(config: str, seed: int, extra: list[str], out: Path) -> dict[str, A
     splits, labels = load_splits(cfg.data)
     built = build_model(cfg, modality, labels)
     processor = load_processor(cfg, modality, built)
-    model = get_peft_model(built.model, LoraConfig(task_type=TaskType.SEQ_CLS))
+    # PEFT's defaults, except what a user must add for the script to run and train the head: target modules where
+    # PEFT has no default for the architecture (DINOv2), and the new head modules (Whisper's projector + classifier).
+    peft_defaults = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(built.model.config.model_type)
+    targets = None if peft_defaults else lora_targets(cfg, modality, built.model)
+    lora = LoraConfig(task_type=TaskType.SEQ_CLS, target_modules=targets, modules_to_save=built.head_modules)
+    model = get_peft_model(built.model, lora)
     train = modality.prepare(splits["train"], processor, cfg, train=False)
     test = modality.prepare(splits["test"], processor, cfg, train=False)
     args = TrainingArguments(output_dir=str(out), num_train_epochs=cfg.training.epochs, seed=seed, report_to=[],
                              save_strategy="no", use_cpu=True, remove_unused_columns=False, disable_tqdm=True)  # fmt: skip
     trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=modality.collator(processor, cfg))
     start = time.perf_counter()
-    output = trainer.train()
+    with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its metrics; stdout is for the table
+        output = trainer.train()
     seconds = time.perf_counter() - start
     accuracy = harness.accuracy(model, test, modality.collator(processor, cfg), limit=len(test))
     return {"train_s": seconds, "samples_per_second": output.metrics["train_samples_per_second"],
