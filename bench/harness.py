@@ -60,9 +60,9 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def recipe_configs(args: argparse.Namespace) -> dict[str, str]:
-    """Modality -> config path, in the order asked for."""
-    chosen = dict(CONFIGS)
+def recipe_configs(args: argparse.Namespace, defaults: dict[str, str] | None = None) -> dict[str, str]:
+    """Modality -> config path, in the order asked for (``defaults``: other recipes than the LoRA ones)."""
+    chosen = dict(defaults or CONFIGS)
     for item in args.config:
         modality, sep, path = item.partition("=")
         if not sep or modality not in CONFIGS:

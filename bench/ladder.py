@@ -75,7 +75,7 @@ def main(argv: list[str]) -> None:
     if run_dir is None:
         demo = harness.REPO / "runs" / "demo"
         run_dir = demo if (demo / "results.json").is_file() and not args.quick else inference.ensure_run(
-            "text", harness.CONFIGS["text"], args.out, args.quick)  # fmt: skip
+            "text", harness.recipe_configs(args)["text"], args.out, args.quick)  # fmt: skip
     cfg, features, labels, modality = inference.test_inputs(run_dir, args.test_rows)
     processor = modality.load_processor(str(run_dir / "model"), cfg)
     calibration = _split_inputs(cfg, processor, "train", 32 if args.quick else CALIBRATION_ROWS)[0]

@@ -2,8 +2,8 @@
 
     python bench/probe_cache.py [--rounds 2] [--modalities text,vision,audio] [--quick]
 
-Each modality's linear-probe recipe (augmentation off, as the cache needs: the vision recipe's crop and flip are
-turned off for both arms) runs through ``hftl.recipe.run`` with training.feature_cache=false and =true in alternating
+Each modality's linear-probe recipe (``--config`` replaces it; method.name=linear_probe is set, and augmentation
+off, as the cache needs: the vision recipe's crop and flip are turned off for both arms) runs through ``hftl.recipe.run`` with training.feature_cache=false and =true in alternating
 rounds. Every cached run starts cold (the feature files it wrote are deleted before the next round), so its time
 includes computing the features once; one more cached run reads them back (warm). Times are whole runs (data, model,
 training, test), as a user waits for them; the ratio is the median of the rounds' ratios.
@@ -24,7 +24,25 @@ PROBE_CONFIGS = {
     "vision": "recipes/configs/vision/dinov2_linear_probe.yaml",
     "audio": "recipes/configs/audio/whisper_linear_probe.yaml",
 }
-NO_AUGMENT = {"vision": ["vision.augment.crop_scale_min=1.0", "vision.augment.hflip_prob=0.0"]}
+
+
+def no_augment(config: str) -> list[str]:
+    """Overrides setting every augmentation option the config turns on back to its default (off)."""
+    import json
+
+    from hftl.config import load_config
+    from hftl.evaluation.cached_probe import augmentation_settings
+
+    cfg = harness.load(config)
+    default = load_config(None, [f"modality={cfg.modality}"])
+    out = []
+    for setting in augmentation_settings(cfg):
+        key = setting.split("=", 1)[0]
+        value = default
+        for part in key.split("."):
+            value = getattr(value, part)
+        out.append(f"{key}={json.dumps(value) if value is None or isinstance(value, list) else value}")
+    return out
 
 
 def _features_folder() -> Path:
@@ -37,7 +55,7 @@ def one_run(config: str, modality: str, cached: bool, out: Path, extra: list[str
     from hftl.recipe import run
 
     before = set(_features_folder().glob("*.npz"))
-    cfg = harness.load(config, *NO_AUGMENT.get(modality, []), f"training.feature_cache={str(cached).lower()}",
+    cfg = harness.load(config, "method.name=linear_probe", *no_augment(config), f"training.feature_cache={str(cached).lower()}",
                        f"output.dir={out}", "output.overwrite=true", "output.save_merged=false", *extra)  # fmt: skip
     results = run(cfg)
     written = set(_features_folder().glob("*.npz")) - before
@@ -77,12 +95,11 @@ def main(argv: list[str]) -> None:
     extra = ["data.max_train_samples=64", "data.max_eval_samples=32", "training.epochs=2"] if args.quick else []
     if args.quick:
         args.rounds = 1
-    wanted = [m.strip() for m in args.modalities.split(",") if m.strip()]
     times: dict[str, float] = {}
     results = []
-    for modality in wanted:
+    for modality, config in harness.recipe_configs(args, PROBE_CONFIGS).items():
         with harness.section(f"probe_cache {modality}", times):
-            results.append(bench_modality(modality, str(harness.REPO / PROBE_CONFIGS[modality]), args.rounds, extra))
+            results.append(bench_modality(modality, config, args.rounds, extra))
     print(harness.cpu_line(args.threads) + "\n")
     print(f"Whole `hftl train` runs of the linear-probe recipes{' (quick: 64 train rows, 2 epochs)' if args.quick else ''}, "
           f"{args.rounds} alternating rounds; cached runs start cold (features computed once inside the run).\n")  # fmt: skip

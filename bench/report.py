@@ -52,6 +52,11 @@ def merge_sections(existing: str, updates: dict[str, str]) -> str:
     return "\n## ".join([header.rstrip("\n") + "\n", *(by_title[t].rstrip("\n") + "\n" for t in order)])
 
 
+def _with_cpu_line(table: str, cores: int) -> str:
+    """Every section names the CPU and its flags (the newer scripts print the line themselves)."""
+    return table if table.startswith("CPU: ") else f"{harness.cpu_line(cores)}\n\n{table}"
+
+
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", default=None, help="comma-separated benchmark names; their sections replace the same "
@@ -79,7 +84,7 @@ def main(argv: list[str]) -> None:
             raise SystemExit(f"bench: {name} failed (exit {proc.returncode}); {args.output} left as it was")
         updates[title] = (
             f"## {title}\n\n`python {shlex.join(command)}` ({seconds / 60:.1f} min, {now['date']}, "
-            f"load average before {now['load_average_1min']})\n\n{proc.stdout.strip()}\n"
+            f"load average before {now['load_average_1min']})\n\n{_with_cpu_line(proc.stdout.strip(), now['cores'])}\n"
         )
     if args.only and args.output.is_file():
         report = merge_sections(args.output.read_text(), updates)

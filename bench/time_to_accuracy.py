@@ -54,7 +54,9 @@ def run_peer(config: str, seed: int, extra: list[str], out: Path) -> dict[str, A
     # PEFT has no default for the architecture (DINOv2), and the new head modules (Whisper's projector + classifier).
     peft_defaults = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(built.model.config.model_type)
     targets = None if peft_defaults else lora_targets(cfg, modality, built.model)
-    lora = LoraConfig(task_type=TaskType.SEQ_CLS, target_modules=targets, modules_to_save=built.head_modules)
+    # PEFT's SEQ_CLS wrapper feeds input_ids: right for text only; vision and audio use the plain PeftModel.
+    task_type = TaskType.SEQ_CLS if cfg.modality == "text" else None
+    lora = LoraConfig(task_type=task_type, target_modules=targets, modules_to_save=built.head_modules)
     model = get_peft_model(built.model, lora)
     train = modality.prepare(splits["train"], processor, cfg, train=False)
     test = modality.prepare(splits["test"], processor, cfg, train=False)
