@@ -69,9 +69,9 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def recipe_configs(args: argparse.Namespace) -> dict[str, str]:
-    """Modality -> config path, in the order asked for."""
-    chosen = dict(CONFIGS)
+def recipe_configs(args: argparse.Namespace, defaults: dict[str, str] | None = None) -> dict[str, str]:
+    """Modality -> config path, in the order asked for (``defaults``: other recipes than the LoRA ones)."""
+    chosen = dict(defaults or CONFIGS)
     for item in args.config:
         modality, sep, path = item.partition("=")
         if not sep or modality not in CONFIGS:
@@ -200,7 +200,10 @@ def accuracy(model: torch.nn.Module, dataset: Any, collate: Callable, *, limit: 
 
 def machine() -> dict[str, Any]:
     """Where the numbers come from; the load average says whether the machine was busy with other work."""
+    from hftl.run import cpu
+
     return {
+        "cpu_detail": cpu.describe(),
         "cores": usable_cores(),
         "torch_threads": torch.get_num_threads(),
         "cpu": _cpu_model(),
@@ -217,6 +220,47 @@ def _cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def cpu_line(threads: int) -> str:
+    """The CPU model, its flags of interest and the peak the shares of peak are taken of (every table prints it)."""
+    from hftl.run import cpu
+
+    info = cpu.describe()
+    peaks = ", ".join(
+        f"{dtype} {peak_flops(dtype, threads) / 1e12:.2f} TFLOPS" for dtype in ("fp32", "bf16", "int8") if peak_flops(dtype, threads)
+    )
+    return (
+        f"CPU: {info['model']}, {threads} threads, {info['max_mhz']:.0f} MHz; flags: {' '.join(info['flags'])}; "
+        f"AMX usable: {info['amx_usable']}; torch capability {info['torch_capability']}. "
+        f"Peak at {threads} cores (from flags and clock, hftl/run/cpu.py): {peaks}."
+    )
+
+
+def peak_flops(dtype: str, threads: int) -> float | None:
+    from hftl.run import cpu
+
+    per_core = cpu.peak_flops_per_core(dtype)
+    return per_core * threads if per_core else None
+
+
+def peak_share(flops_per_second: float | None, dtype: str, threads: int) -> str:
+    """A rate as a percentage of the machine's peak for dtype, e.g. '3.1 %'."""
+    peak = peak_flops(dtype, threads)
+    return f"{100 * flops_per_second / peak:.1f} %" if peak and flops_per_second else ""
+
+
+def count_flops(model: torch.nn.Module, batch: dict[str, torch.Tensor], *, backward: bool) -> float:
+    """FLOPs of one forward (and backward) pass of model on batch, counted by torch (matmuls, convolutions, attention)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        out = model(**batch)
+        if backward:
+            out.loss.backward()
+    if backward:
+        model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
 
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:

@@ -35,6 +35,11 @@ def sections() -> list[tuple[str, str, list[str]]]:
         ("memory", "Memory: LoRA vs full fine-tuning vs linear probe", ["bench/memory.py"]),
         ("input_pipeline", "Input pipeline: data loading alone vs the training step", ["bench/input_pipeline.py"]),
         ("scaling", "Scaling: training throughput vs batch size and input size", ["bench/scaling.py"]),
+        ("precision", "bf16 vs fp32 on this CPU: training, inference, memory", ["bench/precision.py"]),
+        ("probe_cache", "Linear probe: cached frozen features vs step by step", ["bench/probe_cache.py"]),
+        ("ladder", "Serving MiniLM: PyTorch, ONNX Runtime and OpenVINO", ["bench/ladder.py", *(["--run", str(DEMO_RUN)] if demo else [])]),
+        ("time_to_accuracy", "Time to accuracy: hftl's LoRA recipes vs a plain Trainer + PEFT script",
+         ["bench/time_to_accuracy.py"]),
     ] + serve
 
 
@@ -51,6 +56,11 @@ def merge_sections(existing: str, updates: dict[str, str]) -> str:
             order.append(title)
         by_title[title] = text.removeprefix("## ")
     return "\n## ".join([header.rstrip("\n") + "\n", *(by_title[t].rstrip("\n") + "\n" for t in order)])
+
+
+def _with_cpu_line(table: str, cores: int) -> str:
+    """Every section names the CPU and its flags (the newer scripts print the line themselves)."""
+    return table if table.startswith("CPU: ") else f"{harness.cpu_line(cores)}\n\n{table}"
 
 
 def main(argv: list[str]) -> None:
@@ -80,7 +90,7 @@ def main(argv: list[str]) -> None:
             raise SystemExit(f"bench: {name} failed (exit {proc.returncode}); {args.output} left as it was")
         updates[title] = (
             f"## {title}\n\n`python {shlex.join(command)}` ({seconds / 60:.1f} min, {now['date']}, "
-            f"load average before {now['load_average_1min']})\n\n{proc.stdout.strip()}\n"
+            f"load average before {now['load_average_1min']})\n\n{_with_cpu_line(proc.stdout.strip(), now['cores'])}\n"
         )
     if args.only and args.output.is_file():
         report = merge_sections(args.output.read_text(), updates)

@@ -1,8 +1,8 @@
 """`hftl` command line: thin; parses arguments and calls the library.
 
     hftl train CONFIG [key=value ...]      fine-tune (same as recipes/finetune.py)
-    hftl export RUN_DIR [key=value ...]    merged model -> ONNX fp32 + int8, parity-checked, report
-    hftl predict ONNX_DIR INPUT ...        classify inputs (texts, files, folders, CSV/JSONL, list files) with onnxruntime
+    hftl export RUN_DIR [--backend openvino] merged model -> ONNX (or OpenVINO IR) fp32 + int8, gated, report
+    hftl predict DIR INPUT ...             classify texts/files/folders/tables: RUN/onnx, RUN/openvino or RUN (PyTorch)
     hftl evaluate RUN_DIR --data SOURCE    score a finished run on other labelled data (per-class, confusion matrix)
     hftl serve RUN_DIR [--port 8080]       HTTP inference server for an export (batching, metrics; --ray: Ray Serve)
     hftl push RUN_DIR --repo-id OWNER/NAME share the adapter, merged model or ONNX export on the Hub, with a card
@@ -68,19 +68,24 @@ def _train_with_torchrun(nproc: int, config: str | None, overrides: list[str]) -
 def _cmd_export(args: argparse.Namespace) -> None:
     from hftl.deploy.export import export_run, print_report
 
-    print_report(export_run(args.run_dir, args.overrides))
+    report = export_run(args.run_dir, args.overrides, backend=args.backend)
+    if args.backend == "onnx":
+        print_report(report)
+    else:
+        from hftl.deploy.openvino import print_report as print_openvino_report
+
+        print_openvino_report(report)
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from hftl.config import load_config
     from hftl.deploy import batch_predict as bp
-    from hftl.deploy.export import EXPORT_CONFIG
+    from hftl.deploy.export import load_classifier
 
-    onnx_dir = bp.resolve_onnx_dir(args.onnx_dir)
-    cfg = load_config(onnx_dir / EXPORT_CONFIG)
+    loaded = load_classifier(args.onnx_dir, quantized=args.quantized, precision=args.precision)
+    cfg = loaded[0]
     items = bp.gather_inputs(args.inputs, cfg.modality, args.column or cfg.data.input_column, args.encoding)
     predictions = bp.predict_items(
-        onnx_dir, items, quantized=args.quantized, batch_size=args.batch_size, top_k=args.top_k,
+        loaded, items, batch_size=args.batch_size, top_k=args.top_k,
         progress=args.output is not None or len(items) > args.batch_size,
     )  # fmt: skip
     failed = sum(1 for p in predictions if p.error)
@@ -217,10 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a finished run to ONNX (fp32 + int8) with a parity check")
     p.add_argument("run_dir")
     p.add_argument("overrides", nargs="*", help="export.key=value, e.g. export.num_threads=1")
+    p.add_argument("--backend", choices=["onnx", "openvino"], default="onnx",
+                   help="onnx: RUN_DIR/onnx (onnxruntime); openvino: RUN_DIR/openvino (IR fp32 + NNCF int8; hftl[openvino])")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("predict", help="classify inputs with an exported model (onnxruntime), in batches")
-    p.add_argument("onnx_dir", help="RUN_DIR/onnx (or RUN_DIR)")
+    p = sub.add_parser("predict", help="classify inputs with an export (onnxruntime, OpenVINO) or a run (PyTorch), in batches")
+    p.add_argument("onnx_dir", help="RUN_DIR/onnx (onnxruntime), RUN_DIR/openvino (OpenVINO) or RUN_DIR (its fastest export, else PyTorch)")
     p.add_argument(
         "inputs", nargs="+",
         help="texts or image/audio files; folders (every file inside); .csv/.tsv/.jsonl tables (see --column); "
@@ -231,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", help="write predictions to this .csv or .jsonl file (default: a table on stdout)")
     p.add_argument("--top-k", type=int, default=3, help="labels with scores kept per input (default 3)")
     p.add_argument("--batch-size", type=int, default=32, help="inputs per onnxruntime call (default 32)")
-    p.add_argument("--quantized", action="store_true", help="use model_quantized.onnx (int8)")
+    p.add_argument("--quantized", action="store_true", help="use the export's int8 model")
+    p.add_argument("--precision", choices=["no", "bf16", "auto"], default="no",
+                   help="PyTorch and OpenVINO: bf16 where the CPU has bf16 instructions (auto: where it pays)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate", help="score a finished run on other labelled data; writes RUN_DIR/evaluations/NAME/")

@@ -141,7 +141,14 @@ class TrainingConfig:
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = _help("schedule after warmup", "linear")
     warmup_ratio: float = _help("share of steps spent warming up", 0.1)
     max_grad_norm: float | None = _help("gradient clipping norm; null disables", 1.0)
-    mixed_precision: Literal["no", "fp16", "bf16"] = _help("autocast precision (fp16/bf16 need a GPU)", "no")
+    mixed_precision: Literal["no", "fp16", "bf16", "auto"] = _help(
+        "autocast precision: bf16 runs on GPUs and on CPUs with bf16 instructions (amx_bf16/avx512_bf16), fp16 on GPUs "
+        "only; auto picks per device (hftl/run/precision.py)", "no"
+    )
+    feature_cache: bool = _help(
+        "linear_probe and lp_ft's probe phase: compute the frozen backbone's features once and train the head on "
+        "them (off by itself where augmentation is on)", True
+    )
     eval_steps: int | None = _help("evaluate every N optimizer steps; null: at the end of each epoch", None)
     metric_for_best: str = _help("validation metric that picks the best checkpoint", "accuracy")
     greater_is_better: bool = _help("direction of metric_for_best", True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
+from accelerate.state import AcceleratorState, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader
 
@@ -26,10 +26,10 @@ from hftl import files
 from hftl.augment import AugmentRng
 from hftl.config import Config, save_config
 from hftl.errors import ConfigError
-from hftl.evaluation import forgetting, measure
+from hftl.evaluation import cached_probe, forgetting, measure
 from hftl.run.metrics.per_class import per_class_report
 from hftl.modalities import get_modality
-from hftl.run import checkpoints, launcher, rundir
+from hftl.run import checkpoints, launcher, precision, rundir
 from hftl.run.data import load_splits
 from hftl.run.hooks import Hook
 from hftl.run.methods import apply_method, get_method
@@ -97,7 +97,7 @@ def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
             raise ConfigError(f"training.tracking={tracking}: the {tracking} package is not installed (pip install {tracking})")
     # The recipe config is the one truth for precision: accelerate would silently let our argument win over the launcher's.
     launcher_precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
-    if launcher_precision not in ("no", cfg.training.mixed_precision):
+    if launcher_precision not in ("no", cfg.training.mixed_precision) and cfg.training.mixed_precision != precision.AUTO:
         raise ConfigError(
             f"accelerate launch asks for mixed precision {launcher_precision!r}, but training.mixed_precision="
             f"{cfg.training.mixed_precision}: set training.mixed_precision={launcher_precision} "
@@ -107,10 +107,12 @@ def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
     # (a notebook, a sweep, a test) with another mixed_precision would fail. Each run sets its own; the distributed
     # part (PartialState: ranks, device) is kept.
     AcceleratorState._reset_state(reset_partial_state=False)
+    on_cpu = not _has_accelerator_device()
+    device_type = "cpu" if on_cpu else PartialState().device.type
     accelerator = Accelerator(
-        cpu=not _has_accelerator_device(),
+        cpu=on_cpu,
         gradient_accumulation_steps=cfg.training.gradient_accumulation_steps,
-        mixed_precision=cfg.training.mixed_precision,
+        mixed_precision=precision.resolve(cfg.training.mixed_precision, device_type),
         log_with=None if tracking == "none" else tracking,
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
         # A seedable sampler makes epoch e's order a function of (seed, e): what exact resume needs.
@@ -232,8 +234,12 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     # the loop (lp_ft: twice, probe then fine-tune)
     if cfg.training.tracking != "none":
         accelerator.init_trackers(cfg.run_name, config=_flat_hparams(cfg))
-    trainer, result, probe_result = get_method(cfg.method.name).fit(
-        cfg, accelerator, model, built.head_modules, train_and_eval_loaders, run_dir, augment_rng.set_epoch, hooks
+    method = get_method(cfg.method.name)
+    fingerprints = {name: getattr(split, "_fingerprint", None) for name, split in splits.items()}
+    fit_probe = _cached_probe_fitter(cfg, accelerator, model, built.head_modules, prepared, fingerprints, modality, processor)
+    model, result, probe_result = method.fit(
+        cfg, accelerator, model, built.head_modules, train_and_eval_loaders, run_dir, augment_rng.set_epoch, hooks,
+        fit_probe=fit_probe,
     )
 
     # test scores of the selected (best) model
@@ -241,10 +247,10 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     per_class: dict[str, Any] = {}
     if cfg.evaluation.test:
         test_loader = accelerator.prepare(loader("test", cfg.evaluation.batch_size, shuffle=False))
-        test_metrics, test_preds, test_labels = evaluate(trainer.model, test_loader, accelerator, cfg.evaluation.metrics)
+        test_metrics, test_preds, test_labels = evaluate(model, test_loader, accelerator, cfg.evaluation.metrics)
         per_class = {"split": "test", **per_class_report(test_preds, test_labels, label_names)}
         accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=result.state.step)
-    extra.update(measure.after_training(cfg, modality, processor, trainer.model, accelerator, splits, label_names))
+    extra.update(measure.after_training(cfg, modality, processor, model, accelerator, splits, label_names))
 
     record = RunRecord(
         run=RunInfo(
@@ -257,7 +263,7 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
             world_size=accelerator.num_processes,
             device=str(accelerator.device),
             mixed_precision=cfg.training.mixed_precision,
-            gradient_checkpointing=is_gradient_checkpointing(trainer.model),  # the model's state, not the config
+            gradient_checkpointing=is_gradient_checkpointing(model),  # the model's state, not the config
             started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
             wall_s=round(time.time() - started, 2),
             versions=library_versions(),
@@ -279,7 +285,7 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
             for entry in phase_result.state.history
         ]
     results = record.to_dict()
-    save_outputs(cfg, accelerator, trainer.model, processor, run_dir, label_names)
+    save_outputs(cfg, accelerator, model, processor, run_dir, label_names)
     if accelerator.is_main_process:
         write_record(run_dir, record)  # written last: its presence means "finished"
         logger.info("done: %s  eval %s  test %s", run_dir, _short(result.best_eval), _short(test_metrics))

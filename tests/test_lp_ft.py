@@ -35,7 +35,8 @@ def changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], pre
 
 
 def test_probe_moves_only_the_head_then_fine_tune_moves_the_backbone(quick_overrides, tiny_bert):
-    results = finetune(quick_overrides)
+    # Step by step: the probe checkpoints hold the whole model (on cached features they hold the head only).
+    results = finetune(quick_overrides, "training.feature_cache=false")
     out = out_dir(quick_overrides)
     initial = load_file(tiny_bert / "model.safetensors")
     probe_end = load_file(list_checkpoints(out / "probe_phase")[-1] / "model.safetensors")

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from hftl.config import load_config
 from hftl.errors import ConfigError
 from hftl.recipe import run
+from hftl.run.cpu import native_bf16
 
 ROOT = Path(__file__).parent.parent
 ACCELERATE_CONFIGS = sorted((ROOT / "recipes" / "accelerate").glob("*.yaml"))
@@ -123,6 +124,7 @@ def test_gradient_checkpointing_trains_the_same_model(quick_overrides, tmp_path)
     assert any(torch.count_nonzero(v) for k, v in w2.items() if re.search(r"lora_B", k))  # it did train
 
 
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no bf16 instructions: hftl refuses bf16 here")
 def test_runs_in_one_process_may_use_different_precisions(quick_overrides, tmp_path):
     """accelerate's state is a process-wide singleton; a notebook or sweep runs several recipes in one process."""
     first = run(load_config(None, [*quick_overrides, "training.epochs=1", "training.mixed_precision=bf16"]))

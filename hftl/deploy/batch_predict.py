@@ -24,9 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hftl.config import load_config
 from hftl.errors import DataError, HftlError
-from hftl.modalities import get_modality
 from hftl import files
 from hftl.run.folders import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 from hftl.run.text_files import check_encoding
@@ -54,17 +52,6 @@ class Prediction:
     score: float | None = None
     top_k: list[tuple[str, float]] = field(default_factory=list)
     error: str = ""
-
-
-def resolve_onnx_dir(target: str | Path) -> Path:
-    """An ONNX export folder, or a run directory holding one in onnx/."""
-    from hftl.deploy.export import EXPORT_CONFIG
-
-    target = Path(target)
-    for folder in (target, target / "onnx"):
-        if (folder / EXPORT_CONFIG).is_file():
-            return folder
-    raise HftlError(f"{target} is neither an hftl ONNX export nor a run with one in onnx/; run `hftl export RUN_DIR` first")
 
 
 def gather_inputs(args: list[str], modality: str, column: str, encoding: str = "utf-8") -> list[Item]:
@@ -155,19 +142,15 @@ def _media_path(value: str, base: Path) -> Path:
 
 
 def predict_items(
-    onnx_dir: Path, items: list[Item], *, quantized: bool = False, batch_size: int = 32, top_k: int = 3,
-    progress: bool = True,
+    loaded: tuple[Any, Any, Any, Any], items: list[Item], *, batch_size: int = 32, top_k: int = 3, progress: bool = True
 ) -> list[Prediction]:
-    """Classify items in batches with onnxruntime; an unreadable input gets its error, the rest go on."""
+    """Classify items in batches; ``loaded`` is :func:`hftl.deploy.export.load_classifier`'s (config, modality,
+    processor, classifier) for an export or a run. An unreadable input gets its error, the rest go on."""
     from tqdm.auto import tqdm
 
-    from hftl.deploy.export import EXPORT_CONFIG
-    from hftl.deploy.runtime import OnnxClassifier, softmax
+    from hftl.deploy.runtime import softmax
 
-    cfg = load_config(onnx_dir / EXPORT_CONFIG)
-    modality = get_modality(cfg.modality)
-    processor = modality.load_processor(str(onnx_dir), cfg)
-    classifier = OnnxClassifier(onnx_dir, quantized=quantized)
+    cfg, modality, processor, classifier = loaded
     names = [classifier.id2label.get(i, f"LABEL_{i}") for i in range(len(classifier.id2label))]
     k = max(1, min(top_k, len(names)))
     out: list[Prediction] = []

@@ -57,6 +57,13 @@ def _quantization_isa(machine: str, flags: set[str]) -> str:
     return "avx2"
 
 
+def int8_kernel_isa() -> str:
+    """The instruction set of the u8s8 GEMM that onnxruntime's MLAS runs our int8 MatMuls with on this CPU."""
+    from hftl.run import cpu
+
+    return f"{cpu.int8_isa()} (MLAS u8s8 GEMM)"
+
+
 def _cpu_flags() -> set[str]:
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
@@ -193,7 +200,10 @@ def quantize_dynamic_int8(
         quantizer = ORTQuantizer.from_pretrained(onnx_dir, file_name=source)
         quantizer.quantize(config, save_dir=onnx_dir)
     info = {
-        "config": name,
+        "config": name,  # optimum's preset: it sets the format (u8 activations, s8 weights), not the kernels
+        # onnxruntime picks MLAS's u8s8 GEMM kernel at run time from the CPU: AMX tiles where amx_int8 is present and
+        # granted, else AVX512-VNNI / AVX-VNNI, else AVX2 (ORT does not report it; the flags and the grant decide).
+        "kernel_isa": int8_kernel_isa(),
         "mode": "dynamic",
         "operators": [getattr(op, "value", op) for op in config.operators_to_quantize],
         "per_channel": bool(config.per_channel),
@@ -351,11 +361,16 @@ def export_and_check(
                 num_threads=lat["num_threads"],
                 latency_method=lat["method"],
             )
-        for name, source in (extra_files or {}).items():
-            shutil.copyfile(source, work / name)
-        write_json_atomic(work / REPORT_FILE, _jsonable(report))
-        replace_dir(work, out_dir)
+        publish(work, out_dir, _jsonable(report), extra_files)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return _jsonable(report)
+
+
+def publish(work: Path, out_dir: Path, report: dict, extra_files: Mapping[str, Path] | None) -> None:
+    """Put the extra files and the report into the finished export folder ``work``, then swap it in for ``out_dir``."""
+    for name, source in (extra_files or {}).items():
+        shutil.copyfile(source, work / name)
+    write_json_atomic(work / REPORT_FILE, report)
+    replace_dir(work, out_dir)

@@ -51,10 +51,13 @@ def fit_lp_ft(
     run_dir: Path,
     on_epoch_start: Callable[[int], None] | None = None,
     hooks: Sequence[Hook] = (),
-) -> tuple[Trainer, TrainResult, TrainResult | None]:
-    """Run both phases on model (every weight trainable on entry); returns (fine-tune trainer, its result, probe result).
+    fit_probe: Callable[[Config, Path], TrainResult | None] | None = None,
+) -> tuple[torch.nn.Module, TrainResult, TrainResult | None]:
+    """Run both phases on model (every weight trainable on entry); returns (fine-tuned model, its result, probe result).
 
-    A hook that stops the probe phase ends the run there: (probe trainer, probe result, None), the probed model.
+    ``fit_probe(probe_cfg, probe_dir)`` may train the head another way (on cached features) and return its result,
+    or None to have the probe run step by step. A hook that stops the probe phase ends the run there:
+    (probed model, probe result, None).
     """
     lp = cfg.method.lp_ft
     probe_dir = Path(run_dir) / PROBE_DIR
@@ -62,17 +65,20 @@ def fit_lp_ft(
         cfg, probe_dir, epochs=lp.probe_epochs, max_steps=lp.probe_max_steps, learning_rate=lp.probe_learning_rate
     )
     dropout_rates = freeze_backbone(model, heads)
-    probe = Trainer(
-        probe_cfg, accelerator, model, *make_loaders(), probe_dir, on_epoch_start, log_prefix="probe/", hooks=hooks
-    )
-    probe_result = probe.fit()  # ends with the best head loaded
-    if probe_result.state.should_stop and probe_result.state.stop_reason != "early_stopping":
-        return probe, probe_result, None
-    model = accelerator.unwrap_model(probe.model)
-    probe.release()
+    probe_result = fit_probe(probe_cfg, probe_dir) if fit_probe is not None else None
+    if probe_result is None:
+        probe = Trainer(
+            probe_cfg, accelerator, model, *make_loaders(), probe_dir, on_epoch_start, log_prefix="probe/", hooks=hooks
+        )
+        probe_result = probe.fit()  # ends with the best head loaded
+        if probe_result.state.should_stop and probe_result.state.stop_reason != "early_stopping":
+            return probe.model, probe_result, None
+        model = accelerator.unwrap_model(probe.model)
+        probe.release()
 
     unfreeze(model, dropout_rates)
     tune = Trainer(
         _phase_config(cfg, Path(run_dir)), accelerator, model, *make_loaders(), Path(run_dir), on_epoch_start, hooks=hooks
     )
-    return tune, tune.fit(), probe_result
+    result = tune.fit()
+    return tune.model, result, probe_result

@@ -37,7 +37,9 @@ if TYPE_CHECKING:  # models.py asks this registry whether a method starts pretra
 
 # (cfg, accelerator, model, head modules, make_loaders, run_dir, on_epoch_start, hooks)
 #   -> (the trainer holding the run's model, its result, the probe phase's result or None)
-FitLoops = Callable[..., tuple[Trainer, TrainResult, TrainResult | None]]
+# fit(cfg, accelerator, model, heads, make_loaders, run_dir, on_epoch_start, hooks, fit_probe=...) ->
+# (the trained model, its result, the probe phase's result or None)
+FitLoops = Callable[..., tuple[torch.nn.Module, TrainResult, TrainResult | None]]
 
 
 def fit_one_loop(
@@ -49,10 +51,31 @@ def fit_one_loop(
     run_dir: Path,
     on_epoch_start: Callable[[int], None] | None = None,
     hooks: Sequence[Hook] = (),
-) -> tuple[Trainer, TrainResult, None]:
-    """What most methods do: one Trainer over the prepared model."""
+    fit_probe: Callable[[Config, Path], TrainResult | None] | None = None,
+) -> tuple[torch.nn.Module, TrainResult, None]:
+    """What most methods do: one Trainer over the prepared model (``fit_probe`` is for the probing methods)."""
     trainer = Trainer(cfg, accelerator, model, *make_loaders(), run_dir, on_epoch_start, hooks=hooks)
-    return trainer, trainer.fit(), None
+    result = trainer.fit()
+    return trainer.model, result, None
+
+
+def fit_linear_probe(
+    cfg: Config,
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    heads: list[str],
+    make_loaders: Callable[[], tuple[DataLoader, DataLoader]],
+    run_dir: Path,
+    on_epoch_start: Callable[[int], None] | None = None,
+    hooks: Sequence[Hook] = (),
+    fit_probe: Callable[[Config, Path], TrainResult | None] | None = None,
+) -> tuple[torch.nn.Module, TrainResult, None]:
+    """The head trained on cached frozen features (``fit_probe``, hftl/evaluation/cached_probe.py) when the cache is
+    on, else step by step through the one loop. The cached fit takes no loop steps, so step hooks do not run."""
+    result = fit_probe(cfg, run_dir) if fit_probe is not None else None
+    if result is None:
+        return fit_one_loop(cfg, accelerator, model, heads, make_loaders, run_dir, on_epoch_start, hooks)
+    return accelerator.prepare(model), result, None  # the head trained on cached features is the model's own head
 
 
 @dataclass(frozen=True)
@@ -66,6 +89,7 @@ class Method:
     saves_adapter: bool  # writes RUN/adapter/ (a PEFT adapter; push.what=adapter needs it)
     prepare: Callable[[Config, Modality, BuiltModel], torch.nn.Module]  # freeze / wrap the built model for training
     learning_rate_note: str = ""  # what training.learning_rate means for it, when not the obvious
+    probes_frozen_features: bool = False  # trains a head on a frozen backbone (its features can be cached)
     fit: FitLoops = None  # type: ignore[assignment]  # its loops; set to fit_one_loop below unless the method has its own
 
     def __post_init__(self) -> None:
@@ -124,7 +148,8 @@ _REGISTRY: dict[str, Method] = {
         Method("scratch", "from scratch", "same architecture, random init (the no-transfer baseline)", "#7f7f7f",
                pretrained=False, changes_backbone=True, saves_adapter=False, prepare=_as_built),
         Method("linear_probe", "linear probe", "frozen backbone, head only", "#1f77b4",
-               pretrained=True, changes_backbone=False, saves_adapter=False, prepare=_probe),
+               pretrained=True, changes_backbone=False, saves_adapter=False, prepare=_probe, fit=fit_linear_probe,
+               probes_frozen_features=True),
         Method("lora", "LoRA", "low-rank adapters + new head", "#2ca02c",
                pretrained=True, changes_backbone=True, saves_adapter=True, prepare=_lora),
         Method("full", "full fine-tuning", "all weights", "#d62728",
@@ -133,6 +158,7 @@ _REGISTRY: dict[str, Method] = {
         # freezes the backbone for its probe phase itself.
         Method("lp_ft", "linear probe, then full fine-tuning (LP-FT)", "linear probe, then full fine-tune", "#9467bd",
                pretrained=True, changes_backbone=True, saves_adapter=False, prepare=_as_built, fit=fit_lp_ft,
+               probes_frozen_features=True,
                learning_rate_note="'s fine-tune phase (its probe: method.lp_ft.probe_learning_rate)"),
     )  # fmt: skip
 }
