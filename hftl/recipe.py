@@ -302,6 +302,25 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     return results
 
 
+def _cached_probe_fitter(cfg: Config, accelerator: Accelerator, model, heads, prepared, fingerprints, modality, processor):
+    """linear_probe / lp_ft: a function training the head on cached backbone features, or None (cache off, logged)."""
+    if not get_method(cfg.method.name).probes_frozen_features:
+        return None
+    reason = cached_probe.cache_off_reason(cfg)
+    if reason is not None:
+        logger.info("probe feature cache off: %s; the probe runs the backbone every step", reason)
+        return None
+    collate = modality.collator(processor, cfg)
+    prefix = "probe/" if cfg.method.name == "lp_ft" else ""
+
+    def fit(probe_cfg: Config, probe_dir: Path) -> TrainResult | None:
+        return cached_probe.fit_cached_probe(
+            probe_cfg, accelerator, model, heads, prepared, collate, probe_dir, prefix, fingerprints
+        )
+
+    return fit
+
+
 def train_info(result: TrainResult, metric_for_best: str | None = None) -> TrainInfo:
     """results.json's train section for one loop."""
     state = result.state
