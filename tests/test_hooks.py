@@ -72,6 +72,7 @@ def test_a_hook_that_stops_at_step_k_ends_the_run_there(quick_overrides, eval_st
 
 def test_a_hook_can_prune_from_an_evaluation_and_lp_ft_ends_with_the_probe(quick_overrides):
     hook = Recorder(stop_at_eval=1)
-    results = run(load_config(None, [*quick_overrides, "method.name=lp_ft"]), hooks=[hook])
+    # the step-by-step probe (a probe on cached features takes no loop steps, so there is nothing to prune)
+    results = run(load_config(None, [*quick_overrides, "method.name=lp_ft", "training.feature_cache=false"]), hooks=[hook])
     assert results["train"]["stop_reason"] == "pruned" and results["train"]["steps"] == 6  # one epoch of the probe
     assert len(results["history"]) == 1 and "phases" not in results["train"]
