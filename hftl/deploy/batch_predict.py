@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from hftl import files
 from hftl.config import load_config
 from hftl.errors import DataError, HftlError
 from hftl.modalities import get_modality
-from hftl.run import rundir
 from hftl.run.folders import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 from hftl.run.text_files import check_encoding
 
@@ -212,7 +212,7 @@ def write_predictions(predictions: list[Prediction], path: Path) -> Path:
         raise HftlError(f"--output {path}: name a .csv or .jsonl file")
     rows = [_row(p) for p in predictions]
     if path.suffix == ".jsonl":
-        rundir.write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        files.write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         return path
     import io
 
@@ -221,7 +221,7 @@ def write_predictions(predictions: list[Prediction], path: Path) -> Path:
     writer.writeheader()
     for r in rows:
         writer.writerow({**r, "top_k": json.dumps(r["top_k"], ensure_ascii=False), "score": _score(r["score"])})
-    rundir.write_text_atomic(path, buffer.getvalue())
+    files.write_text_atomic(path, buffer.getvalue())
     return path
 
 

@@ -10,16 +10,13 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from hftl.modalities import get_modality
+from hftl.modalities.whisper import POSITIONS_PER_SECOND
+from hftl.run.methods import display_name
+from hftl.run.record import RunRecord
+
 # Model-card library per pushed kind (the Hub filters models by it).
 LIBRARY = {"adapter": "peft", "merged": "transformers", "onnx": "onnx"}
-_AUTO_CLASSES = {"text": "AutoModelForSequenceClassification", "vision": "AutoModelForImageClassification"}
-_METHOD_NAMES = {
-    "lora": "LoRA",
-    "full": "full fine-tuning",
-    "linear_probe": "linear probe",
-    "scratch": "from scratch",
-    "lp_ft": "linear probe, then full fine-tuning (LP-FT)",
-}
 _METRIC_NAMES = {
     "accuracy": "Accuracy",
     "f1_macro": "F1 (macro)",
@@ -32,7 +29,7 @@ def render_card(
     *,
     what: str,
     repo_id: str,
-    results: dict[str, Any],
+    results: RunRecord | dict[str, Any],
     config: dict[str, Any],
     export_report: dict[str, Any] | None = None,
     adapter_config: dict[str, Any] | None = None,
@@ -47,7 +44,7 @@ def render_card(
     Args:
         what: ``adapter``, ``merged`` or ``onnx``.
         repo_id: The repo being pushed to (named in the usage snippet and the model-index).
-        results: ``results.json``. config: ``config.yaml``. export_report: ``onnx/export_report.json`` or None.
+        results: the run record (``results.json``; plain data is read through ``RunRecord.from_dict``). config: ``config.yaml``. export_report: ``onnx/export_report.json`` or None.
         adapter_config: The pushed ``adapter_config.json`` (for LoRA details and the base); None without an adapter.
         base_model: Hub id of the base model, or None when it has none (a local folder): metadata only names Hub ids.
         base_for_code: What the adapter usage snippet loads as base (default: base_model).
@@ -57,6 +54,8 @@ def render_card(
     """
     if what not in LIBRARY:
         raise ValueError(f"what must be one of {sorted(LIBRARY)}, got {what!r}")
+    if not isinstance(results, RunRecord):
+        results = RunRecord.from_dict(results)
     modality = config.get("modality", "text")
     task = (export_report or {}).get("task") or f"{modality}-classification"
     metadata = _metadata(what, repo_id, results, config, task, base_model, dataset_id, license)
@@ -76,14 +75,14 @@ def render_card(
 def _metadata(
     what: str,
     repo_id: str,
-    results: dict[str, Any],
+    results: RunRecord,
     config: dict[str, Any],
     task: str,
     base_model: str | None,
     dataset_id: str | None,
     license: str | None,  # noqa: A002
 ) -> ModelCardData:
-    method = results["run"]["method"]
+    method = results.run.method
     tags = ["hftl", config.get("modality", "text"), task, method]
     tags += {"adapter": ["peft", "lora"], "merged": ["safetensors"], "onnx": ["onnx", "int8"]}[what]
     dataset_name = dataset_id or _short_name(config["data"]["source"])
@@ -98,7 +97,7 @@ def _metadata(
             metric_value=round(float(value), 6),
             metric_name=_METRIC_NAMES.get(key, key),
         )
-        for key, value in (results.get("test") or {}).items()
+        for key, value in results.test.items()
         if key != "loss"
     ]
     return ModelCardData(
@@ -120,12 +119,12 @@ def _short_name(source: str) -> str:
 
 
 def _summary(
-    what: str, repo_id: str, results: dict[str, Any], config: dict[str, Any], base: str | None, license: str | None  # noqa: A002
+    what: str, repo_id: str, results: RunRecord, config: dict[str, Any], base: str | None, license: str | None  # noqa: A002
 ) -> str:
-    labels = results["data"]["labels"]
+    labels = results.data.labels
     modality = config.get("modality", "text")
-    base_text = f"[`{base}`](https://huggingface.co/{base})" if base else f"`{results['run']['model']}` (a local model)"
-    method = _METHOD_NAMES.get(results["run"]["method"], results["run"]["method"])
+    base_text = f"[`{base}`](https://huggingface.co/{base})" if base else f"`{results.run.model}` (a local model)"
+    method = display_name(results.run.method)
     kind = {
         "adapter": f"A {method} adapter (PEFT) for {base_text}",
         "merged": f"A model fine-tuned from {base_text} ({method}, merged into the weights)",
@@ -138,7 +137,7 @@ def _summary(
         f"hftl on `{config['data']['source']}`.",
     ]
     if not base:
-        lines += ["", f"The base model was a local folder (`{results['run']['model']}`); load your own copy of it."]
+        lines += ["", f"The base model was a local folder (`{results.run.model}`); load your own copy of it."]
     if not license:
         lines += ["", "License: not stated (push with `--license` / `push.license` to state one)."]
     return "\n".join(lines)
@@ -150,9 +149,9 @@ def _table(rows: list[tuple[str, Any]], header: tuple[str, str] = ("setting", "v
     return "\n".join(out)
 
 
-def _method(results: dict[str, Any], config: dict[str, Any], adapter_config: dict[str, Any] | None) -> str:
-    method, training, train = results["run"]["method"], config["training"], results["train"]
-    params = results["params"]
+def _method(results: RunRecord, config: dict[str, Any], adapter_config: dict[str, Any] | None) -> str:
+    method, training, train = results.run.method, config["training"], results.train
+    params = results.params
     rows: list[tuple[str, Any]] = [("method", method)]
     if method == "lora":
         lora = adapter_config or {}
@@ -166,28 +165,28 @@ def _method(results: dict[str, Any], config: dict[str, Any], adapter_config: dic
     rows += [
         ("trainable / total parameters", f"{params['trainable']:,} / {params['total']:,} "
          f"({100 * params['trainable'] / max(params['total'], 1):.2f}%)"),
-        ("epochs completed / optimizer steps", f"{train['epochs_completed']} / {train['steps']}"),
+        ("epochs completed / optimizer steps", f"{train.epochs_completed} / {train.steps}"),
         ("batch size x accumulation x processes", f"{training['batch_size']} x {training['gradient_accumulation_steps']}"
-         f" x {results['run'].get('world_size', 1)}"),
+         f" x {results.run.world_size}"),
         ("learning rate, schedule, warmup", f"{training['learning_rate']:g}, {training['lr_scheduler']}, "
          f"{training['warmup_ratio']:g}"),
         ("weight decay, max grad norm", f"{training['weight_decay']:g}, {training['max_grad_norm']}"),
         ("mixed precision", training["mixed_precision"]),
         ("seed", training["seed"]),
-        ("model selection", f"best validation {train['metric_for_best']} at step {train['best_step']}"),
+        ("model selection", f"best validation {train.metric_for_best} at step {train.best_step}"),
     ]  # fmt: skip
     modality = config.get("modality", "text")
     rows += [(f"{modality}.{key}", value) for key, value in (config.get(modality) or {}).items()]
     return "## Method\n\n" + _table(rows)
 
 
-def _data(results: dict[str, Any], config: dict[str, Any]) -> str:
-    data, sizes = config["data"], results["data"]
+def _data(results: RunRecord, config: dict[str, Any]) -> str:
+    data, sizes = config["data"], results.data
     rows: list[tuple[str, Any]] = [
         ("source", f"`{data['source']}`" + (f" ({data['subset']})" if data.get("subset") else "")),
         ("columns", f"input `{data['input_column']}`, label `{data['label_column']}`"),
-        ("labels", ", ".join(map(str, sizes["labels"]))),
-        ("rows: train / validation / test", " / ".join(str(sizes.get(s, "-")) for s in ("train", "validation", "test"))),
+        ("labels", ", ".join(map(str, sizes.labels))),
+        ("rows: train / validation / test", " / ".join(str(sizes.sizes.get(s, "-")) for s in ("train", "validation", "test"))),
     ]
     for key in ("max_train_samples", "train_fraction", "shots_per_class", "max_eval_samples"):
         if data.get(key) is not None:
@@ -195,8 +194,8 @@ def _data(results: dict[str, Any], config: dict[str, Any]) -> str:
     return "## Training data\n\n" + _table(rows)
 
 
-def _metrics(results: dict[str, Any]) -> str:
-    val, test = results.get("eval") or {}, results.get("test") or {}
+def _metrics(results: RunRecord) -> str:
+    val, test = results.eval, results.test
     keys = list(dict.fromkeys([*test, *val]))
     if not keys:
         return ""
@@ -256,30 +255,28 @@ def _ms(value: Any) -> str:
 def _usage(
     what: str,
     repo_id: str,
-    results: dict[str, Any],
+    results: RunRecord,
     config: dict[str, Any],
     base: str | None,
     adapter_config: dict[str, Any] | None,
     revision: str | None,
 ) -> str:
-    modality = config.get("modality", "text")
-    auto = _AUTO_CLASSES.get(modality, "AutoModel")
-    processor_class = "AutoTokenizer" if modality == "text" else "AutoProcessor"
+    modality = get_modality(config.get("modality", "text"))
+    auto, processor_class = modality.auto_model_name, modality.processor_class_name
     rev = f', revision="{revision}"' if revision and revision != "main" else ""
-    labels = [str(x) for x in results["data"]["labels"]]
+    labels = [str(x) for x in results.data.labels]
     max_length = (config.get("text") or {}).get("max_length", 128)
-    example = f'inputs = processor(["A text to classify."], truncation=True, max_length={max_length}, return_tensors="pt")'
-    if modality != "text":
-        example = "inputs = processor(..., return_tensors=\"pt\")  # your inputs"
+    example = modality.card_example(config)
     if what == "adapter" and base:  # the adapter names a Hub base: PEFT's Auto classes build it, as PEFT users expect
-        code = _auto_peft_usage(modality, repo_id, rev, labels, processor_class, example, _base_kwargs(config, adapter_config))
+        extra = _base_kwargs(config, adapter_config)
+        code = _auto_peft_usage(modality.name, repo_id, rev, labels, processor_class, example, extra)
         after = (
             "`num_labels` and the label maps build the base with this adapter's head size; without them the base keeps "
             "its own label count and the saved head does not fit (a size mismatch). "
             f"With hftl, name it as the model to keep training or to export it: `model.source={repo_id}`."
         )
     elif what == "adapter":
-        base_ref = (adapter_config or {}).get("base_model_name_or_path") or results["run"]["model"]
+        base_ref = (adapter_config or {}).get("base_model_name_or_path") or results.run.model
         note = "  # the base was a local folder: point this at your copy"
         code = [
             "import torch",
@@ -294,7 +291,7 @@ def _usage(
             ")",
             f'model = PeftModel.from_pretrained(base, "{repo_id}"{rev}).eval()',
             f'processor = {processor_class}.from_pretrained("{repo_id}"{rev})',
-            example,
+            *example,
             "with torch.no_grad():",
             "    print(labels[int(model(**inputs).logits.argmax(-1)[0])])",
         ]
@@ -306,7 +303,7 @@ def _usage(
             "",
             f'model = {auto}.from_pretrained("{repo_id}"{rev}).eval()',
             f'processor = {processor_class}.from_pretrained("{repo_id}"{rev})',
-            example,
+            *example,
             "with torch.no_grad():",
             "    print(model.config.id2label[int(model(**inputs).logits.argmax(-1)[0])])",
         ]
@@ -331,12 +328,13 @@ def _base_kwargs(config: dict[str, Any], adapter_config: dict[str, Any] | None) 
     base_class = ((adapter_config or {}).get("auto_mapping") or {}).get("base_model_class", "")
     if base_class.startswith("Whisper"):
         seconds = (config.get("audio") or {}).get("clip_seconds", 30)
-        return [f"    max_source_positions={50 * seconds},  # the encoder cut to {seconds} s clips, as trained"]
+        positions = POSITIONS_PER_SECOND * seconds
+        return [f"    max_source_positions={positions},  # the encoder cut to {seconds} s clips, as trained"]
     return []
 
 
 def _auto_peft_usage(
-    modality: str, repo_id: str, rev: str, labels: list[str], processor_class: str, example: str, extra: list[str]
+    modality: str, repo_id: str, rev: str, labels: list[str], processor_class: str, example: list[str], extra: list[str]
 ) -> list[str]:
     """AutoPeftModel* loads the base named in adapter_config.json, sized by num_labels, then the adapter and its head."""
     peft_class = "AutoPeftModelForSequenceClassification" if modality == "text" else "AutoPeftModel"
@@ -353,14 +351,14 @@ def _auto_peft_usage(
         *extra,
         ").eval()",
         f'processor = {processor_class}.from_pretrained("{repo_id}"{rev})',
-        example,
+        *example,
         "with torch.no_grad():",
         "    print(model.config.id2label[int(model(**inputs).logits.argmax(-1)[0])])",
     ]
 
 
-def _versions(results: dict[str, Any], export_report: dict[str, Any] | None) -> str:
-    versions = dict(results["run"].get("versions") or {})
+def _versions(results: RunRecord, export_report: dict[str, Any] | None) -> str:
+    versions = dict(results.run.versions)
     for name, version in ((export_report or {}).get("versions") or {}).items():
         versions.setdefault(name, version)
     if not versions:

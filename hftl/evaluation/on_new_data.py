@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import logging
 import re
 import shutil
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from hftl import files
 from hftl.config import Config, load_config
 from hftl.errors import HftlError
 from hftl.evaluation.confusion_plot import save_confusion_png
@@ -29,6 +29,7 @@ from hftl.run import rundir
 from hftl.run.data import load_labelled_split
 from hftl.run.metrics import compute_metrics
 from hftl.run.metrics.per_class import format_per_class, per_class_report
+from hftl.run.record import read_record
 
 logger = logging.getLogger("hftl")
 
@@ -75,7 +76,7 @@ def evaluate_run(
     results_path, config_path = run_dir / rundir.RESULTS, run_dir / rundir.CONFIG
     if not results_path.is_file() or not config_path.is_file():
         raise HftlError(f"{run_dir} is not a finished run (need {results_path} and {config_path})")
-    names = [str(n) for n in json.loads(results_path.read_text())["data"]["labels"]]
+    names = [str(n) for n in read_record(run_dir).data.labels]
     cfg = load_config(config_path, [f"data.source={source}", *overrides])
     modality = get_modality(cfg.modality)
     started = time.time()
@@ -163,7 +164,7 @@ def _write(out: Path, record: dict[str, Any], data: Any, cfg: Config, names: lis
     tmp = out.parent / f".tmp-{out.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    rundir.write_json_atomic(tmp / RECORD, record)
+    files.write_json_atomic(tmp / RECORD, record)
     title = f"{record['source']} ({record['split']}, {record['rows']} rows, {record['backend']})"
     save_confusion_png(record["per_class"], tmp / "confusion_matrix.png", title)
     inputs = _shown_inputs(data, cfg.data.input_column)
@@ -173,7 +174,7 @@ def _write(out: Path, record: dict[str, Any], data: Any, cfg: Config, names: lis
         for row, (shown, true, probs) in enumerate(zip(inputs, scored.labels, scored.probabilities, strict=True)):
             top = int(probs.argmax())
             writer.writerow([row, shown, names[int(true)], names[top], f"{probs[top]:.6f}"])
-    rundir.replace_dir(tmp, out)
+    files.replace_dir(tmp, out)
 
 
 def _shown_inputs(data: Any, column: str) -> list[str]:
