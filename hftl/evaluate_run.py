@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import logging
 import re
 import shutil
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from hftl import files
 from hftl.config import Config, load_config
 from hftl.errors import HftlError
 from hftl.evaluation.confusion_plot import save_confusion_png

@@ -34,6 +34,7 @@ from hftl.run.data import load_splits
 from hftl.run.hooks import Hook
 from hftl.run.methods import apply_method, get_method
 from hftl.run.metrics import check_metric_names
+from hftl.run.metrics.per_class import per_class_report
 from hftl.run.models import (
     build_model,
     count_parameters,

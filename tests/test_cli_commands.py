@@ -31,9 +31,10 @@ def cli_labels(capsys, onnx_dir: Path, inputs: list[str], *flags: str) -> list[s
     """`hftl predict` run as a user runs it; the label of each input from its printed table."""
     capsys.readouterr()
     assert main(["predict", str(onnx_dir), *flags, *inputs]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
-    assert len(lines) == len(inputs), lines
-    return [line.split("\t")[0] for line in lines]
+    header, *lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert header.split()[:2] == ["label", "score"] and len(lines) == len(inputs), lines
+    assert all(line.rstrip().endswith(str(Path(i).absolute()) if Path(i).exists() else i[:60]) for line, i in zip(lines, inputs, strict=True))
+    return [line.split()[0] for line in lines]
 
 
 @pytest.fixture(scope="module")

@@ -74,6 +74,7 @@ def test_whisper_adapter_loads_with_auto_peft_model_and_the_card_states_the_cut_
     from transformers import AutoModelForAudioClassification
 
     from hftl.deploy.model_card import render_card
+    from hftl.run.record import read_record
     from tests.test_audio import write_tone_csv
     from tests.tiny_models import tiny_audio_model
 
@@ -82,7 +83,7 @@ def test_whisper_adapter_loads_with_auto_peft_model_and_the_card_states_the_cut_
     run(load_config(None, ["modality=audio", f"model.source={base}", f"data.source={write_tone_csv(tmp_path / 'tones', 8)}",
                            "data.input_column=audio", "audio.clip_seconds=1", *RUN, f"output.dir={out}"]))  # fmt: skip
     adapter_config = json.loads((out / "adapter" / "adapter_config.json").read_text())
-    card = render_card(what="adapter", repo_id="me/tones", results=json.loads((out / "results.json").read_text()),
+    card = render_card(what="adapter", repo_id="me/tones", results=read_record(out),
                        config=yaml.safe_load((out / "config.yaml").read_text()), adapter_config=adapter_config,
                        base_model="someone/whisper")  # fmt: skip
     assert "AutoPeftModel.from_pretrained(" in card and "    max_source_positions=50,  # the encoder cut to 1 s" in card

@@ -23,7 +23,8 @@ from hftl.errors import RunDirError
 RESULTS = "results.json"
 CONFIG = "config.yaml"
 SKIPPED = "skipped_samples.json"
-_ARTEFACTS = ("results.json", "adapter", "model", "checkpoints", "probe_phase", "logs", "onnx", "config.yaml", SKIPPED)
+_ARTEFACTS = ("results.json", "adapter", "model", "checkpoints", "probe_phase", "logs", "onnx", "config.yaml", SKIPPED,
+              "evaluations")  # fmt: skip  (evaluations: `hftl evaluate` of the model being replaced)
 
 
 def estimate_run_bytes(total_params: int, trainable_params: int, keep_checkpoints: int) -> int:
