@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hftl.config import ExportConfig
 from hftl.deploy.latency import measure_latency
 from hftl.deploy.parity import evaluate_backends, load_torch_model, task_auto_classes
 from hftl.deploy.runtime import FP32_FILE, INT8_FILE, make_session
@@ -268,20 +269,16 @@ def export_and_check(
     task: str,
     features: Mapping[str, np.ndarray],
     labels: np.ndarray | None,
+    export: ExportConfig | None = None,
     *,
-    parity_atol: float = 1e-4,
-    quantize: bool = True,
     quantize_operators: list[str] | None = INT8_OPERATORS,
-    max_int8_accuracy_drop: float = 0.01,
-    num_threads: int | None = None,
-    latency_repeats: int = 20,
-    opset: int | None = None,
     measure_speed: bool = True,
     batch_size: int = 32,
     auto_class: str | None = None,
     extra_files: Mapping[str, Path] | None = None,
 ) -> dict:
-    """Export, quantize, check and report; ``out_dir`` is (re)placed only when every gate passes.
+    """Export, quantize, check and report as ``export`` (the run config's export section) says; ``out_dir`` is
+    (re)placed only when every gate passes.
 
     ``extra_files`` (name -> source path) are copied next to the model before the swap, so they arrive with it.
 
@@ -294,6 +291,9 @@ def export_and_check(
     Raises:
         ExportError: A gate failed (message with the numbers; ``.report`` holds them). ``out_dir`` is untouched.
     """
+    export = export or ExportConfig()
+    parity_atol, quantize, max_int8_accuracy_drop = export.parity_atol, export.quantize, export.max_int8_accuracy_drop
+    num_threads, latency_repeats, opset = export.num_threads, export.latency_repeats, export.opset
     model_dir, out_dir = Path(model_dir).resolve(), Path(out_dir).resolve()
     if out_dir == model_dir or out_dir in model_dir.parents:
         raise ValueError(f"out_dir {out_dir} would replace the model folder {model_dir}")

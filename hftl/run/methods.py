@@ -11,47 +11,35 @@ its ``PeftType`` names below the ``register_peft_method`` calls.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from accelerate import Accelerator
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as peft_defaults
-from torch.utils.data import DataLoader
 
 from hftl.config import METHODS as CONFIG_METHOD_NAMES
 from hftl.config import Config
 from hftl.errors import ModelError
 from hftl.modalities import Modality
 from hftl.run.freezing import freeze_backbone
-from hftl.run.hooks import Hook
 from hftl.run.lp_ft import fit_lp_ft
-from hftl.run.training import Trainer, TrainResult
+from hftl.run.training import LoopInputs, Trainer, TrainResult
 
 if TYPE_CHECKING:  # models.py asks this registry whether a method starts pretrained; it is only a type here
     from hftl.run.models import BuiltModel
 
 
-# (cfg, accelerator, model, head modules, make_loaders, run_dir, on_epoch_start, hooks)
-#   -> (the trainer holding the run's model, its result, the probe phase's result or None)
-FitLoops = Callable[..., tuple[Trainer, TrainResult, TrainResult | None]]
+# -> (the trainer holding the run's model, its result, the probe phase's result or None)
+FitLoops = Callable[[LoopInputs], tuple[Trainer, TrainResult, TrainResult | None]]
 
 
-def fit_one_loop(
-    cfg: Config,
-    accelerator: Accelerator,
-    model: torch.nn.Module,
-    heads: list[str],
-    make_loaders: Callable[[], tuple[DataLoader, DataLoader]],
-    run_dir: Path,
-    on_epoch_start: Callable[[int], None] | None = None,
-    hooks: Sequence[Hook] = (),
-) -> tuple[Trainer, TrainResult, None]:
+def fit_one_loop(loop: LoopInputs) -> tuple[Trainer, TrainResult, None]:
     """What most methods do: one Trainer over the prepared model."""
-    trainer = Trainer(cfg, accelerator, model, *make_loaders(), run_dir, on_epoch_start, hooks=hooks)
+    trainer = Trainer(
+        loop.cfg, loop.accelerator, loop.model, *loop.make_loaders(), loop.run_dir, loop.on_epoch_start, hooks=loop.hooks
+    )
     return trainer, trainer.fit(), None
 
 

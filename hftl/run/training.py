@@ -38,6 +38,20 @@ BEST_FILE = "best_trainable.safetensors"
 
 
 @dataclass
+class LoopInputs:
+    """What a method's fit (one loop, or lp_ft's two) needs to build its Trainers."""
+
+    cfg: Config
+    accelerator: Accelerator
+    model: torch.nn.Module  # the module to train, the method applied
+    heads: list[str]  # top-level modules of the new head
+    make_loaders: Callable[[], tuple[DataLoader, DataLoader]]  # fresh (train, validation) loaders
+    run_dir: Path
+    on_epoch_start: Callable[[int], None] | None = None  # e.g. the augmentation generator's set_epoch
+    hooks: Sequence[Hook] = ()
+
+
+@dataclass
 class TrainResult:
     state: TrainerState
     best_eval: dict[str, float]
