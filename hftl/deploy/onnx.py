@@ -263,6 +263,33 @@ def _jsonable(value):
     return value
 
 
+def _report(
+    task: str, onnx_path: Path, model_dir: Path, work: Path, ev: dict, export: ExportConfig, quant_info: dict | None
+) -> dict:
+    """export_report.json before the latency measurement (which fills latency_ms, speedup_vs_torch, num_threads)."""
+    return {
+        "task": task,
+        "opset": _opset(onnx_path),
+        "versions": _versions(),
+        "model_dir": str(model_dir),
+        "num_samples": ev["num_samples"],
+        "inputs": [i.name for i in make_session(onnx_path).get_inputs()],
+        "parity": {**ev["parity"], "atol": export.parity_atol},
+        "accuracy": {"onnx_int8": None, **ev["accuracy"], "max_int8_drop": export.max_int8_accuracy_drop},
+        "nonfinite": ev["nonfinite"],
+        "quantization": quant_info,
+        "sizes_mb": {
+            FP32_FILE: _size_mb(onnx_path, work / f"{FP32_FILE}_data"),
+            INT8_FILE: _size_mb(work / INT8_FILE),
+            "torch_safetensors": _size_mb(*sorted(model_dir.glob("*.safetensors"))),
+        },
+        "latency_ms": None,
+        "speedup_vs_torch": None,
+        "num_threads": None,
+        "latency_method": None,
+    }
+
+
 def export_and_check(
     model_dir: Path,
     out_dir: Path,
@@ -292,8 +319,6 @@ def export_and_check(
         ExportError: A gate failed (message with the numbers; ``.report`` holds them). ``out_dir`` is untouched.
     """
     export = export or ExportConfig()
-    parity_atol, quantize, max_int8_accuracy_drop = export.parity_atol, export.quantize, export.max_int8_accuracy_drop
-    num_threads, latency_repeats, opset = export.num_threads, export.latency_repeats, export.opset
     model_dir, out_dir = Path(model_dir).resolve(), Path(out_dir).resolve()
     if out_dir == model_dir or out_dir in model_dir.parents:
         raise ValueError(f"out_dir {out_dir} would replace the model folder {model_dir}")
@@ -301,9 +326,9 @@ def export_and_check(
     # A sibling, so the final move is a rename on the same filesystem.
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        onnx_path = export_onnx(model_dir, work, task, opset=opset)
+        onnx_path = export_onnx(model_dir, work, task, opset=export.opset)
         quant_info = None
-        if quantize:
+        if export.quantize:
             try:
                 _, quant_info = quantize_dynamic_int8(work, operators=quantize_operators)
             except Exception as exc:
@@ -311,40 +336,15 @@ def export_and_check(
         ev = evaluate_backends(
             model_dir, work, features, labels, batch_size=batch_size, task=task, auto_class=auto_class
         )
-        report = {
-            "task": task,
-            "opset": _opset(onnx_path),
-            "versions": _versions(),
-            "model_dir": str(model_dir),
-            "num_samples": ev["num_samples"],
-            "inputs": [i.name for i in make_session(onnx_path).get_inputs()],
-            "parity": {**ev["parity"], "atol": parity_atol},
-            "accuracy": {"onnx_int8": None, **ev["accuracy"], "max_int8_drop": max_int8_accuracy_drop},
-            "nonfinite": ev["nonfinite"],
-            "quantization": quant_info,
-            "sizes_mb": {
-                FP32_FILE: _size_mb(onnx_path, work / f"{FP32_FILE}_data"),
-                INT8_FILE: _size_mb(work / INT8_FILE),
-                "torch_safetensors": _size_mb(*sorted(model_dir.glob("*.safetensors"))),
-            },
-            "latency_ms": None,
-            "speedup_vs_torch": None,
-            "num_threads": None,
-            "latency_method": None,
-        }
-        problems = _gate(ev, parity_atol, max_int8_accuracy_drop)
+        report = _report(task, onnx_path, model_dir, work, ev, export, quant_info)
+        problems = _gate(ev, export.parity_atol, export.max_int8_accuracy_drop)
         if problems:
             raise ExportError(f"ONNX export of {model_dir} refused: " + "; ".join(problems), report)
         if measure_speed:
             lat = measure_latency(
-                model_dir,
-                work,
-                features,
-                task=task,
-                auto_class=auto_class,
-                num_threads=num_threads,
-                repeats=latency_repeats,
-            )
+                model_dir, work, features, task=task, auto_class=auto_class, num_threads=export.num_threads,
+                repeats=export.latency_repeats,
+            )  # fmt: skip
             report.update(
                 latency_ms=lat["latency_ms"],
                 speedup_vs_torch=lat["speedup_vs_torch"],
