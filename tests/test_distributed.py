@@ -75,3 +75,18 @@ def test_two_rank_run_matches_single_process_evaluation_and_only_rank_0_writes(t
     loss = torch.nn.functional.cross_entropy(logits, labels).item()
     assert results["eval"]["accuracy"] == pytest.approx(accuracy)
     assert results["eval"]["loss"] == pytest.approx(loss, abs=1e-5)
+
+
+def test_a_hook_stopping_on_one_rank_stops_both(tiny_bert, topic_csv, tmp_path):
+    """A hook that decides on rank 1 alone must not leave rank 0 training (it would wait forever at a collective)."""
+    out = tmp_path / "ddp-hook"
+    overrides = [f"model.source={tiny_bert}", f"data.source={topic_csv}", "text.max_length=16", "method.name=full",
+                 "training.epochs=2", "training.batch_size=8", "training.tracking=none", f"output.dir={out}"]  # fmt: skip
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [str(torchrun), "--nproc_per_node", "2", str(ROOT / "tests" / "hook_stop_run.py"), "3", *overrides]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    train = json.loads((out / "results.json").read_text())["train"]  # written by rank 0, which never set the stop
+    assert train["steps"] == 3 and train["stopped_early"]
+    assert train["stop_reason"] == "stopped by a hook on another process"

@@ -267,7 +267,15 @@ class Trainer:
         return self._note_stop()
 
     def _note_stop(self) -> bool:
-        """True when early stopping or a hook asked to stop; recorded in the state (and so in the next checkpoint)."""
+        """True when early stopping or a hook asked to stop; recorded in the state (and so in the next checkpoint).
+
+        Every process calls this at the same point. A hook may decide on one process alone (a clock, a file): its stop
+        is shared, since a process that kept training would wait forever for the others at the next collective.
+        """
+        if self.accelerator.num_processes > 1 and self.hooks.hooks:
+            flag = torch.tensor([float(self.state.should_stop)], device=self.accelerator.device)
+            if self.accelerator.reduce(flag, "sum").item() > 0 and not self.state.should_stop:
+                self.state.should_stop, self.state.stop_reason = True, "stopped by a hook on another process"
         if self.state.should_stop:
             self.state.stopped_early = True
             self.state.stop_reason = self.state.stop_reason or "stopped by a hook"
