@@ -45,7 +45,26 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from hftl.config import load_config
     from hftl.recipe import run
 
-    run(load_config(*_config_and_overrides(args)))
+    config, overrides = _config_and_overrides(args)
+    load_config(config, overrides)  # a bad key stops here, before any process starts
+    if args.nproc > 1:
+        sys.exit(_train_with_torchrun(args.nproc, config, overrides))
+    run(load_config(config, overrides))
+
+
+def _train_with_torchrun(nproc: int, config: str | None, overrides: list[str]) -> int:
+    """N real processes on this machine (gloo on CPU, NCCL on GPUs) through torchrun, each running `hftl train`.
+
+    accelerate's own multi-CPU launch needs mpirun; torchrun needs nothing more than torch. Each process gets an equal
+    share of the cores (torchrun would give each one thread).
+    """
+    import subprocess
+
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+           "-m", "hftl.cli", "train", *([config] if config else []), *overrides]  # fmt: skip
+    return subprocess.call(cmd, env=env)
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -140,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune a model from a recipe config")
     p.add_argument("config", help="recipe YAML, e.g. recipes/configs/text/minilm_lora.yaml (optional: key=value alone works)")
     p.add_argument("overrides", nargs="*", help="key=value or section.key=value")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data-parallel processes on this machine (torchrun underneath; CPU: gloo, one share of cores each)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("export", help="export a finished run to ONNX (fp32 + int8) with a parity check")

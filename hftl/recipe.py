@@ -36,7 +36,7 @@ from hftl.deploy.hub import push_run
 from hftl.errors import ConfigError
 from hftl.evaluation import forgetting, measure
 from hftl.modalities import Modality, get_modality
-from hftl.run import checkpoints, rundir
+from hftl.run import checkpoints, launcher, rundir
 from hftl.run.data import load_splits
 from hftl.run.hooks import Hook
 from hftl.run.methods import apply_method, get_method
@@ -47,6 +47,7 @@ from hftl.run.models import (
     count_parameters,
     enable_gradient_checkpointing,
     find_adapter,
+    is_gradient_checkpointing,
     load_processor,
     merge_adapter,
 )
@@ -125,6 +126,10 @@ def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
         # A seedable sampler makes epoch e's order a function of (seed, e): what exact resume needs.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.training.seed),
     )
+    # `accelerate launch --cpu --num_processes N` silently starts one process: say so instead of training with 1.
+    short = launcher.check_world_size(accelerator.num_processes, on_cpu=accelerator.device.type == "cpu")
+    if short:
+        raise ConfigError(short)
     # A launcher (e.g. a DeepSpeed config) may set accumulation too; the schedule is computed from ours.
     if accelerator.gradient_accumulation_steps != cfg.training.gradient_accumulation_steps:
         raise ConfigError(
@@ -321,6 +326,7 @@ def record_of(ready: Setup, fitted: Fitted, scores: Scores) -> RunRecord:
             world_size=accelerator.num_processes,
             device=str(accelerator.device),
             mixed_precision=cfg.training.mixed_precision,
+            gradient_checkpointing=is_gradient_checkpointing(fitted.trainer.model),  # the model's state, not the config
             started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ready.started)),
             wall_s=round(time.time() - ready.started, 2),
             versions=library_versions(),

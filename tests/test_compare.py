@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -233,7 +234,7 @@ def test_rows_and_mean_std_over_seeds(tmp_path, tiny_recipe):
     aggregate.write_csv(rows, tmp_path / "results.csv")
     with (tmp_path / "results.csv").open() as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == aggregate.COLUMNS
+        assert reader.fieldnames == readme_columns()
         read = list(reader)
     assert [r["test_accuracy"] for r in read] == ["0.5", "0.6", "0.9"]
     assert read[0]["shots_per_class"] == "all" and read[0]["shift_mean_accuracy"] == "0.4" and read[1]["shift_mean_accuracy"] == ""
@@ -346,3 +347,10 @@ def test_cli_dry_run_lists_runs_and_runs_nothing(tmp_path, tiny_recipe, capsys):
     assert not (tmp_path / "report").exists()
     assert main(["compare", str(tmp_path / "missing.yaml")]) == 2
     assert "compare spec not found" in capsys.readouterr().err
+
+
+def readme_columns() -> list[str]:
+    """The results.csv columns as the README's table documents them, in order (what users script against)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `results.csv` |"))
+    return re.findall(r"`([a-z0-9_]+)`", row.split("|")[2])

@@ -12,6 +12,7 @@ from PIL import Image
 from hftl.augment import vision as aug
 from hftl.config import load_config
 from hftl.errors import ConfigError, DataError
+from tests.conftest import torch_labels
 from tests.tiny_models import tiny_vision_model
 
 CLASSES = ("bright", "dark", "stripes")
@@ -116,8 +117,10 @@ def test_export_parity_and_predict_on_a_png(lora_run, image_folder, tmp_path):
     report = export_run(out, ["export.quantize=false", "export.latency_repeats=2"])
     assert report["parity"]["fp32_max_abs_diff"] <= 1e-4
     assert report["inputs"] == ["pixel_values"]
-    labels = predict(out / "onnx", [str(image_folder / "dark" / "00.png"), Image.open(image_folder / "bright" / "00.png")])
-    assert len(labels) == 2 and all(label in CLASSES and 0.0 <= score <= 1.0 for label, score in labels)
+    images = [str(image_folder / kind / "00.png") for kind in CLASSES]
+    labels = predict(out / "onnx", [images[0], Image.open(images[1]), images[2]])  # a path or a PIL image
+    assert [label for label, _ in labels] == torch_labels(out, images)
+    assert all(0.0 < score <= 1.0 for _, score in labels)
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     with pytest.raises(DataError, match="broken.png"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -374,13 +373,6 @@ def test_entries_registered():
 
 
 # ---- slow: the real packages ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def real_home(tmp_path_factory):
-    """One HFTL_HOME for all slow tests: an existing $HFTL_HOME, else a session temp dir."""
-    env = os.environ.get("HFTL_HOME")
-    return Path(env) if env else tmp_path_factory.mktemp("hftl_home")
 
 
 def _info(path: Path) -> dict:

@@ -39,6 +39,7 @@ class RunInfo:
     world_size: int = 1
     device: str = "cpu"
     mixed_precision: str = "no"
+    gradient_checkpointing: bool | None = None  # whether the model really recomputed activations; None: not recorded
     started: str = ""
     wall_s: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
