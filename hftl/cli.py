@@ -24,6 +24,10 @@ import sys
 from hftl.errors import HftlError
 from hftl.modalities import registered_modalities
 
+# Each command imports what it runs inside its _cmd_* function: `hftl --help`, `hftl zoo list` or `hftl summary`
+# should not pay for importing torch, transformers and onnxruntime (seconds on 2 cores) that only training,
+# export and prediction need. These are the only function-level imports of hftl modules (tests/test_layers.py).
+
 
 def setup_logging() -> None:
     """hftl's own logger talks (main process only); libraries only warn."""

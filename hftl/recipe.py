@@ -1,7 +1,12 @@
-"""The fine-tuning recipe: config -> data -> model -> method -> loop -> eval -> save (-> export) (-> push).
+"""The fine-tuning recipe, in four stages, each callable alone:
+
+    setup(cfg)                  -> Setup    run dir, accelerator, data, model with its method applied (all checks)
+    fit(setup, hooks)           -> Fitted   the method's training loop(s); the best model loaded
+    score(setup, fitted)        -> Scores   test metrics and the after-training measurements (shift, forgetting)
+    save(setup, fitted, scores) -> dict     adapter/, model/, results.json (-> export) (-> push)
 
 ``python recipes/finetune.py CONFIG [k=v ...]``, ``accelerate launch recipes/finetune.py CONFIG [k=v ...]`` and
-``hftl train CONFIG [k=v ...]`` all land in ``run()``.
+``hftl train CONFIG [k=v ...]`` all land in ``run()``, which chains them.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +31,11 @@ import hftl
 from hftl import files
 from hftl.augment import AugmentRng
 from hftl.config import Config, save_config
+from hftl.deploy.export import export_run
+from hftl.deploy.hub import push_run
 from hftl.errors import ConfigError
 from hftl.evaluation import cached_probe, forgetting, measure
-from hftl.run.metrics.per_class import per_class_report
-from hftl.modalities import get_modality
+from hftl.modalities import Modality, get_modality
 from hftl.run import checkpoints, launcher, precision, rundir
 from hftl.run.data import load_splits
 from hftl.run.hooks import Hook
@@ -36,14 +43,17 @@ from hftl.run.methods import apply_method, get_method
 from hftl.run.metrics import check_metric_names
 from hftl.run.metrics.per_class import per_class_report
 from hftl.run.models import (
+    BuiltModel,
     build_model,
     count_parameters,
     enable_gradient_checkpointing,
+    find_adapter,
     is_gradient_checkpointing,
     load_processor,
+    merge_adapter,
 )
 from hftl.run.record import DataInfo, RunInfo, RunRecord, TrainInfo, write_record
-from hftl.run.training import TrainResult, evaluate
+from hftl.run.training import LoopInputs, Trainer, TrainResult, evaluate
 
 logger = logging.getLogger("hftl")
 
@@ -155,13 +165,8 @@ def save_outputs(
     if not saves_adapter:
         unwrapped.save_pretrained(str(tmp), state_dict=state, safe_serialization=True)
     elif accelerator.is_fsdp2:  # a sharded model cannot merge in place: merge the saved adapter into a fresh base
-        from hftl.run.models import find_adapter, load_adapter_classifier
-
         adapter = find_adapter(str(run_dir / "adapter"))
-        merged = load_adapter_classifier(
-            adapter, get_modality(cfg.modality), label_names, trainable=False,
-            trust_remote_code=cfg.model.trust_remote_code, cfg=cfg,
-        ).merge_and_unload()  # fmt: skip
+        merged = merge_adapter(adapter, get_modality(cfg.modality), label_names, cfg)
         merged.save_pretrained(str(tmp), safe_serialization=True)
     else:
         unwrapped.merge_and_unload().save_pretrained(str(tmp), safe_serialization=True)
@@ -169,10 +174,69 @@ def save_outputs(
     files.replace_dir(tmp, run_dir / "model")
 
 
+@dataclass
+class Setup:
+    """What setup() built: the accelerator, the data (raw and prepared), the model ready for its method."""
+
+    cfg: Config
+    run_dir: Path
+    started: float  # time.time() at the start, for the record's wall time
+    accelerator: Accelerator
+    modality: Modality
+    splits: dict[str, Any]  # raw splits
+    label_names: list[Any]
+    skipped: list[dict[str, Any]]  # rows left out under data.on_bad_sample=skip
+    built: BuiltModel
+    processor: Any
+    model: torch.nn.Module  # the module to train (the method applied)
+    params: dict[str, int]
+    augment_rng: AugmentRng
+    prepared: dict[str, Any]  # model-ready splits
+    measurements: dict[str, Any] = field(default_factory=dict)  # taken so far (transferability, before training)
+
+    def loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
+        cfg = self.cfg
+        collate = self.modality.collator(self.processor, cfg, train=name == "train", augment_rng=self.augment_rng)
+        return DataLoader(
+            self.prepared[name], batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
+            num_workers=cfg.training.num_workers,
+        )  # fmt: skip
+
+    def train_and_eval_loaders(self) -> tuple[DataLoader, DataLoader]:
+        return (
+            self.loader("train", self.cfg.training.batch_size, shuffle=True),
+            self.loader("validation", self.cfg.evaluation.batch_size, shuffle=False),
+        )
+
+
+@dataclass
+class Fitted:
+    model: torch.nn.Module  # the run's model (prepared), its best weights loaded
+    result: TrainResult
+    probe_result: TrainResult | None = None  # lp_ft's probe phase
+
+
+@dataclass
+class Scores:
+    test: dict[str, float]
+    measurements: dict[str, Any]  # every measurement of the run (before and after training)
+    per_class: dict[str, Any] = field(default_factory=dict)  # the test split's per-class metrics, confusion matrix
+
+
 def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     """Train, evaluate and save one run; returns the results written to RUN/results.json.
 
     hooks see every step, evaluation and checkpoint of the loop (both phases of lp_ft) and may stop it early.
+    """
+    ready = setup(cfg)
+    fitted = fit(ready, hooks)
+    return save(ready, fitted, score(ready, fitted))
+
+
+def setup(cfg: Config) -> Setup:
+    """The run directory, accelerator, data, model and method: everything up to the first training step.
+
+    Every check that can fail (config, data, model, disk space, the forgetting probe's needs) fails here.
     """
     started = time.time()
     run_dir = Path(cfg.output.dir)
@@ -188,7 +252,7 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     set_seed(cfg.training.seed)
 
     # data (the main process builds caches first; the others then read them)
-    skipped: list[dict[str, Any]] = []  # rows left out under data.on_bad_sample=skip
+    skipped: list[dict[str, Any]] = []
     with accelerator.main_process_first():
         splits, label_names = load_splits(cfg.data, lambda value: modality.check_input(value, cfg), skipped)
     if accelerator.is_main_process and cfg.data.on_bad_sample == "skip":
@@ -196,11 +260,11 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     # model + method
     built = build_model(cfg, modality, label_names)
     processor = load_processor(cfg, modality, built)
-    extra: dict[str, Any] = {}
+    measurements: dict[str, Any] = {}
     if cfg.evaluation.forgetting:
         forgetting.preflight(cfg)  # fail now, not after training
     if cfg.evaluation.transferability and accelerator.is_main_process:
-        extra["transferability"] = measure.transferability(cfg, modality, processor, built.model, splits)
+        measurements["transferability"] = measure.transferability(cfg, modality, processor, built.model, splits)
     model = apply_method(cfg, modality, built)
     if cfg.training.gradient_checkpointing:
         enable_gradient_checkpointing(model)
@@ -219,40 +283,67 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
             name: modality.prepare(split, processor, cfg, train=name == "train", augment_rng=augment_rng)
             for name, split in splits.items()
         }
+    return Setup(
+        cfg, run_dir, started, accelerator, modality, splits, label_names, skipped, built, processor, model, params,
+        augment_rng, prepared, measurements,
+    )  # fmt: skip
 
-    def loader(name: str, batch_size: int, shuffle: bool) -> DataLoader:
-        collate = modality.collator(processor, cfg, train=name == "train", augment_rng=augment_rng)
-        return DataLoader(
-            prepared[name], batch_size=batch_size, shuffle=shuffle, collate_fn=collate, num_workers=cfg.training.num_workers
-        )
 
-    def train_and_eval_loaders() -> tuple[DataLoader, DataLoader]:
-        return (
-            loader("train", cfg.training.batch_size, shuffle=True),
-            loader("validation", cfg.evaluation.batch_size, shuffle=False),
-        )
-
-    # the loop (lp_ft: twice, probe then fine-tune)
+def fit(ready: Setup, hooks: Sequence[Hook] = ()) -> Fitted:
+    """The method's training loop(s) (lp_ft: probe, then fine-tune); ends with the best model loaded."""
+    cfg, accelerator = ready.cfg, ready.accelerator
     if cfg.training.tracking != "none":
         accelerator.init_trackers(cfg.run_name, config=_flat_hparams(cfg))
     method = get_method(cfg.method.name)
-    fingerprints = {name: getattr(split, "_fingerprint", None) for name, split in splits.items()}
-    fit_probe = _cached_probe_fitter(cfg, accelerator, model, built.head_modules, prepared, fingerprints, modality, processor)
-    model, result, probe_result = method.fit(
-        cfg, accelerator, model, built.head_modules, train_and_eval_loaders, run_dir, augment_rng.set_epoch, hooks,
-        fit_probe=fit_probe,
-    )
+    loop = LoopInputs(
+        cfg, accelerator, ready.model, ready.built.head_modules, ready.train_and_eval_loaders, ready.run_dir,
+        ready.augment_rng.set_epoch, hooks,
+        fit_probe=_cached_probe_fitter(ready) if method.probes_frozen_features else None,
+    )  # fmt: skip
+    model, result, probe_result = method.fit(loop)
+    return Fitted(model, result, probe_result)
 
-    # test scores of the selected (best) model
+
+def _cached_probe_fitter(ready: Setup) -> Callable[[Config, Path], TrainResult | None] | None:
+    """A function training the head on cached frozen-backbone features (hftl/evaluation/cached_probe.py), or None
+    when the cache is off (logged with the reason, e.g. augmentation)."""
+    cfg = ready.cfg
+    reason = cached_probe.cache_off_reason(cfg)
+    if reason is not None:
+        logger.info("probe feature cache off: %s; the probe runs the backbone every step", reason)
+        return None
+    collate = ready.modality.collator(ready.processor, cfg)
+    fingerprints = {name: getattr(split, "_fingerprint", None) for name, split in ready.splits.items()}
+    prefix = "probe/" if get_method(cfg.method.name).changes_backbone else ""  # lp_ft logs its probe phase apart
+
+    def fit_probe(probe_cfg: Config, probe_dir: Path) -> TrainResult | None:
+        return cached_probe.fit_cached_probe(
+            probe_cfg, ready.accelerator, ready.model, ready.built.head_modules, ready.prepared, collate, probe_dir,
+            prefix, fingerprints,
+        )  # fmt: skip
+
+    return fit_probe
+
+
+def score(ready: Setup, fitted: Fitted) -> Scores:
+    """Test scores of the selected (best) model, and what the run measures after training (shift, forgetting)."""
+    cfg, accelerator, model = ready.cfg, ready.accelerator, fitted.model
     test_metrics: dict[str, float] = {}
     per_class: dict[str, Any] = {}
     if cfg.evaluation.test:
-        test_loader = accelerator.prepare(loader("test", cfg.evaluation.batch_size, shuffle=False))
+        test_loader = accelerator.prepare(ready.loader("test", cfg.evaluation.batch_size, shuffle=False))
         test_metrics, test_preds, test_labels = evaluate(model, test_loader, accelerator, cfg.evaluation.metrics)
-        per_class = {"split": "test", **per_class_report(test_preds, test_labels, label_names)}
-        accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=result.state.step)
-    extra.update(measure.after_training(cfg, modality, processor, model, accelerator, splits, label_names))
+        per_class = {"split": "test", **per_class_report(test_preds, test_labels, ready.label_names)}
+        accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=fitted.result.state.step)
+    after = measure.after_training(
+        cfg, ready.modality, ready.processor, model, accelerator, ready.splits, ready.label_names
+    )
+    return Scores(test_metrics, {**ready.measurements, **after}, per_class)
 
+
+def record_of(ready: Setup, fitted: Fitted, scores: Scores) -> RunRecord:
+    """The run record (results.json) of a fitted and scored run."""
+    cfg, accelerator, result, probe_result = ready.cfg, ready.accelerator, fitted.result, fitted.probe_result
     record = RunRecord(
         run=RunInfo(
             name=cfg.run_name,
@@ -264,19 +355,19 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
             world_size=accelerator.num_processes,
             device=str(accelerator.device),
             mixed_precision=accelerator.mixed_precision,  # what ran ("auto" resolved for this device)
-            gradient_checkpointing=is_gradient_checkpointing(model),  # the model's state, not the config
-            started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-            wall_s=round(time.time() - started, 2),
+            gradient_checkpointing=is_gradient_checkpointing(fitted.model),  # the model's state, not the config
+            started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ready.started)),
+            wall_s=round(time.time() - ready.started, 2),
             versions=library_versions(),
         ),
-        params=params,
-        data=DataInfo(label_names, {name: len(split) for name, split in splits.items()}, len(skipped)),
+        params=ready.params,
+        data=DataInfo(ready.label_names, {name: len(split) for name, split in ready.splits.items()}, len(ready.skipped)),
         train=train_info(result, cfg.training.metric_for_best),
         eval=result.best_eval,
-        test=test_metrics,
+        test=scores.test,
         history=result.state.history,
-        per_class=per_class,
-        measurements=extra,
+        per_class=scores.per_class,
+        measurements=scores.measurements,
     )
     if probe_result is not None:  # lp_ft: the time and steps of both phases, each phase apart, one history
         record.train = both_phases(probe_result, result, cfg.training.metric_for_best)
@@ -285,41 +376,24 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
             for phase, phase_result in (("probe", probe_result), ("fine_tune", result))
             for entry in phase_result.state.history
         ]
-    results = record.to_dict()
-    save_outputs(cfg, accelerator, model, processor, run_dir, label_names)
+    return record
+
+
+def save(ready: Setup, fitted: Fitted, scores: Scores) -> dict[str, Any]:
+    """adapter/ and model/, then results.json (last: its presence means "finished"); then export and push if asked."""
+    cfg, accelerator, run_dir = ready.cfg, ready.accelerator, ready.run_dir
+    record = record_of(ready, fitted, scores)
+    save_outputs(cfg, accelerator, fitted.model, ready.processor, run_dir, ready.label_names)
     if accelerator.is_main_process:
-        write_record(run_dir, record)  # written last: its presence means "finished"
-        logger.info("done: %s  eval %s  test %s", run_dir, _short(result.best_eval), _short(test_metrics))
+        write_record(run_dir, record)
+        logger.info("done: %s  eval %s  test %s", run_dir, _short(record.eval), _short(record.test))
     accelerator.wait_for_everyone()
     accelerator.end_training()  # closes the trackers and, in accelerate 1.x, the process group: after the last barrier
     if cfg.export.enabled and accelerator.is_main_process:
-        from hftl.deploy.export import export_run
-
         export_run(run_dir)
     if cfg.push.enabled and accelerator.is_main_process:
-        from hftl.deploy.hub import push_run
-
         push_run(run_dir, cfg.push)
-    return results
-
-
-def _cached_probe_fitter(cfg: Config, accelerator: Accelerator, model, heads, prepared, fingerprints, modality, processor):
-    """linear_probe / lp_ft: a function training the head on cached backbone features, or None (cache off, logged)."""
-    if not get_method(cfg.method.name).probes_frozen_features:
-        return None
-    reason = cached_probe.cache_off_reason(cfg)
-    if reason is not None:
-        logger.info("probe feature cache off: %s; the probe runs the backbone every step", reason)
-        return None
-    collate = modality.collator(processor, cfg)
-    prefix = "probe/" if cfg.method.name == "lp_ft" else ""
-
-    def fit(probe_cfg: Config, probe_dir: Path) -> TrainResult | None:
-        return cached_probe.fit_cached_probe(
-            probe_cfg, accelerator, model, heads, prepared, collate, probe_dir, prefix, fingerprints
-        )
-
-    return fit
+    return record.to_dict()
 
 
 def train_info(result: TrainResult, metric_for_best: str | None = None) -> TrainInfo:

@@ -136,3 +136,17 @@ def test_the_single_gpu_accelerate_config_launches(tiny_bert, topic_csv, tmp_pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert results["run"]["world_size"] == 1 and results["run"]["mixed_precision"] == "bf16"
+
+
+@pytest.mark.slow
+def test_a_hook_stopping_on_one_rank_stops_both(tiny_bert, topic_csv, tmp_path):
+    """A hook that decides on rank 1 alone must not leave rank 0 training (it would wait forever at a collective)."""
+    out = tmp_path / "ddp-hook"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    script = str(ROOT / "tests" / "hook_stop_run.py")
+    cmd = [str(torchrun), "--nproc_per_node", "2", script, "3", *_quick(tiny_bert, topic_csv, out), "training.epochs=2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    train = json.loads((out / "results.json").read_text())["train"]  # written by rank 0, which never set the stop
+    assert train["steps"] == 3 and train["stopped_early"]
+    assert train["stop_reason"] == "stopped by a hook on another process"

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hftl.config import ExportConfig
 from hftl.deploy import onnx as hftl_onnx
 from hftl.deploy import parity
 from hftl.deploy.latency import time_blocks
@@ -62,7 +63,7 @@ def exported(tiny, tmp_path_factory):
     model_dir, features, labels = tiny
     out = tmp_path_factory.mktemp("export") / "onnx"
     report = export_and_check(
-        model_dir, out, "text-classification", features, labels, num_threads=1, latency_repeats=2
+        model_dir, out, "text-classification", features, labels, ExportConfig(num_threads=1, latency_repeats=2)
     )
     return out, report
 
@@ -129,7 +130,7 @@ def test_parity_failure_keeps_previous_export(tiny, tmp_path):
     out = _existing_export(tmp_path)
     with pytest.raises(ExportError, match="fp32 max abs logit diff") as info:
         export_and_check(
-            model_dir, out, "text-classification", features, labels, parity_atol=0.0, quantize=False
+            model_dir, out, "text-classification", features, labels, ExportConfig(parity_atol=0.0, quantize=False)
         )
     diff = info.value.report["parity"]["fp32_max_abs_diff"]
     assert 0 < diff < 1e-3  # a real (tiny) fp32 difference, refused only because the tolerance is 0
@@ -149,7 +150,7 @@ def test_nan_logits_fail_the_gate(tiny, tmp_path, monkeypatch):
 
     monkeypatch.setattr(parity, "run_logits", nan_logits)
     with pytest.raises(ExportError, match="non-finite logits from onnx_fp32"):
-        export_and_check(model_dir, out, "text-classification", features, labels, quantize=False)
+        export_and_check(model_dir, out, "text-classification", features, labels, ExportConfig(quantize=False))
     _assert_untouched(out)
 
 
@@ -174,7 +175,7 @@ def test_success_replaces_previous_export(tiny, tmp_path):
     model_dir, features, labels = tiny
     out = _existing_export(tmp_path)
     export_and_check(
-        model_dir, out, "text-classification", features, labels, quantize=False, measure_speed=False
+        model_dir, out, "text-classification", features, labels, ExportConfig(quantize=False), measure_speed=False
     )
     assert (out / "model.onnx").stat().st_size > 1000
     assert not (out / "model_quantized.onnx").exists()

@@ -144,7 +144,12 @@ def tiny_asr_model(path: Path, tokenizer_from: Path) -> Path:
     import shutil
 
     import torch
-    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizer
+    from transformers import (
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperTokenizer,
+    )
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

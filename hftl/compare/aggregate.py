@@ -15,6 +15,7 @@ from typing import Any
 
 from hftl import files
 from hftl.compare.grid import GridRun
+from hftl.compare.runner import run_state
 from hftl.run.record import RunRecord, read_record
 
 COLUMNS = [
@@ -68,8 +69,6 @@ def row_from_results(run: GridRun, results: RunRecord) -> dict[str, Any]:
 
 def collect(runs: Iterable[GridRun]) -> list[dict[str, Any]]:
     """Rows of the runs that finished with the config the spec asks for (in grid order); the others are left out."""
-    from hftl.compare.runner import run_state
-
     return [
         row_from_results(run, read_record(run.run_dir))
         for run in runs

@@ -15,10 +15,13 @@ import numpy as np
 
 from hftl import files
 from hftl.config import Config, load_config
+from hftl.deploy.onnx import export_and_check
+from hftl.deploy.runtime import OnnxClassifier
 from hftl.errors import HftlError
 from hftl.modalities import get_modality
 from hftl.run import rundir
 from hftl.run.data import load_splits, stratified_sample
+from hftl.run.models import ADAPTER_CONFIG, find_adapter, merge_adapter
 from hftl.run.record import read_record
 
 logger = logging.getLogger("hftl")
@@ -52,9 +55,6 @@ def export_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
     Raises:
         HftlError: the run is not finished, or a gate (parity, NaN, int8 accuracy) failed; RUN_DIR/onnx is untouched then.
     """
-    from hftl.deploy.onnx import export_and_check
-    from hftl.run.models import ADAPTER_CONFIG
-
     run_dir = Path(run_dir)
     config_path, model_dir = run_dir / rundir.CONFIG, run_dir / "model"
     adapter_dir = run_dir / "adapter"
@@ -89,12 +89,7 @@ def export_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
         modality.onnx_task,
         features,
         labels,
-        parity_atol=cfg.export.parity_atol,
-        quantize=cfg.export.quantize,
-        max_int8_accuracy_drop=cfg.export.max_int8_accuracy_drop,
-        num_threads=cfg.export.num_threads,
-        latency_repeats=cfg.export.latency_repeats,
-        opset=cfg.export.opset,
+        cfg.export,
         auto_class=modality.auto_model_name,
         extra_files={EXPORT_CONFIG: config_path},
     )
@@ -106,8 +101,6 @@ def merge_run_adapter(run_dir: Path, cfg: Config) -> Path:
 
     optimum exports plain transformers models only, so the adapter is merged (merge_and_unload) first.
     """
-    from hftl.run.models import find_adapter, load_adapter_classifier
-
     run_dir = Path(run_dir)
     modality = get_modality(cfg.modality)
     adapter = find_adapter(str(run_dir / "adapter"))
@@ -115,9 +108,7 @@ def merge_run_adapter(run_dir: Path, cfg: Config) -> Path:
         raise HftlError(f"{run_dir / 'adapter'} is not a PEFT adapter folder")
     labels = read_record(run_dir).data.labels
     logger.info("merging %s into its base %s to export it", adapter.ref, adapter.base)
-    model = load_adapter_classifier(
-        adapter, modality, labels, trainable=False, trust_remote_code=cfg.model.trust_remote_code, cfg=cfg
-    ).merge_and_unload()
+    model = merge_adapter(adapter, modality, labels, cfg)
     processor_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, revision=adapter.processor_revision))
     processor = modality.load_processor(adapter.processor_source, processor_cfg)
     tmp = run_dir / ".tmp-model"

@@ -24,10 +24,13 @@ from typing import Any
 import yaml
 
 from hftl import zoo
-from hftl.config import PushConfig
+from hftl.config import PushConfig, load_config
 from hftl.deploy.model_card import render_card
 from hftl.errors import HubError
+from hftl.modalities import get_modality
 from hftl.run import rundir
+from hftl.run.methods import all_methods
+from hftl.run.models import find_adapter
 from hftl.run.record import RunRecord, read_record, results_path
 
 logger = logging.getLogger("hftl")
@@ -106,7 +109,8 @@ def _prepare(
     missing = [name for name in REQUIRED[push.what] if not (folder / name).is_file()]
     if missing:
         hint = {
-            "adapter": "method=lora runs have one; use --what merged otherwise",
+            "adapter": f"method={'/'.join(m.name for m in all_methods() if m.saves_adapter)} runs have one; "
+            "use --what merged otherwise",
             "merged": "the run was saved with output.save_merged=false",
             "onnx": f"run `hftl export {run_dir}` first",
         }[push.what]
@@ -165,9 +169,6 @@ def _processor_files(run_dir: Path) -> dict[str, Path | bytes]:
         }
         if found:
             return found
-    from hftl.config import load_config
-    from hftl.modalities import get_modality
-    from hftl.run.models import find_adapter
 
     cfg = load_config(run_dir / rundir.CONFIG)
     adapter = find_adapter(str(run_dir / "adapter"))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hftl.config import ExportConfig
 from hftl.deploy.latency import measure_latency
 from hftl.deploy.parity import evaluate_backends, load_torch_model, task_auto_classes
 from hftl.deploy.runtime import FP32_FILE, INT8_FILE, make_session
@@ -272,26 +273,49 @@ def _jsonable(value):
     return value
 
 
+def _report(
+    task: str, onnx_path: Path, model_dir: Path, work: Path, ev: dict, export: ExportConfig, quant_info: dict | None
+) -> dict:
+    """export_report.json before the latency measurement (which fills latency_ms, speedup_vs_torch, num_threads)."""
+    return {
+        "task": task,
+        "opset": _opset(onnx_path),
+        "versions": _versions(),
+        "model_dir": str(model_dir),
+        "num_samples": ev["num_samples"],
+        "inputs": [i.name for i in make_session(onnx_path).get_inputs()],
+        "parity": {**ev["parity"], "atol": export.parity_atol},
+        "accuracy": {"onnx_int8": None, **ev["accuracy"], "max_int8_drop": export.max_int8_accuracy_drop},
+        "nonfinite": ev["nonfinite"],
+        "quantization": quant_info,
+        "sizes_mb": {
+            FP32_FILE: _size_mb(onnx_path, work / f"{FP32_FILE}_data"),
+            INT8_FILE: _size_mb(work / INT8_FILE),
+            "torch_safetensors": _size_mb(*sorted(model_dir.glob("*.safetensors"))),
+        },
+        "latency_ms": None,
+        "speedup_vs_torch": None,
+        "num_threads": None,
+        "latency_method": None,
+    }
+
+
 def export_and_check(
     model_dir: Path,
     out_dir: Path,
     task: str,
     features: Mapping[str, np.ndarray],
     labels: np.ndarray | None,
+    export: ExportConfig | None = None,
     *,
-    parity_atol: float = 1e-4,
-    quantize: bool = True,
     quantize_operators: list[str] | None = INT8_OPERATORS,
-    max_int8_accuracy_drop: float = 0.01,
-    num_threads: int | None = None,
-    latency_repeats: int = 20,
-    opset: int | None = None,
     measure_speed: bool = True,
     batch_size: int = 32,
     auto_class: str | None = None,
     extra_files: Mapping[str, Path] | None = None,
 ) -> dict:
-    """Export, quantize, check and report; ``out_dir`` is (re)placed only when every gate passes.
+    """Export, quantize, check and report as ``export`` (the run config's export section) says; ``out_dir`` is
+    (re)placed only when every gate passes.
 
     ``extra_files`` (name -> source path) are copied next to the model before the swap, so they arrive with it.
 
@@ -304,6 +328,7 @@ def export_and_check(
     Raises:
         ExportError: A gate failed (message with the numbers; ``.report`` holds them). ``out_dir`` is untouched.
     """
+    export = export or ExportConfig()
     model_dir, out_dir = Path(model_dir).resolve(), Path(out_dir).resolve()
     if out_dir == model_dir or out_dir in model_dir.parents:
         raise ValueError(f"out_dir {out_dir} would replace the model folder {model_dir}")
@@ -311,9 +336,9 @@ def export_and_check(
     # A sibling, so the final move is a rename on the same filesystem.
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        onnx_path = export_onnx(model_dir, work, task, opset=opset)
+        onnx_path = export_onnx(model_dir, work, task, opset=export.opset)
         quant_info = None
-        if quantize:
+        if export.quantize:
             try:
                 _, quant_info = quantize_dynamic_int8(work, operators=quantize_operators)
             except Exception as exc:
@@ -321,40 +346,15 @@ def export_and_check(
         ev = evaluate_backends(
             model_dir, work, features, labels, batch_size=batch_size, task=task, auto_class=auto_class
         )
-        report = {
-            "task": task,
-            "opset": _opset(onnx_path),
-            "versions": _versions(),
-            "model_dir": str(model_dir),
-            "num_samples": ev["num_samples"],
-            "inputs": [i.name for i in make_session(onnx_path).get_inputs()],
-            "parity": {**ev["parity"], "atol": parity_atol},
-            "accuracy": {"onnx_int8": None, **ev["accuracy"], "max_int8_drop": max_int8_accuracy_drop},
-            "nonfinite": ev["nonfinite"],
-            "quantization": quant_info,
-            "sizes_mb": {
-                FP32_FILE: _size_mb(onnx_path, work / f"{FP32_FILE}_data"),
-                INT8_FILE: _size_mb(work / INT8_FILE),
-                "torch_safetensors": _size_mb(*sorted(model_dir.glob("*.safetensors"))),
-            },
-            "latency_ms": None,
-            "speedup_vs_torch": None,
-            "num_threads": None,
-            "latency_method": None,
-        }
-        problems = _gate(ev, parity_atol, max_int8_accuracy_drop)
+        report = _report(task, onnx_path, model_dir, work, ev, export, quant_info)
+        problems = _gate(ev, export.parity_atol, export.max_int8_accuracy_drop)
         if problems:
             raise ExportError(f"ONNX export of {model_dir} refused: " + "; ".join(problems), report)
         if measure_speed:
             lat = measure_latency(
-                model_dir,
-                work,
-                features,
-                task=task,
-                auto_class=auto_class,
-                num_threads=num_threads,
-                repeats=latency_repeats,
-            )
+                model_dir, work, features, task=task, auto_class=auto_class, num_threads=export.num_threads,
+                repeats=export.latency_repeats,
+            )  # fmt: skip
             report.update(
                 latency_ms=lat["latency_ms"],
                 speedup_vs_torch=lat["speedup_vs_torch"],

@@ -14,11 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from hftl.config import Config, ModelConfig
+from hftl import zoo
+from hftl.config import Config, ModelConfig, load_config
 from hftl.errors import DataError
 from hftl.evaluation.features import load_backbone, num_layers, split_features, spread_layers
 from hftl.evaluation.transferability import knn_accuracy, logme, probe_accuracy
 from hftl.modalities import get_modality, registered_modalities
+from hftl.run.data import load_splits
+from hftl.run.models import resolve_model_source
 
 RULE_OF_THUMB = (
     "rule of thumb (no measured grid): under 10 examples per class, linear_probe (a frozen backbone cannot overfit "
@@ -59,7 +62,6 @@ def score_backbones(
     Returns:
         The scores, best LogME first, and facts about the data (sizes, classes, shots per class).
     """
-    from hftl.run.data import load_splits
     modality = get_modality(cfg.modality)
     splits, names = load_splits(cfg.data)
     train_labels = np.asarray(splits["train"][cfg.data.label_column])
@@ -197,14 +199,10 @@ def infer_modality(data_source: str, models: list[str]) -> str:
     Raises:
         DataError: neither tells; the message asks for --modality.
     """
-    from hftl import zoo
-
     if data_source.startswith("zoo:"):
         return zoo.get(data_source[len("zoo:") :]).modality
     try:
         from transformers import AutoConfig
-
-        from hftl.run.models import resolve_model_source
 
         model_type = AutoConfig.from_pretrained(resolve_model_source(models[0])).model_type
     except (OSError, ValueError):
@@ -217,8 +215,6 @@ def infer_modality(data_source: str, models: list[str]) -> str:
 
 def advise_config(data_source: str, models: list[str], modality: str | None, overrides: list[str]) -> Config:
     """The run config the candidates are scored with: the data options of training (key=value overrides)."""
-    from hftl.config import load_config
-
     modality = modality or infer_modality(data_source, models)
     given = {o.partition("=")[0] for o in overrides}
     defaults = [] if "data.input_column" in given else [f"data.input_column={get_modality(modality).default_input_column}"]

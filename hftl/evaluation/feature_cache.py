@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 import hftl
+from hftl.zoo import hftl_home
 
 logger = logging.getLogger("hftl")
 
@@ -43,7 +44,6 @@ def cached_arrays(
     """``compute()``'s arrays, read from the cache when ``key`` was computed before (``key=None``: no caching)."""
     if key is None:
         return compute()
-    from hftl.zoo import hftl_home
 
     folder = folder or hftl_home() / "cache" / "features"
     path = folder / f"{key}.npz"

@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from hftl.config import MethodConfig, PushConfig
 from hftl.errors import ModelError
+from hftl.run.data import stratified_sample
+from hftl.run.models import build_model, load_processor
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -133,8 +136,6 @@ def split_features(
     layers: list[int] | None = None,
 ) -> tuple[dict[int, np.ndarray], np.ndarray]:
     """Features of a raw split (``cfg.data`` columns), capped to ``max_samples`` rows (stratified, ``data.split_seed``)."""
-    from hftl.run.data import stratified_sample
-
     if max_samples is not None and len(split) > max_samples:
         labels = np.asarray(split[cfg.data.label_column])
         split = split.select(stratified_sample(labels, max_samples, cfg.data.split_seed))
@@ -146,9 +147,6 @@ def split_features(
 
 def load_backbone(cfg: Config, modality: Modality, label_names: list[str]) -> tuple[torch.nn.Module, Any]:
     """The pretrained classifier of ``cfg.model.source`` (fresh head, whatever ``method`` says) and its processor."""
-    from hftl.config import MethodConfig, PushConfig
-    from hftl.run.models import build_model, load_processor
-
     # A default push section: the run's may be tied to its method (push.what=adapter needs lora).
     cfg = dataclasses.replace(cfg, method=MethodConfig(name="full"), push=PushConfig())
     built = build_model(cfg, modality, label_names)

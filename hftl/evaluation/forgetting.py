@@ -31,12 +31,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from hftl import zoo
+from hftl.config import DataConfig
+from hftl.errors import ModelError
 from hftl.evaluation.feature_cache import cache_key, cached_arrays, folder_fingerprint
 from hftl.evaluation.features import backbone_of, load_backbone, split_features
 from hftl.evaluation.similarity import linear_cka
 from hftl.evaluation.transferability import knn_accuracy
+from hftl.evaluation.wer import word_error_rate
 from hftl.modalities import get_modality
 from hftl.modalities.whisper import POSITIONS_PER_SECOND, SAMPLE_RATE, shorten_whisper_encoder
+from hftl.run.data import load_splits, stratified_sample
+from hftl.run.models import find_adapter, resolve_model_source
+from hftl.zoo.espeak import espeak_binary, speak
 
 if TYPE_CHECKING:
     from hftl.config import Config
@@ -70,14 +77,10 @@ def _result(probe: str, **values: Any) -> dict[str, Any]:
 
 def preflight(cfg: Config) -> None:
     """Fail before training, not after it, when the forgetting probe cannot run here (missing zoo data, no espeak-ng)."""
-    from hftl import zoo
-
     modality = get_modality(cfg.modality)
     if modality.forgetting_probe is not None:
         zoo.resolve(modality.forgetting_probe[0])
     elif modality.speech:
-        from hftl.zoo.espeak import espeak_binary
-
         espeak_binary()
 
 
@@ -90,9 +93,6 @@ def probe_forgetting(
 ) -> dict[str, Any]:
     """k-NN accuracy on the probe task before / after fine-tuning, and linear CKA between the two feature sets."""
     from datasets import concatenate_datasets
-
-    from hftl.config import DataConfig
-    from hftl.run.data import load_splits, stratified_sample
 
     source, column, label = modality.forgetting_probe
     probe_cfg = dataclasses.replace(
@@ -136,10 +136,6 @@ def probe_forgetting(
 
 def _source_key(cfg: Config, n_rows: int) -> str | None:
     """Cache key of the source backbone's probe features (None: the source is not a local folder, no caching)."""
-    from hftl import zoo
-    from hftl.errors import ModelError
-    from hftl.run.models import find_adapter, resolve_model_source
-
     if find_adapter(cfg.model.source, cfg.model.revision) is not None:
         return None
     try:
@@ -199,11 +195,6 @@ def _transcribe_and_encode(asr: Any, features: torch.Tensor) -> tuple[torch.Tens
 def whisper_forgetting(cfg: Config, model: torch.nn.Module) -> dict[str, Any]:
     """WER of the source's Whisper decoder with the original vs the fine-tuned encoder, and CKA of their frames."""
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
-
-    from hftl.errors import ModelError
-    from hftl.evaluation.wer import word_error_rate
-    from hftl.run.models import resolve_model_source
-    from hftl.zoo.espeak import speak
 
     probe = f"espeak-ng sentences ({len(SENTENCES)}, {VOICE} at {WORDS_PER_MINUTE} wpm)"
     try:

@@ -7,6 +7,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from hftl.evaluation.features import split_features
+from hftl.evaluation.forgetting import measure_forgetting
+from hftl.evaluation.shift import score_shift
 from hftl.evaluation.transferability import knn_accuracy, logme, probe_accuracy
 
 if TYPE_CHECKING:
@@ -57,11 +59,7 @@ def after_training(
     results["forgetting"] (main process only), for the best model."""
     out: dict[str, Any] = {}
     if cfg.evaluation.shift:
-        from hftl.evaluation.shift import score_shift
-
         out["shift"] = score_shift(cfg, modality, processor, model, accelerator, splits["test"])
     if cfg.evaluation.forgetting and accelerator.is_main_process:
-        from hftl.evaluation.forgetting import measure_forgetting
-
         out["forgetting"] = measure_forgetting(cfg, modality, processor, accelerator.unwrap_model(model), label_names)
     return out

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hftl import zoo
 from hftl.augment import ROW_COLUMN, AugmentRng, with_row_ids
 from hftl.augment import audio as aug
 from hftl.errors import ConfigError, DataError
@@ -67,8 +68,6 @@ def data_root(cfg: Config) -> Path | None:
     """The folder relative audio paths of ``cfg.data.source`` are relative to (None for a Hub data set)."""
     source = cfg.data.source
     if source.startswith("zoo:"):
-        from hftl import zoo
-
         try:
             return zoo.entry_path(source[len("zoo:") :])
         except zoo.ZooError:

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 
-
 def check_world_size(started: int, on_cpu: bool) -> str | None:
     """The error to raise when the launcher asked for more processes than were started, else None."""
     asked = requested_processes()

@@ -18,19 +18,15 @@ phase 2 resumes from its newest checkpoint when it has one, else starts from the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
-from torch.utils.data import DataLoader
 
 from hftl.config import Config
 from hftl.run import checkpoints
 from hftl.run.freezing import freeze_backbone, unfreeze
-from hftl.run.hooks import Hook
-from hftl.run.training import Trainer, TrainResult
+from hftl.run.training import LoopInputs, Trainer, TrainResult
 
 PROBE_DIR = "probe_phase"
 
@@ -42,34 +38,26 @@ def _phase_config(cfg: Config, checkpoint_root: Path, **training: Any) -> Config
     )
 
 
-def fit_lp_ft(
-    cfg: Config,
-    accelerator: Accelerator,
-    model: torch.nn.Module,
-    heads: list[str],
-    make_loaders: Callable[[], tuple[DataLoader, DataLoader]],
-    run_dir: Path,
-    on_epoch_start: Callable[[int], None] | None = None,
-    hooks: Sequence[Hook] = (),
-    fit_probe: Callable[[Config, Path], TrainResult | None] | None = None,
-) -> tuple[torch.nn.Module, TrainResult, TrainResult | None]:
-    """Run both phases on model (every weight trainable on entry); returns (fine-tuned model, its result, probe result).
+def fit_lp_ft(loop: LoopInputs) -> tuple[torch.nn.Module, TrainResult, TrainResult | None]:
+    """Run both phases on loop.model (every weight trainable on entry); returns (fine-tuned model, its result, probe
+    result). ``loop.fit_probe`` may train the probe phase's head on cached features instead of step by step.
 
-    ``fit_probe(probe_cfg, probe_dir)`` may train the head another way (on cached features) and return its result,
-    or None to have the probe run step by step. A hook that stops the probe phase ends the run there:
-    (probed model, probe result, None).
+    A hook that stops the probe phase ends the run there: (the probed model, probe result, None).
     """
+    cfg, accelerator, run_dir, hooks = loop.cfg, loop.accelerator, Path(loop.run_dir), loop.hooks
     lp = cfg.method.lp_ft
-    probe_dir = Path(run_dir) / PROBE_DIR
+    probe_dir = run_dir / PROBE_DIR
     probe_cfg = _phase_config(
         cfg, probe_dir, epochs=lp.probe_epochs, max_steps=lp.probe_max_steps, learning_rate=lp.probe_learning_rate
     )
-    dropout_rates = freeze_backbone(model, heads)
-    probe_result = fit_probe(probe_cfg, probe_dir) if fit_probe is not None else None
+    dropout_rates = freeze_backbone(loop.model, loop.heads)
+    model = loop.model
+    probe_result = loop.fit_probe(probe_cfg, probe_dir) if loop.fit_probe is not None else None  # cached features
     if probe_result is None:
         probe = Trainer(
-            probe_cfg, accelerator, model, *make_loaders(), probe_dir, on_epoch_start, log_prefix="probe/", hooks=hooks
-        )
+            probe_cfg, accelerator, loop.model, *loop.make_loaders(), probe_dir, loop.on_epoch_start, log_prefix="probe/",
+            hooks=hooks,
+        )  # fmt: skip
         probe_result = probe.fit()  # ends with the best head loaded
         if probe_result.state.should_stop and probe_result.state.stop_reason != "early_stopping":
             return probe.model, probe_result, None
@@ -78,7 +66,7 @@ def fit_lp_ft(
 
     unfreeze(model, dropout_rates)
     tune = Trainer(
-        _phase_config(cfg, Path(run_dir)), accelerator, model, *make_loaders(), Path(run_dir), on_epoch_start, hooks=hooks
+        _phase_config(cfg, run_dir), accelerator, model, *loop.make_loaders(), run_dir, loop.on_epoch_start, hooks=hooks
     )
     result = tune.fit()
     return tune.model, result, probe_result

@@ -11,71 +11,47 @@ its ``PeftType`` names below the ``register_peft_method`` calls.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from accelerate import Accelerator
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as peft_defaults
-from torch.utils.data import DataLoader
 
 from hftl.config import METHODS as CONFIG_METHOD_NAMES
 from hftl.config import Config
 from hftl.errors import ModelError
 from hftl.modalities import Modality
 from hftl.run.freezing import freeze_backbone
-from hftl.run.hooks import Hook
 from hftl.run.lp_ft import fit_lp_ft
-from hftl.run.training import Trainer, TrainResult
+from hftl.run.training import LoopInputs, Trainer, TrainResult
 
 if TYPE_CHECKING:  # models.py asks this registry whether a method starts pretrained; it is only a type here
     from hftl.run.models import BuiltModel
 
 
-# (cfg, accelerator, model, head modules, make_loaders, run_dir, on_epoch_start, hooks)
-#   -> (the trainer holding the run's model, its result, the probe phase's result or None)
-# fit(cfg, accelerator, model, heads, make_loaders, run_dir, on_epoch_start, hooks, fit_probe=...) ->
-# (the trained model, its result, the probe phase's result or None)
-FitLoops = Callable[..., tuple[torch.nn.Module, TrainResult, TrainResult | None]]
+# -> (the run's model, its best weights loaded; its result; the probe phase's result or None)
+FitLoops = Callable[[LoopInputs], tuple[torch.nn.Module, TrainResult, TrainResult | None]]
 
 
-def fit_one_loop(
-    cfg: Config,
-    accelerator: Accelerator,
-    model: torch.nn.Module,
-    heads: list[str],
-    make_loaders: Callable[[], tuple[DataLoader, DataLoader]],
-    run_dir: Path,
-    on_epoch_start: Callable[[int], None] | None = None,
-    hooks: Sequence[Hook] = (),
-    fit_probe: Callable[[Config, Path], TrainResult | None] | None = None,
-) -> tuple[torch.nn.Module, TrainResult, None]:
-    """What most methods do: one Trainer over the prepared model (``fit_probe`` is for the probing methods)."""
-    trainer = Trainer(cfg, accelerator, model, *make_loaders(), run_dir, on_epoch_start, hooks=hooks)
+def fit_one_loop(loop: LoopInputs) -> tuple[torch.nn.Module, TrainResult, None]:
+    """What most methods do: one Trainer over the prepared model."""
+    trainer = Trainer(
+        loop.cfg, loop.accelerator, loop.model, *loop.make_loaders(), loop.run_dir, loop.on_epoch_start, hooks=loop.hooks
+    )
     result = trainer.fit()
     return trainer.model, result, None
 
 
-def fit_linear_probe(
-    cfg: Config,
-    accelerator: Accelerator,
-    model: torch.nn.Module,
-    heads: list[str],
-    make_loaders: Callable[[], tuple[DataLoader, DataLoader]],
-    run_dir: Path,
-    on_epoch_start: Callable[[int], None] | None = None,
-    hooks: Sequence[Hook] = (),
-    fit_probe: Callable[[Config, Path], TrainResult | None] | None = None,
-) -> tuple[torch.nn.Module, TrainResult, None]:
-    """The head trained on cached frozen features (``fit_probe``, hftl/evaluation/cached_probe.py) when the cache is
-    on, else step by step through the one loop. The cached fit takes no loop steps, so step hooks do not run."""
-    result = fit_probe(cfg, run_dir) if fit_probe is not None else None
+def fit_linear_probe(loop: LoopInputs) -> tuple[torch.nn.Module, TrainResult, None]:
+    """The head trained on cached frozen features (``loop.fit_probe``) when the cache is on, else step by step
+    through the one loop. The cached fit takes no loop steps, so step hooks do not run there."""
+    result = loop.fit_probe(loop.cfg, Path(loop.run_dir)) if loop.fit_probe is not None else None
     if result is None:
-        return fit_one_loop(cfg, accelerator, model, heads, make_loaders, run_dir, on_epoch_start, hooks)
-    return accelerator.prepare(model), result, None  # the head trained on cached features is the model's own head
+        return fit_one_loop(loop)
+    return loop.accelerator.prepare(loop.model), result, None  # the head trained on cached features is the model's
 
 
 @dataclass(frozen=True)
@@ -158,8 +134,8 @@ _REGISTRY: dict[str, Method] = {
         # freezes the backbone for its probe phase itself.
         Method("lp_ft", "linear probe, then full fine-tuning (LP-FT)", "linear probe, then full fine-tune", "#9467bd",
                pretrained=True, changes_backbone=True, saves_adapter=False, prepare=_as_built, fit=fit_lp_ft,
-               probes_frozen_features=True,
-               learning_rate_note="'s fine-tune phase (its probe: method.lp_ft.probe_learning_rate)"),
+               learning_rate_note="'s fine-tune phase (its probe: method.lp_ft.probe_learning_rate)",
+               probes_frozen_features=True),
     )  # fmt: skip
 }
 if set(_REGISTRY) != set(CONFIG_METHOD_NAMES):

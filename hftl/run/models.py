@@ -23,7 +23,7 @@ import torch
 
 from hftl import zoo
 from hftl.config import Config
-from hftl.errors import ModelError
+from hftl.errors import ConfigError, ModelError
 from hftl.modalities import Modality
 from hftl.run.methods import get_method
 
@@ -215,6 +215,15 @@ def load_adapter_classifier(
         ) from err
 
 
+def merge_adapter(adapter: AdapterSource, modality: Modality, label_names: list[str], cfg: Config) -> torch.nn.Module:
+    """The adapter's base with the adapter merged into its weights (``merge_and_unload``): a plain transformers model,
+    what ``model/`` holds and what optimum exports."""
+    model = load_adapter_classifier(
+        adapter, modality, label_names, trainable=False, trust_remote_code=cfg.model.trust_remote_code, cfg=cfg
+    )
+    return model.merge_and_unload()
+
+
 def _refuse_pickled_adapter(adapter: AdapterSource, allow_pickle: bool) -> None:
     path = Path(adapter.ref).expanduser()
     if path.is_dir():
@@ -320,8 +329,6 @@ def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
         ConfigError: the architecture does not support it.
     """
     from peft import PeftModel
-
-    from hftl.errors import ConfigError
 
     base = model.get_base_model() if isinstance(model, PeftModel) else model
     if not getattr(base, "supports_gradient_checkpointing", False):

@@ -38,6 +38,23 @@ BEST_FILE = "best_trainable.safetensors"
 
 
 @dataclass
+class LoopInputs:
+    """What a method's fit (one loop, or lp_ft's two) needs to build its Trainers."""
+
+    cfg: Config
+    accelerator: Accelerator
+    model: torch.nn.Module  # the module to train, the method applied
+    heads: list[str]  # top-level modules of the new head
+    make_loaders: Callable[[], tuple[DataLoader, DataLoader]]  # fresh (train, validation) loaders
+    run_dir: Path
+    on_epoch_start: Callable[[int], None] | None = None  # e.g. the augmentation generator's set_epoch
+    hooks: Sequence[Hook] = ()
+    # probing methods: trains the head another way (on cached features) and returns its result, or None to run the
+    # probe step by step; (config of the probe phase, its checkpoint folder) -> result
+    fit_probe: Callable[[Config, Path], TrainResult | None] | None = None
+
+
+@dataclass
 class TrainResult:
     state: TrainerState
     best_eval: dict[str, float]
@@ -253,7 +270,15 @@ class Trainer:
         return self._note_stop()
 
     def _note_stop(self) -> bool:
-        """True when early stopping or a hook asked to stop; recorded in the state (and so in the next checkpoint)."""
+        """True when early stopping or a hook asked to stop; recorded in the state (and so in the next checkpoint).
+
+        Every process calls this at the same point. A hook may decide on one process alone (a clock, a file): its stop
+        is shared, since a process that kept training would wait forever for the others at the next collective.
+        """
+        if self.accelerator.num_processes > 1 and self.hooks.hooks:
+            flag = torch.tensor([float(self.state.should_stop)], device=self.accelerator.device)
+            if self.accelerator.reduce(flag, "sum").item() > 0 and not self.state.should_stop:
+                self.state.should_stop, self.state.stop_reason = True, "stopped by a hook on another process"
         if self.state.should_stop:
             self.state.stopped_early = True
             self.state.stop_reason = self.state.stop_reason or "stopped by a hook"
