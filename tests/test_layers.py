@@ -5,7 +5,7 @@
     layer 2  config                           (the run config: composes the modalities' sections, checks the choices)
     layer 3  run                              (one run: data, models, methods, the loop, checkpoints, the record)
     layer 4  evaluation, deploy               (transfer science; export, parity, Hub, card)
-    layer 5  recipe, report, compare, tune, cli
+    layer 5  recipe, report, evaluate_run, serve, compare, tune, cli
 
 The modalities name ``Config`` only in annotations (``if TYPE_CHECKING``), so config sits above them: the old
 config <-> modalities cycle is gone, and a new modality brings its own section without config changing.
@@ -37,7 +37,8 @@ LAYERS = {
     "hftl.config": 2,
     "hftl.run": 3,
     "hftl.evaluation": 4, "hftl.deploy": 4,
-    "hftl.recipe": 5, "hftl.report": 5, "hftl.compare": 5, "hftl.tune": 5, "hftl.cli": 5,
+    "hftl.recipe": 5, "hftl.report": 5, "hftl.evaluate_run": 5, "hftl.serve": 5, "hftl.compare": 5, "hftl.tune": 5,
+    "hftl.cli": 5,
 }  # fmt: skip
 
 
