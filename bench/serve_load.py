@@ -32,7 +32,7 @@ import httpx
 import numpy as np
 import psutil
 
-from hftl.run.rundir import write_json_atomic
+from hftl.files import write_json_atomic
 from hftl.serve.process import ServerProcess
 
 TEXTS = [

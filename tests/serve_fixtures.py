@@ -41,19 +41,18 @@ def text_run(root: Path) -> Path:
 def vision_run(root: Path) -> Path:
     """A tiny DINOv2 on grey pattern PNGs, exported fp32."""
     model = tiny_vision_model(root / "tiny_dinov2", image_size=28)
-    data = write_pattern_folder(root / "patterns", per_class=10)
-    overrides = ["modality=vision", f"model.source={model}", f"data.source={data}", "data.input_column=image",
-                 "vision.image_size=28"]  # fmt: skip
-    return _train_and_export(root / "vision_run", overrides, ["export.quantize=false"])
+    return _media_run(root, "vision", model, write_pattern_folder(root / "patterns", per_class=10), "image", "vision.image_size=28")
 
 
 def audio_run(root: Path) -> Path:
     """A tiny Whisper on sine tones (1 s clips), exported fp32."""
     model = tiny_audio_model(root / "tiny_whisper", clip_seconds=1)
-    data = write_tone_csv(root / "tones", per_class=10)
-    overrides = ["modality=audio", f"model.source={model}", f"data.source={data}", "data.input_column=audio",
-                 "audio.clip_seconds=1"]  # fmt: skip
-    return _train_and_export(root / "audio_run", overrides, ["export.quantize=false"])
+    return _media_run(root, "audio", model, write_tone_csv(root / "tones", per_class=10), "audio", "audio.clip_seconds=1")
+
+
+def _media_run(root: Path, modality: str, model: Path, data: Path, column: str, setting: str) -> Path:
+    overrides = [f"modality={modality}", f"model.source={model}", f"data.source={data}", f"data.input_column={column}", setting]
+    return _train_and_export(root / f"{modality}_run", overrides, ["export.quantize=false"])
 
 
 def png_bytes(seed: int = 0, size: int = 28) -> bytes:

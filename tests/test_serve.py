@@ -49,8 +49,8 @@ def servers(runs, tmp_path_factory):
     }  # fmt: skip
     started = {name: ServerProcess(target, *args, log=logs / f"{name}.log") for name, (target, *args) in specs.items()}
     try:
-        for server in started.values():
-            server.wait_ready()
+        for server in started.values():  # generous: five servers import torch at once on a shared 2-core machine
+            server.wait_ready(timeout_s=420)
         yield started
     finally:
         for server in started.values():

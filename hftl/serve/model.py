@@ -11,9 +11,10 @@ import numpy as np
 
 from hftl.deploy.export import load_preprocessing
 from hftl.deploy.runtime import softmax
-from hftl.errors import DataError
+from hftl.errors import DataError, HftlError
 from hftl.serve.backend import load_backend
 from hftl.serve.errors import invalid_input
+from hftl.serve.limits import CHECKS
 from hftl.serve.settings import ServeSettings
 
 
@@ -30,6 +31,8 @@ class ServedModel:
         self.export_dir = Path(settings.export_dir)
         self.cfg, self._modality, self._processor = load_preprocessing(self.export_dir)
         self.modality: str = self.cfg.modality
+        if self.modality not in CHECKS:
+            raise HftlError(f"hftl serve takes {sorted(CHECKS)} inputs; {self.export_dir} is a {self.modality!r} model")
         # RUN_DIR/onnx is named after its run
         self.name = self.export_dir.parent.name if self.export_dir.name == "onnx" else self.export_dir.name
         self.backend_name = f"{settings.backend}-{'int8' if settings.quantized else 'fp32'}"

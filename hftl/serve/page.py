@@ -21,13 +21,17 @@ def card_text(export_dir: Path) -> str:
         return readme.read_text(encoding="utf-8")
     run_dir = export_dir.parent
     report = _read_json(export_dir / "export_report.json")
-    results, config = _read_json(run_dir / "results.json"), _read_yaml(run_dir / "config.yaml")
-    if results and config:
-        from hftl.deploy.model_card import render_card
+    from hftl.deploy.model_card import render_card
+    from hftl.errors import HftlError
+    from hftl.run.record import read_record, results_path
+
+    config = _read_yaml(run_dir / "config.yaml")
+    if config and results_path(run_dir).is_file():
 
         try:
+            results = read_record(run_dir)
             return render_card(what="onnx", repo_id=run_dir.name, results=results, config=config, export_report=report)
-        except (KeyError, TypeError, ValueError):  # an older run record: fall back to the plain facts
+        except (HftlError, KeyError, TypeError, ValueError):  # an unreadable run record: the plain facts below
             pass
     facts = {k: (report or {}).get(k) for k in ("task", "num_samples", "parity", "accuracy")}
     return f"# {export_dir.name}\n\nExport report:\n\n{json.dumps(facts, indent=2)}\n"
