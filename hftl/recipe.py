@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +22,26 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from torch.utils.data import DataLoader
 
 import hftl
-from hftl.run import checkpoints, precision, rundir
-from hftl.evaluation import forgetting, measure
+from hftl import files
 from hftl.augment import AugmentRng
 from hftl.config import Config, save_config
-from hftl.run.data import load_splits
 from hftl.errors import ConfigError
-from hftl.run.lp_ft import fit_lp_ft
-from hftl.run.metrics import check_metric_names
+from hftl.evaluation import forgetting, measure
 from hftl.modalities import get_modality
+from hftl.run import checkpoints, launcher, precision, rundir
+from hftl.run.data import load_splits
+from hftl.run.hooks import Hook
+from hftl.run.methods import apply_method, get_method
+from hftl.run.metrics import check_metric_names
 from hftl.run.models import (
-    apply_method,
     build_model,
     count_parameters,
     enable_gradient_checkpointing,
+    is_gradient_checkpointing,
     load_processor,
 )
-from hftl.run.training import Trainer, TrainResult, evaluate
+from hftl.run.record import DataInfo, RunInfo, RunRecord, TrainInfo, write_record
+from hftl.run.training import TrainResult, evaluate
 
 logger = logging.getLogger("hftl")
 
@@ -112,6 +117,10 @@ def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
         # A seedable sampler makes epoch e's order a function of (seed, e): what exact resume needs.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.training.seed),
     )
+    # `accelerate launch --cpu --num_processes N` silently starts one process: say so instead of training with 1.
+    short = launcher.check_world_size(accelerator.num_processes, on_cpu=accelerator.device.type == "cpu")
+    if short:
+        raise ConfigError(short)
     # A launcher (e.g. a DeepSpeed config) may set accumulation too; the schedule is computed from ours.
     if accelerator.gradient_accumulation_steps != cfg.training.gradient_accumulation_steps:
         raise ConfigError(
@@ -133,14 +142,15 @@ def save_outputs(
     if not accelerator.is_main_process:
         return
     unwrapped = accelerator.unwrap_model(model)
-    if cfg.method.name == "lora":
+    saves_adapter = get_method(cfg.method.name).saves_adapter
+    if saves_adapter:
         tmp = run_dir / ".tmp-adapter"
         unwrapped.save_pretrained(str(tmp), state_dict=state)
-        rundir.replace_dir(tmp, run_dir / "adapter")
+        files.replace_dir(tmp, run_dir / "adapter")
     if not cfg.output.save_merged:
         return
     tmp = run_dir / ".tmp-model"
-    if cfg.method.name != "lora":
+    if not saves_adapter:
         unwrapped.save_pretrained(str(tmp), state_dict=state, safe_serialization=True)
     elif accelerator.is_fsdp2:  # a sharded model cannot merge in place: merge the saved adapter into a fresh base
         from hftl.run.models import find_adapter, load_adapter_classifier
@@ -154,11 +164,14 @@ def save_outputs(
     else:
         unwrapped.merge_and_unload().save_pretrained(str(tmp), safe_serialization=True)
     processor.save_pretrained(str(tmp))
-    rundir.replace_dir(tmp, run_dir / "model")
+    files.replace_dir(tmp, run_dir / "model")
 
 
-def run(cfg: Config) -> dict[str, Any]:
-    """Train, evaluate and save one run; returns the results written to RUN/results.json."""
+def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
+    """Train, evaluate and save one run; returns the results written to RUN/results.json.
+
+    hooks see every step, evaluation and checkpoint of the loop (both phases of lp_ft) and may stop it early.
+    """
     started = time.time()
     run_dir = Path(cfg.output.dir)
     modality = get_modality(cfg.modality)
@@ -177,7 +190,7 @@ def run(cfg: Config) -> dict[str, Any]:
     with accelerator.main_process_first():
         splits, label_names = load_splits(cfg.data, lambda value: modality.check_input(value, cfg), skipped)
     if accelerator.is_main_process and cfg.data.on_bad_sample == "skip":
-        rundir.write_json_atomic(run_dir / rundir.SKIPPED, skipped)
+        files.write_json_atomic(run_dir / rundir.SKIPPED, skipped)
     # model + method
     built = build_model(cfg, modality, label_names)
     processor = load_processor(cfg, modality, built)
@@ -220,20 +233,20 @@ def run(cfg: Config) -> dict[str, Any]:
     # the loop (lp_ft: twice, probe then fine-tune)
     if cfg.training.tracking != "none":
         accelerator.init_trackers(cfg.run_name, config=_flat_hparams(cfg))
-    probe_result = None
+    method = get_method(cfg.method.name)
     fingerprints = {name: getattr(split, "_fingerprint", None) for name, split in splits.items()}
-    fit_probe = _cached_probe_fitter(cfg, accelerator, model, built.head_modules, prepared, fingerprints, modality, processor)
-    if cfg.method.name == "lp_ft":
-        trainer, result, probe_result = fit_lp_ft(
-            cfg, accelerator, model, built.head_modules, train_and_eval_loaders, run_dir, augment_rng.set_epoch,
-            fit_probe=fit_probe,
-        )
-        model = trainer.model
-    elif cfg.method.name == "linear_probe" and fit_probe is not None and (result := fit_probe(cfg, run_dir)):
-        model = accelerator.prepare(model)  # the head trained on cached features is the model's own head
+    fit_probe = _cached_probe_fitter(
+        cfg, accelerator, model, built.head_modules, prepared, fingerprints, modality, processor, hooks
+    )
+    if fit_probe is not None and not method.changes_backbone and (result := fit_probe(cfg, run_dir)) is not None:
+        probe_result = None  # a probe on cached features: the head it trained is the model's own
+        model = accelerator.prepare(model)
     else:
-        trainer = Trainer(cfg, accelerator, model, *train_and_eval_loaders(), run_dir, augment_rng.set_epoch)
-        result = trainer.fit()
+        extra_args = {"fit_probe": fit_probe} if fit_probe is not None and method.changes_backbone else {}
+        trainer, result, probe_result = method.fit(
+            cfg, accelerator, model, built.head_modules, train_and_eval_loaders, run_dir, augment_rng.set_epoch, hooks,
+            **extra_args,
+        )
         model = trainer.model
 
     # test scores of the selected (best) model
@@ -244,43 +257,41 @@ def run(cfg: Config) -> dict[str, Any]:
         accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=result.state.step)
     extra.update(measure.after_training(cfg, modality, processor, model, accelerator, splits, label_names))
 
-    results = {
-        "run": {
-            "name": cfg.run_name,
-            "modality": cfg.modality,
-            "method": cfg.method.name,
-            "model": cfg.model.source,
-            "dataset": cfg.data.source,
-            "seed": cfg.training.seed,
-            "world_size": accelerator.num_processes,
-            "device": str(accelerator.device),
-            "mixed_precision": accelerator.mixed_precision,  # what ran ("auto" resolved for this device)
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-            "wall_s": round(time.time() - started, 2),
-            "versions": library_versions(),
-        },
-        "params": params,
-        "data": {
-            "labels": label_names,
-            **{name: len(split) for name, split in splits.items()},
-            "skipped_samples": len(skipped),
-        },
-        "train": {**train_info(result), "metric_for_best": cfg.training.metric_for_best},
-        "eval": result.best_eval,
-        "test": test_metrics,
-        "history": result.state.history,
-        **extra,
-    }
+    record = RunRecord(
+        run=RunInfo(
+            name=cfg.run_name,
+            modality=cfg.modality,
+            method=cfg.method.name,
+            model=cfg.model.source,
+            dataset=cfg.data.source,
+            seed=cfg.training.seed,
+            world_size=accelerator.num_processes,
+            device=str(accelerator.device),
+            mixed_precision=accelerator.mixed_precision,  # what ran ("auto" resolved for this device)
+            gradient_checkpointing=is_gradient_checkpointing(model),  # the model's state, not the config
+            started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            wall_s=round(time.time() - started, 2),
+            versions=library_versions(),
+        ),
+        params=params,
+        data=DataInfo(label_names, {name: len(split) for name, split in splits.items()}, len(skipped)),
+        train=train_info(result, cfg.training.metric_for_best),
+        eval=result.best_eval,
+        test=test_metrics,
+        history=result.state.history,
+        measurements=extra,
+    )
     if probe_result is not None:  # lp_ft: the time and steps of both phases, each phase apart, one history
-        results["train"].update(both_phases(probe_result, result))
-        results["history"] = [
-            {"phase": phase, **record}
+        record.train = both_phases(probe_result, result, cfg.training.metric_for_best)
+        record.history = [
+            {"phase": phase, **entry}
             for phase, phase_result in (("probe", probe_result), ("fine_tune", result))
-            for record in phase_result.state.history
+            for entry in phase_result.state.history
         ]
+    results = record.to_dict()
     save_outputs(cfg, accelerator, model, processor, run_dir, label_names)
     if accelerator.is_main_process:
-        rundir.write_json_atomic(run_dir / rundir.RESULTS, results)  # written last: its presence means "finished"
+        write_record(run_dir, record)  # written last: its presence means "finished"
         logger.info("done: %s  eval %s  test %s", run_dir, _short(result.best_eval), _short(test_metrics))
     accelerator.wait_for_everyone()
     accelerator.end_training()  # closes the trackers and, in accelerate 1.x, the process group: after the last barrier
@@ -295,7 +306,9 @@ def run(cfg: Config) -> dict[str, Any]:
     return results
 
 
-def _cached_probe_fitter(cfg: Config, accelerator: Accelerator, model, heads, prepared, fingerprints, modality, processor):
+def _cached_probe_fitter(
+    cfg: Config, accelerator: Accelerator, model, heads, prepared, fingerprints, modality, processor, hooks=()
+):
     """linear_probe / lp_ft: a function training the head on cached backbone features, or None (cache off, logged)."""
     if cfg.method.name not in ("linear_probe", "lp_ft"):
         return None
@@ -310,41 +323,44 @@ def _cached_probe_fitter(cfg: Config, accelerator: Accelerator, model, heads, pr
 
     def fit(probe_cfg: Config, probe_dir: Path) -> TrainResult | None:
         return cached_probe.fit_cached_probe(
-            probe_cfg, accelerator, model, heads, prepared, collate, probe_dir, prefix, fingerprints
+            probe_cfg, accelerator, model, heads, prepared, collate, probe_dir, prefix, fingerprints, hooks
         )
 
     return fit
 
 
-def train_info(result: TrainResult) -> dict[str, Any]:
+def train_info(result: TrainResult, metric_for_best: str | None = None) -> TrainInfo:
     """results.json's train section for one loop."""
     state = result.state
-    return {
-        "runtime_s": round(state.train_seconds, 3),
-        "samples_per_second": round(state.samples_seen / state.train_seconds, 3) if state.train_seconds else 0.0,
-        "steps": state.step,
-        "total_steps": result.total_steps,
-        "epochs_completed": state.epoch,
-        "best_step": state.best_step,
-        "stopped_early": state.stopped_early,
-    }
+    return TrainInfo(
+        runtime_s=round(state.train_seconds, 3),
+        samples_per_second=round(state.samples_seen / state.train_seconds, 3) if state.train_seconds else 0.0,
+        steps=state.step,
+        total_steps=result.total_steps,
+        epochs_completed=state.epoch,
+        best_step=state.best_step,
+        stopped_early=state.stopped_early,
+        stop_reason=state.stop_reason,
+        metric_for_best=metric_for_best,
+    )
 
 
-def both_phases(probe: TrainResult, tune: TrainResult) -> dict[str, Any]:
+def both_phases(probe: TrainResult, tune: TrainResult, metric_for_best: str | None = None) -> TrainInfo:
     """lp_ft: runtime, throughput and steps over both phases; each phase's own numbers under 'phases'.
 
-    The other keys of the train section (best_step, epochs_completed, ...) are the fine-tune phase's, whose best
+    The other fields of the train section (best_step, epochs_completed, ...) are the fine-tune phase's, whose best
     model is the run's model.
     """
     seconds = probe.state.train_seconds + tune.state.train_seconds
     samples = probe.state.samples_seen + tune.state.samples_seen
-    return {
-        "runtime_s": round(seconds, 3),
-        "samples_per_second": round(samples / seconds, 3) if seconds else 0.0,
-        "steps": probe.state.step + tune.state.step,
-        "total_steps": probe.total_steps + tune.total_steps,
-        "phases": {"probe": train_info(probe), "fine_tune": train_info(tune)},
-    }
+    return dataclasses.replace(
+        train_info(tune, metric_for_best),
+        runtime_s=round(seconds, 3),
+        samples_per_second=round(samples / seconds, 3) if seconds else 0.0,
+        steps=probe.state.step + tune.state.step,
+        total_steps=probe.total_steps + tune.total_steps,
+        phases={"probe": train_info(probe).to_dict(), "fine_tune": train_info(tune).to_dict()},
+    )
 
 
 def _short(metrics: dict[str, float]) -> str:

@@ -21,9 +21,9 @@ from typing import Literal
 
 import yaml
 
-from hftl.run import rundir
 from hftl.compare.grid import GridRun
 from hftl.config import save_config
+from hftl.run import rundir
 from hftl.run.lp_ft import PROBE_DIR
 
 State = Literal["done", "changed", "unfinished", "new"]

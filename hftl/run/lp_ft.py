@@ -18,7 +18,7 @@ phase 2 resumes from its newest checkpoint when it has one, else starts from the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,10 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
-from hftl.run import checkpoints
 from hftl.config import Config
-from hftl.run.models import freeze_backbone, unfreeze
+from hftl.run import checkpoints
+from hftl.run.freezing import freeze_backbone, unfreeze
+from hftl.run.hooks import Hook
 from hftl.run.training import Trainer, TrainResult
 
 PROBE_DIR = "probe_phase"
@@ -49,12 +50,14 @@ def fit_lp_ft(
     make_loaders: Callable[[], tuple[DataLoader, DataLoader]],
     run_dir: Path,
     on_epoch_start: Callable[[int], None] | None = None,
+    hooks: Sequence[Hook] = (),
     fit_probe: Callable[[Config, Path], TrainResult | None] | None = None,
-) -> tuple[Trainer, TrainResult, TrainResult]:
+) -> tuple[Trainer, TrainResult, TrainResult | None]:
     """Run both phases on model (every weight trainable on entry); returns (fine-tune trainer, its result, probe result).
 
-    ``fit_probe(probe_cfg, probe_dir)`` may train the head another way (on cached features) and return its result,
-    or None to have the probe run step by step.
+    A hook that stops the probe phase ends the run there: (probe trainer, probe result, None), the probed model.
+    ``fit_probe(probe_cfg, probe_dir)`` may train the head another way (on cached features, with the same hooks) and
+    return its result, or None to have the probe run step by step.
     """
     lp = cfg.method.lp_ft
     probe_dir = Path(run_dir) / PROBE_DIR
@@ -63,12 +66,22 @@ def fit_lp_ft(
     )
     dropout_rates = freeze_backbone(model, heads)
     probe_result = fit_probe(probe_cfg, probe_dir) if fit_probe is not None else None
-    if probe_result is None:
-        probe = Trainer(probe_cfg, accelerator, model, *make_loaders(), probe_dir, on_epoch_start, log_prefix="probe/")
+    cached = probe_result is not None
+    if not cached:
+        probe = Trainer(
+            probe_cfg, accelerator, model, *make_loaders(), probe_dir, on_epoch_start, log_prefix="probe/", hooks=hooks
+        )
         probe_result = probe.fit()  # ends with the best head loaded
+    if probe_result.state.should_stop and probe_result.state.stop_reason != "early_stopping":
+        if cached:  # the head trained on cached features is the model's own: a trainer holding the probed model
+            probe = Trainer(probe_cfg, accelerator, model, *make_loaders(), probe_dir, on_epoch_start, log_prefix="probe/")
+        return probe, probe_result, None
+    if not cached:
         model = accelerator.unwrap_model(probe.model)
         probe.release()
 
     unfreeze(model, dropout_rates)
-    tune = Trainer(_phase_config(cfg, Path(run_dir)), accelerator, model, *make_loaders(), Path(run_dir), on_epoch_start)
+    tune = Trainer(
+        _phase_config(cfg, Path(run_dir)), accelerator, model, *make_loaders(), Path(run_dir), on_epoch_start, hooks=hooks
+    )
     return tune, tune.fit(), probe_result
