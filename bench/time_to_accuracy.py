@@ -42,7 +42,8 @@ def run_peer(config: str, seed: int, extra: list[str], out: Path) -> dict[str, A
 
     from hftl.modalities import get_modality
     from hftl.run.data import load_splits
-    from hftl.run.models import build_model, load_processor, lora_targets
+    from hftl.run.methods import lora_targets
+    from hftl.run.models import build_model, load_processor
 
     cfg = harness.load(config, f"training.seed={seed}", *extra)
     torch.manual_seed(seed)

@@ -298,13 +298,13 @@ def fit(ready: Setup, hooks: Sequence[Hook] = ()) -> Fitted:
     loop = LoopInputs(
         cfg, accelerator, ready.model, ready.built.head_modules, ready.train_and_eval_loaders, ready.run_dir,
         ready.augment_rng.set_epoch, hooks,
-        fit_probe=_cached_probe_fitter(ready) if method.probes_frozen_features else None,
+        fit_probe=_cached_probe_fitter(ready, hooks) if method.probes_frozen_features else None,
     )  # fmt: skip
     model, result, probe_result = method.fit(loop)
     return Fitted(model, result, probe_result)
 
 
-def _cached_probe_fitter(ready: Setup) -> Callable[[Config, Path], TrainResult | None] | None:
+def _cached_probe_fitter(ready: Setup, hooks: Sequence[Hook] = ()) -> Callable[[Config, Path], TrainResult | None] | None:
     """A function training the head on cached frozen-backbone features (hftl/evaluation/cached_probe.py), or None
     when the cache is off (logged with the reason, e.g. augmentation)."""
     cfg = ready.cfg
@@ -319,7 +319,7 @@ def _cached_probe_fitter(ready: Setup) -> Callable[[Config, Path], TrainResult |
     def fit_probe(probe_cfg: Config, probe_dir: Path) -> TrainResult | None:
         return cached_probe.fit_cached_probe(
             probe_cfg, ready.accelerator, ready.model, ready.built.head_modules, ready.prepared, collate, probe_dir,
-            prefix, fingerprints,
+            prefix, fingerprints, hooks,
         )  # fmt: skip
 
     return fit_probe

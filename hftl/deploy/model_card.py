@@ -317,7 +317,7 @@ def _usage(
         after = (
             "`model.onnx` (fp32) and `model_quantized.onnx` (int8) take the tokenizer's output padded to "
             f"`max_length={max_length}`; `hftl predict FOLDER TEXT...` does the same from the command line."
-            + _serve_usage(modality.name)
+            + _serve_usage(modality)
         )
     return "## Usage\n\n```python\n" + "\n".join(code) + "\n```\n\n" + after
 

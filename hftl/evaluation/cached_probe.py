@@ -190,6 +190,7 @@ def fit_cached_probe(
     run_dir: Path,
     log_prefix: str = "",
     data_fingerprints: dict[str, str | None] | None = None,
+    hooks=(),
 ) -> TrainResult | None:
     """Train ``model``'s head (backbone frozen, dropout off) on cached head inputs; None when the check fails.
 
@@ -226,7 +227,7 @@ def fit_cached_probe(
     )  # fmt: skip
     train = DataLoader(_Features(**ordered["train"]), batch_size=cfg.training.batch_size, shuffle=True)
     val = DataLoader(_Features(**ordered["validation"]), batch_size=cfg.evaluation.batch_size)
-    trainer = Trainer(cfg, accelerator, head, train, val, run_dir, log_prefix=log_prefix)
+    trainer = Trainer(cfg, accelerator, head, train, val, run_dir, log_prefix=log_prefix, hooks=hooks)
     result = trainer.fit()  # ends with the best head loaded; the modules are the model's own
     trainer.release()
     return result

@@ -53,6 +53,8 @@ def fit_lp_ft(loop: LoopInputs) -> tuple[torch.nn.Module, TrainResult, TrainResu
     dropout_rates = freeze_backbone(loop.model, loop.heads)
     model = loop.model
     probe_result = loop.fit_probe(probe_cfg, probe_dir) if loop.fit_probe is not None else None  # cached features
+    if probe_result is not None and probe_result.state.should_stop and probe_result.state.stop_reason != "early_stopping":
+        return accelerator.prepare(model), probe_result, None  # a hook stopped the cached probe: the probed model
     if probe_result is None:
         probe = Trainer(
             probe_cfg, accelerator, loop.model, *loop.make_loaders(), probe_dir, loop.on_epoch_start, log_prefix="probe/",
