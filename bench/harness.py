@@ -15,14 +15,23 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader, Subset
 
 from hftl.config import Config, load_config
+from hftl.modalities import get_modality
+from hftl.recipe import make_accelerator
+from hftl.run.data import load_splits
+from hftl.run.hooks import Hook, TrainerState
+from hftl.run.methods import apply_method
+from hftl.run.models import build_model, count_parameters, load_processor
 from hftl.run.rundir import write_json_atomic
+from hftl.run.training import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = {
@@ -100,12 +109,6 @@ class Built:
 
 def build(cfg: Config) -> Built:
     """Seeded: two builds of one config give identical weights (LoRA and head initialisation draw from torch's RNG)."""
-    from accelerate.utils import set_seed
-
-    from hftl.run.data import load_splits
-    from hftl.modalities import get_modality
-    from hftl.run.models import apply_method, build_model, count_parameters, load_processor
-
     set_seed(cfg.training.seed)
     modality = get_modality(cfg.modality)
     splits, labels = load_splits(cfg.data)
@@ -150,15 +153,18 @@ class StepClock:
         return batch_size * (len(t) - 1) / (t[-1] - t[0])
 
 
+class _StepTimer(Hook):
+    """Ticks the clock after every optimizer step."""
+
+    def __init__(self, clock: StepClock) -> None:
+        self.clock = clock
+
+    def on_step(self, state: TrainerState) -> None:
+        self.clock.tick()
+
+
 def hftl_loop(built: Built, steps: int, *, sampler: torch.utils.data.Sampler | None = None) -> StepClock:
     """``steps`` optimizer steps of hftl's loop (the recipe's accelerator and Trainer), without evaluation or checkpoints."""
-    from dataclasses import replace
-
-    from torch.utils.data import DataLoader
-
-    from hftl.recipe import make_accelerator
-    from hftl.run.training import Trainer
-
     cfg = built.cfg
     cfg = replace(cfg, training=replace(cfg.training, max_steps=steps, eval_steps=None, log_every_steps=10))
     clock = StepClock()
@@ -168,37 +174,17 @@ def hftl_loop(built: Built, steps: int, *, sampler: torch.utils.data.Sampler | N
             built.train, batch_size=cfg.training.batch_size, shuffle=sampler is None, sampler=sampler,
             collate_fn=built.collate, num_workers=cfg.training.num_workers,
         )  # fmt: skip
-        trainer = Trainer(cfg, accelerator, built.model, loader, loader, Path(out))
-        step = trainer.scheduler.step  # called once per optimizer step, right after it
-
-        def stepped(*a, **k):
-            clock.tick()
-            return step(*a, **k)
-
-        trainer.scheduler.step = stepped
-        trainer._evaluate_and_checkpoint = lambda: False  # time training only
-        with _quiet_progress():
-            trainer.fit()
+        # time training only; the progress bar's stderr line is noise in the bench log
+        trainer = Trainer(
+            cfg, accelerator, built.model, loader, loader, Path(out),
+            hooks=[_StepTimer(clock)], evaluation=False, progress_bar=False,
+        )  # fmt: skip
+        trainer.fit()
     return clock
-
-
-@contextlib.contextmanager
-def _quiet_progress() -> Iterator[None]:
-    """hftl's progress bar off while timing (its stderr line is noise in the bench log)."""
-    from hftl.run import training
-
-    bar = training.tqdm
-    training.tqdm = lambda *args, **kwargs: bar(*args, **{**kwargs, "disable": True})
-    try:
-        yield
-    finally:
-        training.tqdm = bar
 
 
 def accuracy(model: torch.nn.Module, dataset: Any, collate: Callable, *, limit: int, batch_size: int = 32) -> float:
     """Accuracy on the first ``limit`` rows of a prepared split."""
-    from torch.utils.data import DataLoader, Subset
-
     rows = Subset(dataset, range(min(limit, len(dataset))))
     was_training = model.training
     model.eval()

@@ -10,6 +10,7 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +27,17 @@ from hftl.augment import AugmentRng
 from hftl.config import Config, save_config
 from hftl.run.data import load_splits
 from hftl.errors import ConfigError
-from hftl.run.lp_ft import fit_lp_ft
 from hftl.run.metrics import check_metric_names
 from hftl.modalities import get_modality
+from hftl.run.methods import apply_method, get_method
 from hftl.run.models import (
-    apply_method,
     build_model,
     count_parameters,
     enable_gradient_checkpointing,
     load_processor,
 )
-from hftl.run.training import Trainer, TrainResult, evaluate
+from hftl.run.hooks import Hook
+from hftl.run.training import TrainResult, evaluate
 
 logger = logging.getLogger("hftl")
 
@@ -131,14 +132,15 @@ def save_outputs(
     if not accelerator.is_main_process:
         return
     unwrapped = accelerator.unwrap_model(model)
-    if cfg.method.name == "lora":
+    saves_adapter = get_method(cfg.method.name).saves_adapter
+    if saves_adapter:
         tmp = run_dir / ".tmp-adapter"
         unwrapped.save_pretrained(str(tmp), state_dict=state)
         rundir.replace_dir(tmp, run_dir / "adapter")
     if not cfg.output.save_merged:
         return
     tmp = run_dir / ".tmp-model"
-    if cfg.method.name != "lora":
+    if not saves_adapter:
         unwrapped.save_pretrained(str(tmp), state_dict=state, safe_serialization=True)
     elif accelerator.is_fsdp2:  # a sharded model cannot merge in place: merge the saved adapter into a fresh base
         from hftl.run.models import find_adapter, load_adapter_classifier
@@ -155,8 +157,11 @@ def save_outputs(
     rundir.replace_dir(tmp, run_dir / "model")
 
 
-def run(cfg: Config) -> dict[str, Any]:
-    """Train, evaluate and save one run; returns the results written to RUN/results.json."""
+def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
+    """Train, evaluate and save one run; returns the results written to RUN/results.json.
+
+    hooks see every step, evaluation and checkpoint of the loop (both phases of lp_ft) and may stop it early.
+    """
     started = time.time()
     run_dir = Path(cfg.output.dir)
     modality = get_modality(cfg.modality)
@@ -218,14 +223,9 @@ def run(cfg: Config) -> dict[str, Any]:
     # the loop (lp_ft: twice, probe then fine-tune)
     if cfg.training.tracking != "none":
         accelerator.init_trackers(cfg.run_name, config=_flat_hparams(cfg))
-    probe_result = None
-    if cfg.method.name == "lp_ft":
-        trainer, result, probe_result = fit_lp_ft(
-            cfg, accelerator, model, built.head_modules, train_and_eval_loaders, run_dir, augment_rng.set_epoch
-        )
-    else:
-        trainer = Trainer(cfg, accelerator, model, *train_and_eval_loaders(), run_dir, augment_rng.set_epoch)
-        result = trainer.fit()
+    trainer, result, probe_result = get_method(cfg.method.name).fit(
+        cfg, accelerator, model, built.head_modules, train_and_eval_loaders, run_dir, augment_rng.set_epoch, hooks
+    )
 
     # test scores of the selected (best) model
     test_metrics: dict[str, float] = {}
@@ -297,6 +297,7 @@ def train_info(result: TrainResult) -> dict[str, Any]:
         "epochs_completed": state.epoch,
         "best_step": state.best_step,
         "stopped_early": state.stopped_early,
+        "stop_reason": state.stop_reason,
     }
 
 

@@ -14,7 +14,7 @@ from hftl.run.checkpoints import list_checkpoints
 from hftl.config import load_config
 from hftl.errors import ConfigError
 from hftl.recipe import run
-from hftl.run.models import freeze_backbone, unfreeze
+from hftl.run.freezing import freeze_backbone, unfreeze
 
 LP_FT = ["method.name=lp_ft", "method.lp_ft.probe_epochs=2", "method.lp_ft.probe_learning_rate=3e-2",
          "training.epochs=2", "training.save_total_limit=10"]  # fmt: skip

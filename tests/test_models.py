@@ -8,7 +8,8 @@ import torch
 from hftl.config import load_config
 from hftl.errors import ModelError
 from hftl.modalities import get_modality, registered_modalities
-from hftl.run.models import apply_method, build_model, count_parameters, resolve_model_source
+from hftl.run.methods import apply_method
+from hftl.run.models import build_model, count_parameters, resolve_model_source
 
 LABELS = ["a", "b", "c", "d"]
 

@@ -97,7 +97,8 @@ def test_a_launcher_accumulation_that_differs_from_the_recipe_is_refused(quick_o
 
 def test_gradient_checkpointing_is_on_in_the_model(tiny_bert):
     from hftl.modalities import get_modality
-    from hftl.run.models import apply_method, build_model, enable_gradient_checkpointing
+    from hftl.run.methods import apply_method
+    from hftl.run.models import build_model, enable_gradient_checkpointing
 
     cfg = load_config(None, [f"model.source={tiny_bert}", "method.name=lora"])
     text = get_modality("text")

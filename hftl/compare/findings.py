@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from hftl.compare.aggregate import mean_std
+from hftl.run.methods import all_methods
 
-TRANSFER_METHODS = ("linear_probe", "lora", "full", "lp_ft")
+TRANSFER_METHODS = tuple(m.name for m in all_methods() if m.transfer)
 
 
 def _points(delta: float) -> str:

@@ -15,8 +15,9 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from hftl.compare.aggregate import mean_std  # noqa: E402
+from hftl.run.methods import all_methods  # noqa: E402
 
-METHOD_COLORS = {"scratch": "#7f7f7f", "linear_probe": "#1f77b4", "lora": "#2ca02c", "full": "#d62728", "lp_ft": "#9467bd"}
+METHOD_COLORS = {m.name: m.color for m in all_methods()}
 MODALITY_ORDER = ["text", "vision", "audio"]
 _LINESTYLES = ["-", "--", ":", "-."]
 

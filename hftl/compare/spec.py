@@ -27,7 +27,8 @@ Typed dataclasses are the schema, as for run configs (hftl/config.py): an unknow
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, make_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,32 +36,28 @@ import yaml
 
 from hftl.config import _help, from_mapping
 from hftl.errors import ConfigError
+from hftl.run.methods import Method as MethodSpec
+from hftl.run.methods import all_methods, method_names
 
-Method = Literal["scratch", "linear_probe", "lora", "full", "lp_ft"]
-ALL_METHODS: tuple[str, ...] = ("scratch", "linear_probe", "lora", "full", "lp_ft")
+Method = Literal[method_names()]  # type: ignore[valid-type]  # the registry's names, in its (report) order
+ALL_METHODS: tuple[str, ...] = method_names()
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-@dataclass
-class MethodLearningRates:
-    """Peak learning rate per method; null keeps the recipe's training.learning_rate."""
-
-    scratch: float | None = _help("learning rate of method=scratch", None)
-    linear_probe: float | None = _help("learning rate of method=linear_probe", None)
-    lora: float | None = _help("learning rate of method=lora", None)
-    full: float | None = _help("learning rate of method=full", None)
-    lp_ft: float | None = _help("learning rate of lp_ft's fine-tune phase (its probe: method.lp_ft.probe_learning_rate)", None)
+def _per_method(class_name: str, doc: str, annotation: Any, help_of: Callable[[MethodSpec], str], **default: Any) -> type:
+    """A dataclass with one field per registered method (a spec section keyed by method name)."""
+    fields = [(m.name, annotation, _help(help_of(m), **default)) for m in all_methods()]
+    return make_dataclass(class_name, fields, namespace={"__doc__": doc, "__module__": __name__})
 
 
-@dataclass
-class MethodOverrides:
-    """key=value overrides applied to one method's runs only."""
-
-    scratch: list[str] = _help("overrides of method=scratch runs", factory=list)
-    linear_probe: list[str] = _help("overrides of method=linear_probe runs", factory=list)
-    lora: list[str] = _help("overrides of method=lora runs", factory=list)
-    full: list[str] = _help("overrides of method=full runs", factory=list)
-    lp_ft: list[str] = _help("overrides of method=lp_ft runs", factory=list)
+MethodLearningRates = _per_method(
+    "MethodLearningRates", "Peak learning rate per method; null keeps the recipe's training.learning_rate.",
+    float | None, lambda m: f"learning rate of method={m.name}{m.learning_rate_note}", default=None,
+)  # fmt: skip
+MethodOverrides = _per_method(
+    "MethodOverrides", "key=value overrides applied to one method's runs only.",
+    list[str], lambda m: f"overrides of method={m.name} runs", factory=list,
+)  # fmt: skip
 
 
 @dataclass

@@ -10,16 +10,11 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from hftl.run.methods import display_name
+
 # Model-card library per pushed kind (the Hub filters models by it).
 LIBRARY = {"adapter": "peft", "merged": "transformers", "onnx": "onnx"}
 _AUTO_CLASSES = {"text": "AutoModelForSequenceClassification", "vision": "AutoModelForImageClassification"}
-_METHOD_NAMES = {
-    "lora": "LoRA",
-    "full": "full fine-tuning",
-    "linear_probe": "linear probe",
-    "scratch": "from scratch",
-    "lp_ft": "linear probe, then full fine-tuning (LP-FT)",
-}
 _METRIC_NAMES = {
     "accuracy": "Accuracy",
     "f1_macro": "F1 (macro)",
@@ -125,7 +120,7 @@ def _summary(
     labels = results["data"]["labels"]
     modality = config.get("modality", "text")
     base_text = f"[`{base}`](https://huggingface.co/{base})" if base else f"`{results['run']['model']}` (a local model)"
-    method = _METHOD_NAMES.get(results["run"]["method"], results["run"]["method"])
+    method = display_name(results["run"]["method"])
     kind = {
         "adapter": f"A {method} adapter (PEFT) for {base_text}",
         "merged": f"A model fine-tuned from {base_text} ({method}, merged into the weights)",

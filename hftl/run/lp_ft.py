@@ -18,7 +18,7 @@ phase 2 resumes from its newest checkpoint when it has one, else starts from the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from torch.utils.data import DataLoader
 
 from hftl.run import checkpoints
 from hftl.config import Config
-from hftl.run.models import freeze_backbone, unfreeze
+from hftl.run.freezing import freeze_backbone, unfreeze
+from hftl.run.hooks import Hook
 from hftl.run.training import Trainer, TrainResult
 
 PROBE_DIR = "probe_phase"
@@ -49,19 +50,29 @@ def fit_lp_ft(
     make_loaders: Callable[[], tuple[DataLoader, DataLoader]],
     run_dir: Path,
     on_epoch_start: Callable[[int], None] | None = None,
-) -> tuple[Trainer, TrainResult, TrainResult]:
-    """Run both phases on model (every weight trainable on entry); returns (fine-tune trainer, its result, probe result)."""
+    hooks: Sequence[Hook] = (),
+) -> tuple[Trainer, TrainResult, TrainResult | None]:
+    """Run both phases on model (every weight trainable on entry); returns (fine-tune trainer, its result, probe result).
+
+    A hook that stops the probe phase ends the run there: (probe trainer, probe result, None), the probed model.
+    """
     lp = cfg.method.lp_ft
     probe_dir = Path(run_dir) / PROBE_DIR
     probe_cfg = _phase_config(
         cfg, probe_dir, epochs=lp.probe_epochs, max_steps=lp.probe_max_steps, learning_rate=lp.probe_learning_rate
     )
     dropout_rates = freeze_backbone(model, heads)
-    probe = Trainer(probe_cfg, accelerator, model, *make_loaders(), probe_dir, on_epoch_start, log_prefix="probe/")
+    probe = Trainer(
+        probe_cfg, accelerator, model, *make_loaders(), probe_dir, on_epoch_start, log_prefix="probe/", hooks=hooks
+    )
     probe_result = probe.fit()  # ends with the best head loaded
+    if probe_result.state.should_stop and probe_result.state.stop_reason != "early_stopping":
+        return probe, probe_result, None
     model = accelerator.unwrap_model(probe.model)
     probe.release()
 
     unfreeze(model, dropout_rates)
-    tune = Trainer(_phase_config(cfg, Path(run_dir)), accelerator, model, *make_loaders(), Path(run_dir), on_epoch_start)
+    tune = Trainer(
+        _phase_config(cfg, Path(run_dir)), accelerator, model, *make_loaders(), Path(run_dir), on_epoch_start, hooks=hooks
+    )
     return tune, tune.fit(), probe_result

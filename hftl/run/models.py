@@ -1,19 +1,12 @@
 """Build the classifier from a model source and apply the transfer method to it.
 
-Methods:
-    full          every weight trains.
-    lora          low-rank adapters on the attention projections; the new head trains fully (modules_to_save).
-    linear_probe  the backbone is frozen (and its dropout off); only the new head trains.
-    scratch       the same architecture with random weights: the no-transfer baseline.
-    lp_ft         linear probe, then full fine-tune (Kumar et al. 2022). ``apply_method`` leaves every weight
-                  trainable (the second phase, and what the parameter count reports); the recipe runs the probe
-                  phase first with ``freeze_backbone`` / ``unfreeze`` (see hftl/lp_ft.py).
+What each method then does to the built model is in hftl/run/methods.py (the method registry).
 
 A source may also be a PEFT adapter (a local folder or Hub repo with ``adapter_config.json`` and no
 ``config.json``): its config names the base, which is loaded as a classifier with the run's labels, and
 ``PeftModel.from_pretrained`` puts the adapter on it. With method=lora training continues that adapter (its own
-rank and targets; ``method.lora`` is not used); with full / linear_probe the adapter is merged first and the method
-applies to the merged model; scratch only takes the base's architecture. The adapter's saved head must match the
+rank and targets; ``method.lora`` is not used); with full / linear_probe / lp_ft the adapter is merged first and the
+method applies to the merged model; scratch only takes the base's architecture. The adapter's saved head must match the
 run's label count.
 """
 
@@ -32,6 +25,7 @@ from hftl import zoo
 from hftl.config import Config
 from hftl.errors import ModelError
 from hftl.modalities import Modality
+from hftl.run.methods import get_method
 
 logger = logging.getLogger("hftl")
 
@@ -238,9 +232,9 @@ def _label_kwargs(label_names: list[str]) -> dict[str, Any]:
 
 
 def _build_from_adapter(cfg: Config, modality: Modality, label_names: list[str], adapter: AdapterSource) -> BuiltModel:
-    method = cfg.method.name
+    method = get_method(cfg.method.name)
     extra = {"revision": adapter.processor_revision, "adapter": adapter.ref}
-    if method == "scratch":
+    if not method.pretrained:
         from transformers import AutoConfig
 
         base = _resolve_base(adapter.ref, adapter.base)
@@ -251,9 +245,9 @@ def _build_from_adapter(cfg: Config, modality: Modality, label_names: list[str],
         modality.adapt_model(model, cfg)
         return BuiltModel(model, adapter.processor_source, _head_modules(model, []), **extra)
     model = load_adapter_classifier(
-        adapter, modality, label_names, trainable=method == "lora", trust_remote_code=cfg.model.trust_remote_code, cfg=cfg
+        adapter, modality, label_names, trainable=method.saves_adapter, trust_remote_code=cfg.model.trust_remote_code, cfg=cfg
     )
-    if method == "lora":
+    if method.saves_adapter:
         logger.info("continuing adapter %s (its own rank and targets; method.lora settings are not used)", adapter.ref)
         heads = list(model.peft_config["default"].modules_to_save or [])
         return BuiltModel(model, adapter.processor_source, heads, **extra)
@@ -292,7 +286,7 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
     label_kwargs = _label_kwargs(label_names)
     common = {"revision": cfg.model.revision, "trust_remote_code": cfg.model.trust_remote_code}
     try:
-        if cfg.method.name == "scratch":
+        if not get_method(cfg.method.name).pretrained:
             from transformers import AutoConfig
 
             config = AutoConfig.from_pretrained(source, **common, **label_kwargs)
@@ -316,49 +310,6 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
     return BuiltModel(model, source, _head_modules(model, missing), cfg.model.revision)
 
 
-def lora_targets(cfg: Config, modality: Modality, model: torch.nn.Module) -> list[str]:
-    if cfg.method.lora.target_modules:
-        return list(cfg.method.lora.target_modules)
-    model_type = getattr(model.config, "model_type", None)
-    if model_type in modality.lora_targets:
-        return modality.lora_targets[model_type]
-    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as peft_defaults
-
-    if model_type in peft_defaults:
-        return list(peft_defaults[model_type])
-    raise ModelError(f"no default LoRA targets for model_type {model_type!r}: set method.lora.target_modules")
-
-
-def apply_method(cfg: Config, modality: Modality, built: BuiltModel) -> torch.nn.Module:
-    """Freeze / wrap the model as the method asks; returns the module to train."""
-    model, heads = built.model, built.head_modules
-    method = cfg.method.name
-    if method in ("full", "scratch", "lp_ft"):
-        return model
-    if method == "linear_probe":
-        freeze_backbone(model, heads)
-        return model
-    if method == "lora":
-        from peft import LoraConfig, PeftModel, get_peft_model
-
-        if isinstance(model, PeftModel):  # an adapter source: keep training that adapter
-            return model
-
-        lora = cfg.method.lora
-        peft_config = LoraConfig(
-            r=lora.r,
-            lora_alpha=lora.alpha,
-            lora_dropout=lora.dropout,
-            target_modules=lora_targets(cfg, modality, model),
-            modules_to_save=heads,  # the new head trains fully and is saved with the adapter
-        )
-        try:
-            return get_peft_model(model, peft_config)
-        except ValueError as err:
-            raise ModelError(f"method.lora.target_modules: {err}") from err
-    raise ModelError(f"method.name: unknown method {method!r}")
-
-
 def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
     """Recompute activations in the backward pass (training.gradient_checkpointing), in place.
 
@@ -378,30 +329,6 @@ def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
             f"training.gradient_checkpointing: {type(base).__name__} does not support it; set it to false"
         )
     base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-
-
-def freeze_backbone(model: torch.nn.Module, heads: list[str]) -> dict[str, float]:
-    """Only the head modules train; the backbone's dropout goes off. Returns the dropout rates it replaced.
-
-    A frozen backbone is a fixed feature extractor: without dropout its features are the ones the head will see
-    at test time (and a step is ~2x faster).
-    """
-    for name, param in model.named_parameters():
-        param.requires_grad = name.split(".")[0] in heads
-    replaced = {}
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Dropout) and name.split(".")[0] not in heads:
-            replaced[name], module.p = module.p, 0.0
-    return replaced
-
-
-def unfreeze(model: torch.nn.Module, dropout_rates: dict[str, float]) -> None:
-    """Every weight trains again and the backbone's dropout is back (what freeze_backbone returned)."""
-    for param in model.parameters():
-        param.requires_grad = True
-    modules = dict(model.named_modules())
-    for name, rate in dropout_rates.items():
-        modules[name].p = rate
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:

@@ -11,8 +11,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from transformers import get_scheduler
 from hftl.run import checkpoints
 from hftl.config import Config
 from hftl.errors import ConfigError
+from hftl.run.hooks import Hook, Hooks, TrainerState
 from hftl.run.metrics import compute_metrics
 
 logger = logging.getLogger("hftl")
@@ -37,24 +38,8 @@ BEST_FILE = "best_trainable.safetensors"
 
 
 @dataclass
-class TrainState:
-    """Where training stands; saved in every checkpoint so a resumed run continues exactly."""
-
-    step: int = 0  # optimizer steps done
-    epoch: int = 0  # epoch in progress
-    batches_in_epoch: int = 0  # micro-batches of that epoch already consumed
-    best_metric: float | None = None
-    best_step: int | None = None
-    evals_without_improvement: int = 0
-    stopped_early: bool = False
-    train_seconds: float = 0.0
-    samples_seen: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
 class TrainResult:
-    state: TrainState
+    state: TrainerState
     best_eval: dict[str, float]
     total_steps: int
 
@@ -137,14 +122,23 @@ class Trainer:
         run_dir: Path,
         on_epoch_start: Callable[[int], None] | None = None,
         log_prefix: str = "",
+        hooks: Sequence[Hook] = (),
+        evaluation: bool = True,
+        progress_bar: bool = True,
     ) -> None:
-        """run_dir holds this loop's checkpoints; log_prefix goes before tracker keys (a phase of lp_ft: 'probe/')."""
+        """run_dir holds this loop's checkpoints; log_prefix goes before tracker keys (a phase of lp_ft: 'probe/').
+
+        hooks see every step, evaluation and checkpoint (``hftl.run.hooks``). evaluation=False runs the optimizer
+        steps alone, without validation or checkpoints (what a throughput benchmark times).
+        """
         self.cfg, self.tc, self.accelerator, self.run_dir = cfg, cfg.training, accelerator, run_dir
         if accelerator.distributed_type == DistributedType.FSDP and not accelerator.is_fsdp2:
             raise ConfigError("FSDP version 1 is not supported: set fsdp_version: 2 (see recipes/accelerate/fsdp.yaml)")
         self.trainable_names = [n for n, p in model.named_parameters() if p.requires_grad]
         self.on_epoch_start = on_epoch_start  # e.g. the augmentation generator's set_epoch
         self.log_prefix = log_prefix
+        self.hooks = Hooks(hooks)
+        self.evaluation, self.progress_bar = evaluation, progress_bar
         # fused: one kernel over all parameters (what Trainer uses by default); measured ~7% of a LoRA step on 2 CPU cores.
         self.optimizer = torch.optim.AdamW(
             optimizer_groups(model, self.tc.weight_decay), lr=self.tc.learning_rate, fused=True
@@ -173,7 +167,7 @@ class Trainer:
             num_training_steps=self.total_steps,
         )
         accelerator.register_for_checkpointing(self.scheduler)
-        self.state = TrainState()
+        self.state = TrainerState(max_steps=self.total_steps)
         self.best_weights: dict[str, torch.Tensor] | None = None
 
     def _trainable_state(self) -> dict[str, torch.Tensor]:
@@ -221,7 +215,7 @@ class Trainer:
 
     def load_checkpoint(self, path: Path) -> None:
         self.accelerator.load_state(str(path))
-        self.state = TrainState(**json.loads((path / STATE_FILE).read_text()))
+        self.state = TrainerState(**{**json.loads((path / STATE_FILE).read_text()), "max_steps": self.total_steps})
         if (path / BEST_FILE).exists():
             self.best_weights = load_file(str(path / BEST_FILE))
         logger.info("resumed from %s at step %d (epoch %d)", path, self.state.step, self.state.epoch)
@@ -244,16 +238,26 @@ class Trainer:
             self.best_weights = self._trainable_state()
         else:
             self.state.evals_without_improvement += 1
+        self.hooks.on_evaluate(self.state, metrics)
         patience = self.tc.early_stopping_patience
-        stop = patience is not None and self.state.evals_without_improvement >= patience
-        self.state.stopped_early = stop
+        if patience is not None and self.state.evals_without_improvement >= patience and not self.state.should_stop:
+            self.state.should_stop, self.state.stop_reason = True, "early_stopping"
+        stop = self._note_stop()
         logger.info(
             "step %d: eval %s=%.4f (best %.4f at step %d)%s",
             self.state.step, self.tc.metric_for_best, value, self.state.best_metric, self.state.best_step,
-            ", early stop" if stop else "",
+            f", stop ({self.state.stop_reason})" if stop else "",
         )  # fmt: skip
-        self.save_checkpoint()
-        return stop
+        path = self.save_checkpoint()
+        self.hooks.on_checkpoint(self.state, path)
+        return self._note_stop()
+
+    def _note_stop(self) -> bool:
+        """True when early stopping or a hook asked to stop; recorded in the state (and so in the next checkpoint)."""
+        if self.state.should_stop:
+            self.state.stopped_early = True
+            self.state.stop_reason = self.state.stop_reason or "stopped by a hook"
+        return self.state.stopped_early
 
     # -- the loop ------------------------------------------------------------------------------------------------
 
@@ -269,7 +273,8 @@ class Trainer:
             tc.batch_size, tc.gradient_accumulation_steps, acc.num_processes,
         )  # fmt: skip
         progress = tqdm(
-            total=self.total_steps, initial=state.step, desc="train", disable=not acc.is_local_main_process
+            total=self.total_steps, initial=state.step, desc="train",
+            disable=not (self.progress_bar and acc.is_local_main_process),
         )
         self.model.train()
         stop = state.step >= self.total_steps or state.stopped_early
@@ -308,18 +313,20 @@ class Trainer:
                     acc.log({f"{self.log_prefix}train/loss": mean_loss, f"{self.log_prefix}train/lr": lr}, step=state.step)
                     progress.set_postfix(loss=f"{mean_loss:.4f}")
                     running_loss, running_n = 0.0, 0
-                if tc.eval_steps is not None and (state.step % tc.eval_steps == 0 or finished):
+                self.hooks.on_step(state)
+                halt = finished or self._note_stop()  # a hook's stop: evaluated and checkpointed now, as an early stop
+                if self.evaluation and tc.eval_steps is not None and (state.step % tc.eval_steps == 0 or halt):
                     state.train_seconds += time.perf_counter() - tick
                     stop = self._evaluate_and_checkpoint()
                     tick = time.perf_counter()
-                stop = stop or finished
+                stop = stop or halt
                 if stop:
                     break
             state.train_seconds += time.perf_counter() - tick
             epoch_done = state.batches_in_epoch >= len(self.train_loader)
             if epoch_done:
                 state.epoch, state.batches_in_epoch = state.epoch + 1, 0
-            if tc.eval_steps is None and (epoch_done or state.step >= self.total_steps):
+            if self.evaluation and tc.eval_steps is None and (epoch_done or stop):
                 stop = self._evaluate_and_checkpoint() or stop
         progress.close()
         # Select the best model for what follows (test scores, saving, export).
