@@ -39,6 +39,9 @@ def _short_tmp(prefix: str) -> Path:
 @contextlib.contextmanager
 def ray_head(num_cpus: int = 2) -> Iterator[str]:
     tmp, port = _short_tmp("hftl-ray-"), free_port()
+    # A loopback-only test cluster: no token auth (Ray turns it on when ~/.ray/auth_token exists), for head and driver.
+    auth_before = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     proc = subprocess.Popen(
         [str(VENV_BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
@@ -52,6 +55,10 @@ def ray_head(num_cpus: int = 2) -> Iterator[str]:
         _wait_for_ray(address, proc)
         yield address
     finally:
+        if auth_before is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = auth_before
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)  # `ray start --block` stops the node's processes on SIGTERM
         try:

@@ -94,10 +94,10 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _ray_worker_training(timeout: float = 300) -> int:
+def _ray_worker_training(driver: threading.Thread, timeout: float = 300) -> int:
     """The pid of a Ray worker process whose child is training a grid run."""
     deadline = time.time() + timeout
-    while time.time() < deadline:
+    while time.time() < deadline and driver.is_alive():
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit() and "ray::run_task" in _cmdline(int(entry.name)):
                 if any("hftl.cli train" in _cmdline(c) for c in _children(int(entry.name))):
@@ -121,7 +121,8 @@ def test_ray_cluster_runs_the_grid_through_a_killed_worker_and_a_rerun_skips_it(
 
         driver = threading.Thread(target=drive)
         driver.start()
-        worker = _ray_worker_training()
+        worker = _ray_worker_training(driver)
+        assert not errors, errors
         os.kill(worker, signal.SIGKILL)  # the worker dies mid-run; its training child dies with it
         driver.join(timeout=TIMEOUT_S)
         assert not driver.is_alive() and not errors, (errors, lines)
@@ -158,6 +159,7 @@ def test_slurm_cluster_runs_the_same_grid_as_job_arrays(tmp_path, grid_recipe, l
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         assert "executor: Slurm, job arrays of at most 2 at once" in done.stdout
-        jobs = sorted(p.name for p in (tmp_path / "report" / "slurm").iterdir() if p.is_dir())
-        assert len(jobs) == 4 and all("_" in j for j in jobs), jobs  # one array: JOBID_0 .. JOBID_3
+        jobs = sorted(p.name for p in (tmp_path / "report" / "slurm").iterdir() if p.is_dir() and "_" in p.name)
+        assert len(jobs) == 4 and len({j.split("_")[0] for j in jobs}) == 1, jobs  # one array: JOBID_0 .. JOBID_3
+        assert all(list((tmp_path / "report" / "slurm" / j).glob("*_log.out")) for j in jobs)  # a log per array task
         assert result_rows(tmp_path / "report") == local_rows

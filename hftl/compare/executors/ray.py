@@ -57,10 +57,10 @@ class RayExecutor(Executor):
             except (ConnectionError, ValueError) as err:
                 raise HftlError(f"ray.address={address}: cannot connect to a Ray cluster there: {err}") from err
         r = self.resources
-        self.remote = ray.remote(run_task).options(
+        self.remote = ray.remote(
             num_cpus=r.cpus or 1, num_gpus=r.gpus, max_retries=0,
             **({"memory": int(r.memory_gb * 1024**3)} if r.memory_gb else {}),
-        )  # fmt: skip
+        )(run_task)  # fmt: skip
         self._check_storage(report_dir)
 
     def _check_storage(self, report_dir: Path) -> None:
@@ -71,7 +71,7 @@ class RayExecutor(Executor):
         marker, token = report_dir / f".shared-check-{uuid.uuid4().hex}", uuid.uuid4().hex
         marker.write_text(token)
         try:
-            probe = ray.remote(_sees).options(num_cpus=0)
+            probe = ray.remote(num_cpus=0)(_sees)
             nodes = [n for n in ray.nodes() if n["Alive"]]
             answers = ray.get([
                 probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
