@@ -125,3 +125,28 @@ def test_space_errors_name_the_key(tmp_path, known_task):
     with pytest.raises(ConfigError, match=r"search space training.no_such_key=.*unknown key"):
         tune(str(known_task), [], parse_search({"params": {"training.no_such_key": {"low": 1, "high": 2}}}, "s"),
              tmp_path / "out", echo=lambda _: None)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_compare_spec_tune_section_searches_each_cell_then_runs_its_seeds(tmp_path, known_task):
+    from hftl.compare import compare
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "methods": ["full"], "shots_per_class": ["all"], "seeds": [0, 1],
+        "datasets": [{"name": "topics", "recipe": str(known_task)}],
+        "tune": {"trials": 2, "pruner": "none", "sampler": "random",
+                 "params": {"training.learning_rate": {"low": 1e-3, "high": 3e-2, "log": True}}},
+    }))  # fmt: skip
+    lines: list[str] = []
+    compare(spec, report_dir=tmp_path / "report", echo=lines.append)
+    cell = tmp_path / "report" / "tune" / "topics__tiny_bert0__full__shots-all"
+    best = json.loads((cell / "summary.json").read_text())["best_params"]["training.learning_rate"]
+    for seed in (0, 1):
+        config = yaml.safe_load((tmp_path / "report" / "runs" / f"{cell.name}__seed-{seed}" / "config.yaml").read_text())
+        assert config["training"]["learning_rate"] == pytest.approx(best)
+        assert config["evaluation"]["test"]  # the grid's runs are scored on test; the search never was
+    lines.clear()
+    compare(spec, report_dir=tmp_path / "report", echo=lines.append)  # finished search, finished runs: nothing runs
+    assert any("2 finished trial(s) stored, 0 to run" in line for line in lines)
+    assert "2 runs: 2 done already, 0 to run" in lines

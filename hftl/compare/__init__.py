@@ -4,6 +4,7 @@
     grid.py       spec -> one run config per cell and seed, with deterministic names
     runner.py     the driver: skips finished runs with the same config, runs the rest on an executor, retries
     executors/    where runs execute: local (process pool), ray (Ray tasks), slurm (submitit job arrays)
+    tuning.py     the spec's `tune` section: each cell's hyper-parameters searched on validation before its runs
     aggregate.py  results.csv and mean ± std over seeds
     plots.py      the figures;  findings.py  the written summary;  report.py  results.md and report.html
 """
@@ -44,6 +45,10 @@ def compare(
     if where not in EXECUTORS:
         raise ConfigError(f"--executor {where!r}: expected one of {list(EXECUTORS)}")
     runs = expand(spec, report_dir)
+    if spec.tune is not None and not dry_run:  # search each cell first; its runs then use what it chose
+        from hftl.compare.tuning import tune_cells
+
+        runs = expand(spec, report_dir, tune_cells(spec, runs, report_dir, where, echo))
     if dry_run:
         states = [run_state(run) for run in runs]
         for run, state in zip(runs, states, strict=True):

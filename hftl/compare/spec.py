@@ -13,6 +13,7 @@ Typed dataclasses are the schema, as for run configs (hftl/config.py): an unknow
     resources: {cpus: 1, gpus: 0, memory_gb: 4, time_min: 60}   # per run (ray and slurm; local: cpus = threads)
     ray: {address: auto}                # a running cluster; null: a running one if any, else a local one
     slurm: {partition: gpu, array_parallelism: 32}
+    tune: {trials: 12, pruner: median}  # search each cell's hyper-parameters on validation first (hftl tune's space file)
     measure: {transferability: true, shift: true, forgetting: true}
     overrides: [training.max_steps=20]  # key=value for every run
     datasets:
@@ -138,6 +139,9 @@ class CompareSpec:
     resources: Resources = _help("per-run resources", factory=Resources)
     ray: RaySettings = _help("executor: ray", factory=RaySettings)
     slurm: SlurmSettings = _help("executor: slurm", factory=SlurmSettings)
+    # `tune:` (a search space, as for `hftl tune --space`): each cell's learning rate etc. searched on validation
+    # before its runs; parsed by hftl.tune.space, not by the schema checker.
+    tune: Any = None
 
     def __post_init__(self) -> None:
         for key in ("methods", "shots_per_class", "seeds"):
@@ -185,6 +189,7 @@ def load_spec(path: str | Path) -> CompareSpec:
     raw = dict(raw)
     # A list of sections is beyond the run-config schema's checker: each entry is checked on its own.
     datasets_raw: Any = raw.pop("datasets", None)
+    tune_raw: Any = raw.pop("tune", None)
     if not isinstance(datasets_raw, list) or not datasets_raw:
         raise ConfigError(f"datasets ({path}): list at least one data set (name, recipe, ...)")
     datasets = []
@@ -203,4 +208,8 @@ def load_spec(path: str | Path) -> CompareSpec:
         raise ConfigError(f"{err} ({path})") from err
     if spec.name is None:
         spec.name = path.stem
+    if tune_raw is not None:
+        from hftl.tune.space import parse_search
+
+        spec.tune = parse_search(tune_raw, f"{path} tune")
     return spec
