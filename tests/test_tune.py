@@ -150,3 +150,21 @@ def test_compare_spec_tune_section_searches_each_cell_then_runs_its_seeds(tmp_pa
     compare(spec, report_dir=tmp_path / "report", echo=lines.append)  # finished search, finished runs: nothing runs
     assert any("2 finished trial(s) stored, 0 to run" in line for line in lines)
     assert "2 runs: 2 done already, 0 to run" in lines
+
+
+@pytest.mark.slow
+def test_ray_tune_drives_the_same_objective_on_a_ray_cluster(tmp_path, known_task):
+    from tests.engines import ray_head
+
+    space = parse_search({"trials": 3, "pruner": "asha", "seed": 0,
+                          "params": {"training.learning_rate": {"low": 1e-3, "high": 3e-2, "log": True}}}, "space")  # fmt: skip
+    with ray_head(num_cpus=2) as address:
+        best, records = tune(str(known_task), [], space, tmp_path / "search", executor="ray", ray_address=address,
+                             echo=lambda _: None)  # fmt: skip
+    assert len(records) == 3 and {r.state for r in records} <= {"complete", "pruned"}
+    for r in records:  # each trial ran the recipe on a Ray worker, validation only
+        assert yaml.safe_load((Path(r.run_dir) / "config.yaml").read_text())["evaluation"]["test"] is False
+    assert load_config(tmp_path / "search" / "best.yaml").training.learning_rate == pytest.approx(
+        best.params["training.learning_rate"]
+    )
+    assert len(read_trials(tmp_path / "search")) == 3

@@ -68,8 +68,10 @@ def run_ray_tune(
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         mode = "max" if objective.direction == "maximize" else "min"
+        evaluations = _evaluations_per_trial(objective)
         scheduler = {
-            "asha": lambda: ASHAScheduler(time_attr="evaluation", max_t=_evaluations_per_trial(objective), grace_period=1),
+            # max_t one past a full trial's evaluations: ASHA stops only what it prunes, a full trial ends by itself
+            "asha": lambda: ASHAScheduler(time_attr="evaluation", max_t=evaluations + 1, grace_period=1),
             "median": lambda: MedianStoppingRule(time_attr="evaluation", grace_period=1, min_samples_required=2),
             "none": FIFOScheduler,
         }[search.pruner]()
@@ -91,11 +93,12 @@ def run_ray_tune(
         grid = tuner.fit()
     finally:
         ray.shutdown()
+    evaluations = _evaluations_per_trial(objective)
     records = []
     for i, result in enumerate(grid):
         metrics = result.metrics or {}
         trial_id = metrics.get("trial_id", "")
-        finished = (out_dir / "trials" / trial_id / rundir.RESULTS).is_file()
+        finished = (out_dir / "trials" / trial_id / rundir.RESULTS).is_file() or metrics.get("evaluation", 0) >= evaluations
         state = "failed" if result.error else ("complete" if finished else "pruned")
         records.append(TrialRecord(
             i, state, metrics.get("best"), {k: v for k, v in (result.config or {}).items() if k in objective.space},
