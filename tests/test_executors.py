@@ -99,9 +99,9 @@ def _ray_worker_training(driver: threading.Thread, timeout: float = 300) -> int:
     deadline = time.time() + timeout
     while time.time() < deadline and driver.is_alive():
         for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and "ray::run_task" in _cmdline(int(entry.name)):
-                if any("hftl.cli train" in _cmdline(c) for c in _children(int(entry.name))):
-                    return int(entry.name)
+            pid = int(entry.name) if entry.name.isdigit() else 0
+            if "ray::run_task" in _cmdline(pid) and any("hftl.cli train" in _cmdline(c) for c in _children(pid)):
+                return pid
         time.sleep(0.5)
     raise AssertionError("no Ray worker started a training run")
 

@@ -7,6 +7,7 @@ A task is plain paths and numbers, so it pickles small for Ray and submitit.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -56,10 +57,8 @@ def check_shared(task: RunTask) -> None:
 
 def _die_with_parent() -> None:
     """Linux: the training process is killed when the worker that started it dies (no orphan keeps writing)."""
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _wait(proc: subprocess.Popen) -> tuple[int, float | None]:
