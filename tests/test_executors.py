@@ -163,3 +163,22 @@ def test_slurm_cluster_runs_the_same_grid_as_job_arrays(tmp_path, grid_recipe, l
         assert len(jobs) == 4 and len({j.split("_")[0] for j in jobs}) == 1, jobs  # one array: JOBID_0 .. JOBID_3
         assert all(list((tmp_path / "report" / "slurm" / j).glob("*_log.out")) for j in jobs)  # a log per array task
         assert result_rows(tmp_path / "report") == local_rows
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"executor": "k8s"}, r"executor .*'k8s' is not one of \['local', 'ray', 'slurm'\]"),
+        ({"retries": -1}, r"retries must be >= 0"),
+        ({"resources": {"cpus": 0}}, r"resources.cpus must be >= 1"),
+        ({"resources": {"disk_gb": 5}}, r"unknown key 'resources.disk_gb'"),
+        ({"slurm": {"additional": ["account"]}}, r"slurm.additional: 'account' is not key=value"),
+        ({"tune": {"params": {"training.learning_rate": {"low": 0, "high": 1, "log": True}}}}, r"tune.*low > 0"),
+    ],
+)
+def test_executor_and_tune_spec_errors_name_the_key(tmp_path, grid_recipe, change, message):
+    from hftl.compare.spec import load_spec
+    from hftl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_spec(write_grid_spec(tmp_path, grid_recipe, **change))
