@@ -84,6 +84,7 @@ def write_plots(records: list[TrialRecord], objective: Objective, plots: Path) -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     plots.mkdir(parents=True, exist_ok=True)
     scored = [r for r in records if r.value is not None and not (isinstance(r.value, float) and math.isnan(r.value))]
@@ -114,6 +115,7 @@ def write_plots(records: list[TrialRecord], objective: Objective, plots: Path) -
             ax.scatter(xs, [r.value for r in chosen], color=color, s=18, label=state)
         if param.log:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # decades only: minor labels collide
         ax.set(xlabel=key.split(".")[-1], ylabel=f"validation {objective.metric}")
     axes[0][0].legend(fontsize=7)
     fig.suptitle("slices: metric vs each searched value")
