@@ -24,13 +24,13 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, Subset
 
 from hftl.config import Config, load_config
+from hftl.files import write_json_atomic
 from hftl.modalities import get_modality
 from hftl.recipe import make_accelerator
 from hftl.run.data import load_splits
 from hftl.run.hooks import Hook, TrainerState
 from hftl.run.methods import apply_method
 from hftl.run.models import build_model, count_parameters, load_processor
-from hftl.run.rundir import write_json_atomic
 from hftl.run.training import Trainer
 
 REPO = Path(__file__).resolve().parent.parent

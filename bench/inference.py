@@ -60,8 +60,8 @@ def ensure_run(modality: str, config: str, out: Path, quick: bool) -> Path:
 def test_inputs(run_dir: Path, rows: int | None) -> tuple[Any, dict[str, np.ndarray], np.ndarray, Any]:
     """(cfg, features, labels, modality) for the run's test split, stratified down to ``rows``."""
     from hftl.config import load_config
-    from hftl.run.data import load_splits, stratified_sample
     from hftl.modalities import get_modality
+    from hftl.run.data import load_splits, stratified_sample
 
     cfg = load_config(run_dir / "config.yaml")
     modality = get_modality(cfg.modality)
@@ -143,8 +143,8 @@ def _rows(features: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
 def bench_modality(modality_name: str, run_dir: Path, args) -> dict[str, Any]:
     import torch
 
-    from hftl.deploy.parity import load_torch_model
     from hftl.deploy.onnx import export_onnx
+    from hftl.deploy.parity import load_torch_model
 
     cfg, features, labels, modality = test_inputs(run_dir, args.test_rows)
     onnx_dir = args.out / "onnx" / modality_name

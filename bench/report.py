@@ -18,7 +18,7 @@ from pathlib import Path
 
 import harness
 
-from hftl.run.rundir import write_text_atomic
+from hftl.files import write_text_atomic
 
 DEMO_RUN = Path("runs/demo")
 

@@ -21,6 +21,7 @@ import re
 import sys
 
 from hftl.errors import HftlError
+from hftl.modalities import registered_modalities
 
 
 def setup_logging() -> None:
@@ -41,7 +42,26 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from hftl.config import load_config
     from hftl.recipe import run
 
-    run(load_config(*_config_and_overrides(args)))
+    config, overrides = _config_and_overrides(args)
+    load_config(config, overrides)  # a bad key stops here, before any process starts
+    if args.nproc > 1:
+        sys.exit(_train_with_torchrun(args.nproc, config, overrides))
+    run(load_config(config, overrides))
+
+
+def _train_with_torchrun(nproc: int, config: str | None, overrides: list[str]) -> int:
+    """N real processes on this machine (gloo on CPU, NCCL on GPUs) through torchrun, each running `hftl train`.
+
+    accelerate's own multi-CPU launch needs mpirun; torchrun needs nothing more than torch. Each process gets an equal
+    share of the cores (torchrun would give each one thread).
+    """
+    import subprocess
+
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+           "-m", "hftl.cli", "train", *([config] if config else []), *overrides]  # fmt: skip
+    return subprocess.call(cmd, env=env)
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -145,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune a model from a recipe config")
     p.add_argument("config", help="recipe YAML, e.g. recipes/configs/text/minilm_lora.yaml (optional: key=value alone works)")
     p.add_argument("overrides", nargs="*", help="key=value or section.key=value")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data-parallel processes on this machine (torchrun underneath; CPU: gloo, one share of cores each)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("export", help="export a finished run to ONNX (fp32 + int8) with a parity check")
@@ -183,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="data source, as data.source: zoo:NAME, a local file or folder, or a Hub dataset id")
     p.add_argument("overrides", nargs="*", help="data / text / vision / audio settings as in training, e.g. vision.image_size=112")
     p.add_argument("--models", nargs="+", required=True, help="candidate backbones: zoo:NAME, Hub ids or local folders")
-    p.add_argument("--modality", choices=["text", "vision", "audio"], help="default: the zoo data set's, else the first model's")
+    p.add_argument("--modality", choices=registered_modalities(), help="default: the zoo data set's, else the first model's")
     p.add_argument("--layers", action="store_true", help="also score hidden layers (4 spread up to the last)")
     p.add_argument("--grid", metavar="REPORT_DIR", help="a measured grid (hftl compare) whose results.csv picks the method")
     p.add_argument("--max-samples", type=int, default=500, help="rows per split scored (stratified; default 500)")

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from hftl.errors import ConfigError
+from hftl.modalities import registered_modalities
 from hftl.modalities.audio import AudioConfig
 from hftl.modalities.text import TextConfig
 from hftl.modalities.vision import VisionConfig
@@ -258,7 +259,7 @@ class PushConfig:
 @dataclass
 class Config:
     name: str | None = _help("run name (default: the output folder's name)", None)
-    modality: Literal["text", "vision", "audio"] = _help("what the inputs are", "text")
+    modality: str = _help("what the inputs are: a registered modality (text, vision, audio)", "text")
     model: ModelConfig = _help("backbone", factory=ModelConfig)
     data: DataConfig = _help("data source, columns, splits, subsampling", factory=DataConfig)
     method: MethodConfig = _help("how to transfer", factory=MethodConfig)
@@ -272,6 +273,8 @@ class Config:
     audio: AudioConfig = _help("clip length, decoding and augmentation (modality=audio)", factory=AudioConfig)
 
     def __post_init__(self) -> None:
+        if self.modality not in registered_modalities():
+            raise ConfigError(f"modality: {self.modality!r} is not one of {registered_modalities()}")
         # Checked before training starts, so a run does not end with a push that cannot happen.
         push = self.push
         if push.enabled and push.what == "adapter" and self.method.name != "lora":

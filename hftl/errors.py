@@ -19,3 +19,19 @@ class ModelError(HftlError):
 
 class RunDirError(HftlError):
     """An output directory that would lose work if written to."""
+
+
+class ExportError(HftlError):
+    """An export gate failed; ``report`` holds the numbers measured so far (or None)."""
+
+    def __init__(self, message: str, report: dict | None = None):
+        super().__init__(message)
+        self.report = report
+
+
+class HubError(HftlError):
+    """A push that cannot happen: no token, offline, unreachable Hub, refused write, or a run missing what is pushed."""
+
+
+class ZooError(HftlError):
+    """A zoo entry is unknown, or could not be fetched, verified or built."""

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import platform
@@ -21,22 +22,25 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from torch.utils.data import DataLoader
 
 import hftl
-from hftl.run import checkpoints, rundir
-from hftl.evaluation import forgetting, measure
+from hftl import files
 from hftl.augment import AugmentRng
 from hftl.config import Config, save_config
-from hftl.run.data import load_splits
 from hftl.errors import ConfigError
-from hftl.run.metrics import check_metric_names
+from hftl.evaluation import forgetting, measure
 from hftl.modalities import get_modality
+from hftl.run import checkpoints, launcher, rundir
+from hftl.run.data import load_splits
+from hftl.run.hooks import Hook
 from hftl.run.methods import apply_method, get_method
+from hftl.run.metrics import check_metric_names
 from hftl.run.models import (
     build_model,
     count_parameters,
     enable_gradient_checkpointing,
+    is_gradient_checkpointing,
     load_processor,
 )
-from hftl.run.hooks import Hook
+from hftl.run.record import DataInfo, RunInfo, RunRecord, TrainInfo, write_record
 from hftl.run.training import TrainResult, evaluate
 
 logger = logging.getLogger("hftl")
@@ -111,6 +115,10 @@ def make_accelerator(cfg: Config, run_dir: Path) -> Accelerator:
         # A seedable sampler makes epoch e's order a function of (seed, e): what exact resume needs.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.training.seed),
     )
+    # `accelerate launch --cpu --num_processes N` silently starts one process: say so instead of training with 1.
+    short = launcher.check_world_size(accelerator.num_processes, on_cpu=accelerator.device.type == "cpu")
+    if short:
+        raise ConfigError(short)
     # A launcher (e.g. a DeepSpeed config) may set accumulation too; the schedule is computed from ours.
     if accelerator.gradient_accumulation_steps != cfg.training.gradient_accumulation_steps:
         raise ConfigError(
@@ -136,7 +144,7 @@ def save_outputs(
     if saves_adapter:
         tmp = run_dir / ".tmp-adapter"
         unwrapped.save_pretrained(str(tmp), state_dict=state)
-        rundir.replace_dir(tmp, run_dir / "adapter")
+        files.replace_dir(tmp, run_dir / "adapter")
     if not cfg.output.save_merged:
         return
     tmp = run_dir / ".tmp-model"
@@ -154,7 +162,7 @@ def save_outputs(
     else:
         unwrapped.merge_and_unload().save_pretrained(str(tmp), safe_serialization=True)
     processor.save_pretrained(str(tmp))
-    rundir.replace_dir(tmp, run_dir / "model")
+    files.replace_dir(tmp, run_dir / "model")
 
 
 def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
@@ -180,7 +188,7 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     with accelerator.main_process_first():
         splits, label_names = load_splits(cfg.data, lambda value: modality.check_input(value, cfg), skipped)
     if accelerator.is_main_process and cfg.data.on_bad_sample == "skip":
-        rundir.write_json_atomic(run_dir / rundir.SKIPPED, skipped)
+        files.write_json_atomic(run_dir / rundir.SKIPPED, skipped)
     # model + method
     built = build_model(cfg, modality, label_names)
     processor = load_processor(cfg, modality, built)
@@ -235,43 +243,41 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
         accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=result.state.step)
     extra.update(measure.after_training(cfg, modality, processor, trainer.model, accelerator, splits, label_names))
 
-    results = {
-        "run": {
-            "name": cfg.run_name,
-            "modality": cfg.modality,
-            "method": cfg.method.name,
-            "model": cfg.model.source,
-            "dataset": cfg.data.source,
-            "seed": cfg.training.seed,
-            "world_size": accelerator.num_processes,
-            "device": str(accelerator.device),
-            "mixed_precision": cfg.training.mixed_precision,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-            "wall_s": round(time.time() - started, 2),
-            "versions": library_versions(),
-        },
-        "params": params,
-        "data": {
-            "labels": label_names,
-            **{name: len(split) for name, split in splits.items()},
-            "skipped_samples": len(skipped),
-        },
-        "train": {**train_info(result), "metric_for_best": cfg.training.metric_for_best},
-        "eval": result.best_eval,
-        "test": test_metrics,
-        "history": result.state.history,
-        **extra,
-    }
+    record = RunRecord(
+        run=RunInfo(
+            name=cfg.run_name,
+            modality=cfg.modality,
+            method=cfg.method.name,
+            model=cfg.model.source,
+            dataset=cfg.data.source,
+            seed=cfg.training.seed,
+            world_size=accelerator.num_processes,
+            device=str(accelerator.device),
+            mixed_precision=cfg.training.mixed_precision,
+            gradient_checkpointing=is_gradient_checkpointing(trainer.model),  # the model's state, not the config
+            started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            wall_s=round(time.time() - started, 2),
+            versions=library_versions(),
+        ),
+        params=params,
+        data=DataInfo(label_names, {name: len(split) for name, split in splits.items()}, len(skipped)),
+        train=train_info(result, cfg.training.metric_for_best),
+        eval=result.best_eval,
+        test=test_metrics,
+        history=result.state.history,
+        measurements=extra,
+    )
     if probe_result is not None:  # lp_ft: the time and steps of both phases, each phase apart, one history
-        results["train"].update(both_phases(probe_result, result))
-        results["history"] = [
-            {"phase": phase, **record}
+        record.train = both_phases(probe_result, result, cfg.training.metric_for_best)
+        record.history = [
+            {"phase": phase, **entry}
             for phase, phase_result in (("probe", probe_result), ("fine_tune", result))
-            for record in phase_result.state.history
+            for entry in phase_result.state.history
         ]
+    results = record.to_dict()
     save_outputs(cfg, accelerator, trainer.model, processor, run_dir, label_names)
     if accelerator.is_main_process:
-        rundir.write_json_atomic(run_dir / rundir.RESULTS, results)  # written last: its presence means "finished"
+        write_record(run_dir, record)  # written last: its presence means "finished"
         logger.info("done: %s  eval %s  test %s", run_dir, _short(result.best_eval), _short(test_metrics))
     accelerator.wait_for_everyone()
     accelerator.end_training()  # closes the trackers and, in accelerate 1.x, the process group: after the last barrier
@@ -286,36 +292,38 @@ def run(cfg: Config, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
     return results
 
 
-def train_info(result: TrainResult) -> dict[str, Any]:
+def train_info(result: TrainResult, metric_for_best: str | None = None) -> TrainInfo:
     """results.json's train section for one loop."""
     state = result.state
-    return {
-        "runtime_s": round(state.train_seconds, 3),
-        "samples_per_second": round(state.samples_seen / state.train_seconds, 3) if state.train_seconds else 0.0,
-        "steps": state.step,
-        "total_steps": result.total_steps,
-        "epochs_completed": state.epoch,
-        "best_step": state.best_step,
-        "stopped_early": state.stopped_early,
-        "stop_reason": state.stop_reason,
-    }
+    return TrainInfo(
+        runtime_s=round(state.train_seconds, 3),
+        samples_per_second=round(state.samples_seen / state.train_seconds, 3) if state.train_seconds else 0.0,
+        steps=state.step,
+        total_steps=result.total_steps,
+        epochs_completed=state.epoch,
+        best_step=state.best_step,
+        stopped_early=state.stopped_early,
+        stop_reason=state.stop_reason,
+        metric_for_best=metric_for_best,
+    )
 
 
-def both_phases(probe: TrainResult, tune: TrainResult) -> dict[str, Any]:
+def both_phases(probe: TrainResult, tune: TrainResult, metric_for_best: str | None = None) -> TrainInfo:
     """lp_ft: runtime, throughput and steps over both phases; each phase's own numbers under 'phases'.
 
-    The other keys of the train section (best_step, epochs_completed, ...) are the fine-tune phase's, whose best
+    The other fields of the train section (best_step, epochs_completed, ...) are the fine-tune phase's, whose best
     model is the run's model.
     """
     seconds = probe.state.train_seconds + tune.state.train_seconds
     samples = probe.state.samples_seen + tune.state.samples_seen
-    return {
-        "runtime_s": round(seconds, 3),
-        "samples_per_second": round(samples / seconds, 3) if seconds else 0.0,
-        "steps": probe.state.step + tune.state.step,
-        "total_steps": probe.total_steps + tune.total_steps,
-        "phases": {"probe": train_info(probe), "fine_tune": train_info(tune)},
-    }
+    return dataclasses.replace(
+        train_info(tune, metric_for_best),
+        runtime_s=round(seconds, 3),
+        samples_per_second=round(samples / seconds, 3) if seconds else 0.0,
+        steps=probe.state.step + tune.state.step,
+        total_steps=probe.total_steps + tune.total_steps,
+        phases={"probe": train_info(probe).to_dict(), "fine_tune": train_info(tune).to_dict()},
+    )
 
 
 def _short(metrics: dict[str, float]) -> str:

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hftl.run.record import read_record, results_path
+
 
 def _load(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
@@ -13,18 +15,18 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 def summarize(run_dir: str | Path) -> str:
     run_dir = Path(run_dir)
-    results = _load(run_dir / "results.json")
-    if results is None:
+    if not results_path(run_dir).is_file():
         return f"{run_dir}: no results.json (run not finished)"
-    run, train, params = results["run"], results["train"], results["params"]
+    record = read_record(run_dir)
+    run, train, params, sizes = record.run, record.train, record.params, record.data.sizes
     lines = [
-        f"run {run_dir}: {run['method']} on {run['model']}, data {run['dataset']} "
-        f"({results['data']['train']} train / {results['data']['test']} test), seed {run['seed']}",
+        f"run {run_dir}: {run.method} on {run.model}, data {run.dataset} "
+        f"({sizes.get('train')} train / {sizes.get('test')} test), seed {run.seed}",
         f"  params       {params['trainable']:,} trainable of {params['total']:,} "
         f"({100 * params['trainable'] / params['total']:.2f}%)",
-        f"  training     {train['steps']} steps, {train['runtime_s']:.1f} s, {train['samples_per_second']:.1f} samples/s",
-        "  validation   " + "  ".join(f"{k} {v:.4f}" for k, v in results["eval"].items()),
-        "  test         " + "  ".join(f"{k} {v:.4f}" for k, v in results["test"].items()),
+        f"  training     {train.steps} steps, {train.runtime_s:.1f} s, {train.samples_per_second:.1f} samples/s",
+        "  validation   " + "  ".join(f"{k} {v:.4f}" for k, v in record.eval.items()),
+        "  test         " + "  ".join(f"{k} {v:.4f}" for k, v in record.test.items()),
     ]
     report = _load(run_dir / "onnx" / "export_report.json")
     if report is not None:

@@ -38,6 +38,15 @@ def write_topic_csv(path: Path, rows_per_class: int = 40, seed: int = 0) -> Path
 
 
 @pytest.fixture(scope="session")
+def real_home() -> Path:
+    """The one HFTL_HOME of the whole suite: $HFTL_HOME if set, else the user's cache (~/.cache/hftl), the one
+    `make demo` fills. Every test that needs real zoo entries prepares them there, once."""
+    from hftl import zoo
+
+    return zoo.hftl_home()
+
+
+@pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     return tiny_text_model(tmp_path_factory.mktemp("tiny_bert"), num_labels=3)
 
@@ -62,3 +71,20 @@ def quick_overrides(tiny_bert, topic_csv, tmp_path) -> list[str]:
         "evaluation.batch_size=32",
         f"output.dir={tmp_path / 'run'}",
     ]
+
+
+def torch_labels(run_dir: Path, inputs: list) -> list[str]:
+    """What the run's PyTorch model (RUN/model) predicts for raw inputs, with the run's own preprocessing."""
+    import torch
+
+    from hftl.config import load_config
+    from hftl.modalities import get_modality
+
+    cfg = load_config(run_dir / "config.yaml")
+    modality = get_modality(cfg.modality)
+    processor = modality.load_processor(str(run_dir / "model"), cfg)
+    model = modality.auto_model().from_pretrained(run_dir / "model").eval()
+    features = modality.encode(processor, cfg, inputs)
+    with torch.no_grad():
+        logits = model(**{k: torch.from_numpy(v) for k, v in features.items()}).logits
+    return [model.config.id2label[int(i)] for i in logits.argmax(-1)]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hftl.evaluation.advise import recommend_from_grid, rule_of_thumb
 from hftl.cli import main
 from hftl.errors import DataError
+from hftl.evaluation.advise import recommend_from_grid, rule_of_thumb
 from tests.tiny_models import tiny_text_model
 
 COLUMNS = ["modality", "dataset", "backbone", "method", "shots_per_class", "train_size", "seed", "test_accuracy"]

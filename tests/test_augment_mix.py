@@ -42,22 +42,38 @@ def test_mixup_blends_each_row_with_its_flipped_partner():
 
 def test_cutmix_pastes_a_box_and_weights_by_its_area():
     images, labels = batch()
+    pasted = 0
     for seed in range(20):
         out, partner, weight = mix_batch(images, labels, rng(seed), cutmix_alpha=1.0)
         from_partner = out[0] == images[3]  # row 0 (all 0) receives a box of row 3 (all 3)
         assert np.allclose(from_partner.mean(), 1.0 - weight)
         assert np.array_equal(out[0][~from_partner], images[0][~from_partner])
         ys, xs = np.nonzero(from_partner[0])
-        if len(ys):  # one axis-aligned rectangle, the same on every channel
-            assert from_partner[0].sum() == (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
-            assert np.array_equal(from_partner[0], from_partner[1])
+        if len(ys) == 0:  # a box clipped to nothing at the border: the own label keeps full weight
+            assert weight == 1.0
+            continue
+        pasted += 1  # one axis-aligned rectangle, the same on every channel, its area the partner's weight
+        assert from_partner[0].sum() == (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+        assert np.array_equal(from_partner[0], from_partner[1])
+        assert 0.0 < weight < 1.0
+    assert pasted >= 15  # Beta(1, 1) boxes are rarely empty: a cutmix that never pastes fails here
 
 
-@pytest.mark.parametrize("lam", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("lam", [0.0, 0.3, 0.75, 1.0])
 def test_cutmix_box_area(lam):
     top, bottom, left, right = cutmix_box(100, 100, lam, rng())
     assert 0 <= top <= bottom <= 100 and 0 <= left <= right <= 100
     assert (bottom - top) * (right - left) <= (1 - lam) * 100 * 100 + 200
+    if lam in (0.0, 1.0):  # the whole image (always clipped at a border) or nothing
+        return
+    # A box whose centre lies far enough from the borders is not clipped: its area is (1 - lam) of the image.
+    side = int(100 * np.sqrt(1 - lam)) // 2 * 2
+    for seed in range(200):
+        top, bottom, left, right = cutmix_box(100, 100, lam, rng(seed))
+        if bottom - top == side and right - left == side:
+            assert abs((bottom - top) * (right - left) - (1 - lam) * 100 * 100) <= 4 * 100  # rounding: 2 rows, 2 columns
+            return
+    pytest.fail(f"no unclipped box of side {side} in 200 draws at lam={lam}")
 
 
 def test_mixed_loss_is_cross_entropy_on_the_mixed_one_hot_target():

@@ -18,9 +18,9 @@ import soundfile as sf
 from PIL import Image
 
 from hftl.config import load_config
-from hftl.run.data import load_splits
 from hftl.errors import DataError, ModelError
 from hftl.modalities import get_modality
+from hftl.run.data import load_splits
 from hftl.run.models import build_model
 
 RATE = 16_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hftl.run import rundir
+from hftl import files
 from hftl.compare import aggregate, compare, findings
 from hftl.compare.grid import expand
 from hftl.compare.report import write_report
@@ -20,6 +21,8 @@ from hftl.compare.runner import run_state
 from hftl.compare.spec import load_spec
 from hftl.config import save_config
 from hftl.errors import ConfigError, HftlError
+from hftl.run import rundir
+from hftl.run.record import DataInfo, RunInfo, RunRecord, TrainInfo, write_record
 
 REPO = Path(__file__).parent.parent
 SPECS = sorted((REPO / "recipes" / "compare").glob("*.yaml"))
@@ -151,7 +154,7 @@ def test_run_state_compares_the_saved_config(tmp_path, tiny_recipe):
     run.run_dir.mkdir(parents=True)
     save_config(run.config, run.run_dir / rundir.CONFIG)
     assert run_state(run) == "unfinished"  # started, cut short before results.json
-    rundir.write_json_atomic(run.run_dir / rundir.RESULTS, {})
+    files.write_json_atomic(run.run_dir / rundir.RESULTS, {})
     assert run_state(run) == "done"
     changed = expand(load_spec(tiny_spec(tmp_path, tiny_recipe, dataset={"overrides": ["text.max_length=12"]})), tmp_path / "r")[0]
     assert changed.name == run.name and run_state(changed) == "changed"
@@ -206,9 +209,16 @@ def finish(run, accuracy: float, **extra) -> None:
     """Make run look finished: its config and made-up results."""
     run.run_dir.mkdir(parents=True, exist_ok=True)
     save_config(run.config, run.run_dir / rundir.CONFIG)
-    results = {"data": {"train": 15}, "test": {"accuracy": accuracy, "f1_macro": accuracy - 0.05},
-               "params": {"trainable": 100, "total": 1000}, "train": {"runtime_s": 2.0}, **extra}  # fmt: skip
-    rundir.write_json_atomic(run.run_dir / rundir.RESULTS, results)
+    record = RunRecord(
+        run=RunInfo(name=run.name, modality=run.modality, method=run.method, model=run.backbone, dataset=run.dataset,
+                    seed=run.seed),
+        params={"trainable": 100, "total": 1000},
+        data=DataInfo(labels=["a", "b", "c"], sizes={"train": 15}),
+        train=TrainInfo(runtime_s=2.0, samples_per_second=7.5, steps=1, total_steps=1),
+        test={"accuracy": accuracy, "f1_macro": accuracy - 0.05},
+        measurements=extra,
+    )  # fmt: skip
+    write_record(run.run_dir, record)
 
 
 def test_rows_and_mean_std_over_seeds(tmp_path, tiny_recipe):
@@ -224,7 +234,7 @@ def test_rows_and_mean_std_over_seeds(tmp_path, tiny_recipe):
     aggregate.write_csv(rows, tmp_path / "results.csv")
     with (tmp_path / "results.csv").open() as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == aggregate.COLUMNS
+        assert reader.fieldnames == readme_columns()
         read = list(reader)
     assert [r["test_accuracy"] for r in read] == ["0.5", "0.6", "0.9"]
     assert read[0]["shots_per_class"] == "all" and read[0]["shift_mean_accuracy"] == "0.4" and read[1]["shift_mean_accuracy"] == ""
@@ -337,3 +347,10 @@ def test_cli_dry_run_lists_runs_and_runs_nothing(tmp_path, tiny_recipe, capsys):
     assert not (tmp_path / "report").exists()
     assert main(["compare", str(tmp_path / "missing.yaml")]) == 2
     assert "compare spec not found" in capsys.readouterr().err
+
+
+def readme_columns() -> list[str]:
+    """The results.csv columns as the README's table documents them, in order (what users script against)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `results.csv` |"))
+    return re.findall(r"`([a-z0-9_]+)`", row.split("|")[2])

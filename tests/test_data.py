@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from hftl.config import load_config
-from hftl.run.data import load_splits, shots_sample, stratified_sample
 from hftl.errors import DataError
+from hftl.run.data import load_splits, shots_sample, stratified_sample
 
 
 def data_cfg(source, *overrides):

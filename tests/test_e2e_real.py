@@ -121,10 +121,12 @@ def test_accelerate_launch_on_the_real_backbone(modality, tmp_path):
     assert results["test"]["accuracy"] >= minimum, results["test"]
     from hftl.cli import main
 
-    # A 200-clip, 2-epoch model has small margins: int8 flipped 3 of 40 speech clips here (the full recipe's model
-    # loses nothing, see the README), so this test gates fp32 parity and only records the int8 accuracy.
-    export = ["export.latency_repeats=3", "export.max_samples=40", "export.max_int8_accuracy_drop=0.2"]
+    # A 200-row, 2-epoch model has small margins and the gate sees 40 rows (one flip = 2.5 points): int8 flipped 3 of
+    # 40 speech clips here (the full recipe's model loses nothing, see the README). So the gate is 10 points on 40 rows
+    # instead of the default 1 point, and int8 must agree with PyTorch on at least 90% of them.
+    export = ["export.latency_repeats=3", "export.max_samples=40", "export.max_int8_accuracy_drop=0.1"]
     assert main(["export", str(out), *export]) == 0
     report = json.loads((out / "onnx" / "export_report.json").read_text())
     assert report["parity"]["fp32_max_abs_diff"] <= 1e-4
-    assert 0.0 <= report["accuracy"]["onnx_int8"] <= 1.0
+    assert report["parity"]["int8_agreement"] >= 0.9, report["parity"]
+    assert report["accuracy"]["onnx_int8"] >= report["accuracy"]["torch"] - 0.1, report["accuracy"]

@@ -20,12 +20,12 @@ import yaml
 from huggingface_hub import HfApi, ModelCard
 
 from hftl.config import Config, PushConfig, load_config
-from hftl.errors import ConfigError, ModelError
 from hftl.deploy.export import export_run, predict
-from hftl.recipe import run
 from hftl.deploy.hub import HubError, portable_base, push_run
-from hftl.modalities import get_modality
 from hftl.deploy.model_card import render_card
+from hftl.errors import ConfigError, ModelError
+from hftl.modalities import get_modality
+from hftl.recipe import run
 from hftl.run.models import build_model
 from tests.hub_server import HubServer, use_loopback_hub
 
@@ -303,8 +303,8 @@ def test_export_merges_an_adapter_only_run(hub, topic_csv, tmp_path):
 
 
 def test_zoo_base_is_named_by_its_hub_id(finished, tmp_path, monkeypatch):
-    from hftl.deploy import hub as hftl_hub
     from hftl import zoo
+    from hftl.deploy import hub as hftl_hub
 
     monkeypatch.setenv("HFTL_HOME", str(tmp_path / "home"))
     folder = zoo.entry_path("minilm-l6")
@@ -330,10 +330,12 @@ def test_zoo_base_is_named_by_its_hub_id(finished, tmp_path, monkeypatch):
 
 def test_card_is_a_pure_function_of_the_run_files():
     results = {
-        "run": {"name": "r", "method": "full", "model": "someone/base", "versions": {"torch": "2.13.0"}},
+        "run": {"name": "r", "modality": "text", "method": "full", "model": "someone/base", "dataset": "someone/reviews",
+                "seed": 0, "versions": {"torch": "2.13.0"}},
         "params": {"trainable": 10, "total": 10},
         "data": {"labels": ["neg", "pos"], "train": 8, "validation": 2, "test": 2},
-        "train": {"epochs_completed": 1, "steps": 1, "best_step": 1, "metric_for_best": "accuracy"},
+        "train": {"runtime_s": 1.0, "samples_per_second": 8.0, "epochs_completed": 1, "steps": 1, "total_steps": 1,
+                  "best_step": 1, "metric_for_best": "accuracy"},
         "eval": {"accuracy": 0.5},
         "test": {"accuracy": 1.0, "loss": 0.1},
     }

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from hftl.run import checkpoints
 from hftl.config import load_config
 from hftl.errors import ConfigError
 from hftl.recipe import run
+from hftl.run import checkpoints
 
 ROOT = Path(__file__).parent.parent
 # Resume equality: what the uninterrupted and the killed-then-resumed run may differ by (eval metrics, weights).

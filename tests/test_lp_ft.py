@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hftl.run.checkpoints import list_checkpoints
 from hftl.config import load_config
 from hftl.errors import ConfigError
 from hftl.recipe import run
+from hftl.run.checkpoints import list_checkpoints
 from hftl.run.freezing import freeze_backbone, unfreeze
 
 LP_FT = ["method.name=lp_ft", "method.lp_ft.probe_epochs=2", "method.lp_ft.probe_learning_rate=3e-2",
@@ -64,12 +64,17 @@ def test_probe_steps_cap_and_probe_learning_rate(quick_overrides):
 def test_resume_continues_exactly(quick_overrides, tmp_path):
     straight = finetune(quick_overrides)
     first = out_dir(quick_overrides)
-    for cut in ("before-fine-tune", "mid-fine-tune"):
+    for cut in ("mid-probe", "before-fine-tune", "mid-fine-tune"):
         interrupted = tmp_path / cut
         shutil.copytree(first, interrupted)
         (interrupted / "results.json").unlink()
         shutil.rmtree(interrupted / "model")
-        if cut == "before-fine-tune":  # killed after the probe phase finished, before the first fine-tune checkpoint
+        if cut == "mid-probe":  # killed in the probe phase's second epoch: only its first checkpoint exists
+            shutil.rmtree(interrupted / "checkpoints")
+            probe_checkpoints = list_checkpoints(interrupted / "probe_phase")
+            assert len(probe_checkpoints) == 2
+            shutil.rmtree(probe_checkpoints[-1])
+        elif cut == "before-fine-tune":  # killed after the probe phase finished, before the first fine-tune checkpoint
             shutil.rmtree(interrupted / "checkpoints")
         else:  # killed during the second fine-tune epoch
             shutil.rmtree(list_checkpoints(interrupted)[-1])

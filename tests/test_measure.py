@@ -9,11 +9,11 @@ import pytest
 
 from hftl.config import load_config
 from hftl.errors import ConfigError
-from hftl.evaluation.features import POOLING, extract, spread_layers
+from hftl.evaluation.features import extract, spread_layers
 from hftl.modalities import get_modality
 from tests.test_audio import write_tone_csv
 from tests.test_vision import overrides as vision_overrides
-from tests.tiny_models import tiny_audio_model, tiny_vision_model
+from tests.tiny_models import tiny_asr_model, tiny_audio_model, tiny_vision_model
 
 ALL = ["evaluation.transferability=true", "evaluation.shift=true", "evaluation.forgetting=true"]
 
@@ -31,7 +31,20 @@ def test_text_run_with_a_frozen_backbone_forgets_nothing(quick_overrides, tmp_pa
 
     t = results["transferability"]
     assert t["n_train"] == results["data"]["train"] and t["n_validation"] == results["data"]["validation"]
-    assert np.isfinite(t["logme"]) and 0 <= t["knn_accuracy"] <= 1 and 0 <= t["probe_accuracy"] <= 1
+    # The same numbers from the source backbone's features computed here, through the public functions.
+    from hftl.evaluation.features import load_backbone, split_features
+    from hftl.evaluation.transferability import knn_accuracy, logme, probe_accuracy
+    from hftl.run.data import load_splits
+
+    cfg = load_config(None, [*quick_overrides, "evaluation.probe_max_samples=90"])
+    splits, labels = load_splits(cfg.data)
+    backbone, tokenizer = load_backbone(cfg, get_modality("text"), labels)
+    train, y_train = split_features(backbone, get_modality("text"), tokenizer, cfg, splits["train"], 90)
+    val, y_val = split_features(backbone, get_modality("text"), tokenizer, cfg, splits["validation"], 90)
+    train, val = next(iter(train.values())), next(iter(val.values()))
+    assert t["logme"] == pytest.approx(logme(train, y_train), rel=1e-6)
+    assert t["knn_accuracy"] == pytest.approx(knn_accuracy(train, y_train, val, y_val, k=t["k"]))
+    assert t["probe_accuracy"] == pytest.approx(probe_accuracy(train, y_train, val, y_val, seed=cfg.training.seed))
 
     s = results["shift"]
     assert list(s["variants"]) == ["first_sentence"] and s["n_samples"] == results["data"]["test"]
@@ -90,6 +103,48 @@ def test_audio_run_scores_noise_and_reports_no_wer_without_a_decoder(tmp_path):
     assert results["transferability"]["n_train"] == results["data"]["train"]
 
 
+def test_text_full_fine_tuning_changes_the_backbone(quick_overrides, tmp_path):
+    # The control to the probe test above: if "after" silently reused the source features, CKA would be 1 here too.
+    results = _run([*quick_overrides, "method.name=full", "evaluation.probe_max_samples=90", "evaluation.forgetting=true"])
+    f = results["forgetting"]
+    assert f["cka"] < 0.99, f
+    assert f["knn_accuracy_after"] != f["knn_accuracy_before"], f
+
+
+def test_vision_full_fine_tuning_changes_the_backbone(tmp_path):
+    from tests.test_vision import write_pattern_folder
+
+    root = write_pattern_folder(tmp_path / "patterns", per_class=12)
+    model = tiny_vision_model(tmp_path / "tiny_dinov2", num_labels=3, image_size=28)
+    results = _run([
+        *vision_overrides(model, root, tmp_path / "run", "method.name=full", "training.epochs=2",
+                          "training.learning_rate=3e-3"),
+        "evaluation.forgetting=true", "evaluation.probe_max_samples=30",
+    ])  # fmt: skip
+    f = results["forgetting"]
+    assert f["cka"] < 0.99, f
+    assert f["knn_accuracy_after"] != f["knn_accuracy_before"], f
+
+
+@pytest.mark.slow  # needs the zoo's Whisper tokenizer (whisper-tiny) and espeak-ng
+def test_audio_run_with_a_whisper_decoder_measures_wer_before_and_after(tmp_path):
+    from hftl import zoo
+
+    model = tiny_asr_model(tmp_path / "tiny_asr", tokenizer_from=zoo.prepare("whisper-tiny"))
+    data = write_tone_csv(tmp_path / "tones", per_class=8)
+    results = _run([
+        "modality=audio", f"model.source={model}", f"data.source={data}", "data.input_column=audio",
+        "audio.clip_seconds=1", "method.name=full", "training.epochs=2", "training.batch_size=8",
+        "training.learning_rate=3e-3", "training.tracking=none", f"output.dir={tmp_path / 'run'}",
+        "evaluation.forgetting=true",
+    ])  # fmt: skip
+    f = results["forgetting"]
+    assert f["probe"].startswith("espeak-ng")
+    assert np.isfinite(f["wer_before"]) and np.isfinite(f["wer_after"]), f
+    assert len(f["transcripts_before"]) == len(f["transcripts_after"]) == 10
+    assert f["cka"] < 0.99, f  # the fine-tuned encoder's frames moved away from the source's
+
+
 def test_features_of_several_layers_in_one_pass(tiny_bert, topic_csv):
     from datasets import load_dataset
 
@@ -101,9 +156,9 @@ def test_features_of_several_layers_in_one_pass(tiny_bert, topic_csv):
     split = load_dataset("csv", data_files=str(topic_csv))["train"].select(range(10))
     split = split.class_encode_column("label")
     prepared = text.prepare(split, tokenizer, cfg, train=False)
-    feats, labels = extract(model, prepared, text.collator(tokenizer, cfg), POOLING["text"], layers=[0, 1, 2], batch_size=4)
+    feats, labels = extract(model, prepared, text.collator(tokenizer, cfg), text.pooling, layers=[0, 1, 2], batch_size=4)
     assert sorted(feats) == [0, 1, 2] and all(f.shape == (10, 32) for f in feats.values())
-    last, _ = extract(model, prepared, text.collator(tokenizer, cfg), POOLING["text"], batch_size=7)
+    last, _ = extract(model, prepared, text.collator(tokenizer, cfg), text.pooling, batch_size=7)
     assert np.allclose(last[2], feats[2], atol=1e-6)  # batching does not change the features
     assert not np.allclose(feats[0], feats[2]) and labels.tolist() == split["label"]
     assert spread_layers(12) == [3, 6, 9, 12] and spread_layers(2) == [1, 2]

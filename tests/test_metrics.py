@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
@@ -31,14 +29,31 @@ def test_perfect_and_missing_class_predictions():
     assert got["precision_macro"] == pytest.approx(1 / 9)
 
 
-def test_modules_load_offline_by_path(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    load_metric.cache_clear()
-    start = time.perf_counter()
-    for module, _ in METRICS.values():
-        load_metric(module)
-    # A Hub look-up would take ~1.5 s per metric before failing; by path it is instant.
-    assert time.perf_counter() - start < 5.0
+def test_modules_load_by_path_without_asking_a_hub(monkeypatch, tmp_path):
+    """Online mode against a loopback Hub that records every request: loading the shipped metrics asks it nothing.
+
+    (Timing cannot tell: a refused Hub look-up fails fast on a closed network.)
+    """
+    from tests.hub_server import HubServer, use_loopback_hub
+
+    with HubServer(tmp_path / "hub", token="t") as hub:
+        use_loopback_hub(monkeypatch, hub.url, tmp_path / "cache")
+        import evaluate.config  # evaluate keeps its own copy of the endpoint, read at import
+
+        monkeypatch.setattr(evaluate.config, "HF_ENDPOINT", hub.url)
+        monkeypatch.setattr(evaluate.config, "HUB_EVALUATE_URL", hub.url + "/spaces/{path}/resolve/{revision}/{name}")
+        monkeypatch.setattr(evaluate.config, "HF_EVALUATE_OFFLINE", False)
+        load_metric.cache_clear()
+        try:
+            for name, (module, _) in METRICS.items():
+                assert load_metric(module) is not None, name
+        finally:
+            load_metric.cache_clear()
+        assert hub.requests == [] and hub.unknown == []
+        # The control: a metric hftl does not ship goes to the Hub, and this server sees it.
+        with pytest.raises(Exception):  # noqa: B017  (evaluate raises FileNotFoundError or an HTTP error by version)
+            evaluate.load("hftl-test/no-such-metric", download_config=None)
+        assert hub.requests or hub.unknown
 
 
 def test_unknown_metric_is_a_config_error():

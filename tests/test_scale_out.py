@@ -113,6 +113,7 @@ def test_gradient_checkpointing_trains_the_same_model(quick_overrides, tmp_path)
     plain = run(load_config(None, [*common, f"output.dir={tmp_path / 'plain'}"]))
     checkpointed = run(load_config(None, [*common, "training.gradient_checkpointing=true",
                                           f"output.dir={tmp_path / 'checkpointed'}"]))  # fmt: skip
+    assert (plain["run"]["gradient_checkpointing"], checkpointed["run"]["gradient_checkpointing"]) == (False, True)
     assert checkpointed["train"]["steps"] == plain["train"]["steps"]
     for a, b in zip(plain["history"], checkpointed["history"], strict=True):
         assert b["eval/loss"] == pytest.approx(a["eval/loss"], abs=1e-6)
@@ -128,3 +129,34 @@ def test_runs_in_one_process_may_use_different_precisions(quick_overrides, tmp_p
     second = run(load_config(None, [*quick_overrides, "training.epochs=1", "training.mixed_precision=no",
                                     f"output.dir={tmp_path / 'second'}"]))  # fmt: skip
     assert (first["run"]["mixed_precision"], second["run"]["mixed_precision"]) == ("bf16", "no")
+
+
+def _bytes_saved_for_backward(model, batch) -> int:
+    """Bytes of the tensors autograd keeps from the forward pass for the backward pass (activation memory)."""
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = model(**batch).loss
+    loss.backward()
+    return sum(seen.values())
+
+
+def test_gradient_checkpointing_drops_activation_memory(tmp_path):
+    """On a model deep and wide enough to show it: what autograd keeps between forward and backward shrinks."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from hftl.run.models import enable_gradient_checkpointing
+
+    config = BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=8, num_attention_heads=4, intermediate_size=256,
+                        max_position_embeddings=256, num_labels=2)  # fmt: skip
+    torch.manual_seed(0)
+    batch = {"input_ids": torch.randint(0, 100, (8, 256)), "labels": torch.tensor([0, 1] * 4)}
+    model = BertForSequenceClassification(config).train()
+    plain = _bytes_saved_for_backward(model, batch)
+    enable_gradient_checkpointing(model)
+    checkpointed = _bytes_saved_for_backward(model, batch)
+    assert checkpointed < plain / 4, (plain, checkpointed)

@@ -9,8 +9,11 @@ from datasets import ClassLabel, Dataset, Features, Value
 from datasets import Image as ImageFeature
 from PIL import Image
 
-from hftl.evaluation import shift
 from hftl.config import load_config
+from hftl.modalities import shifts as shift
+from hftl.modalities.audio import audio_variants
+from hftl.modalities.text import text_variants
+from hftl.modalities.vision import vision_variants
 
 
 def photo(size: tuple[int, int] = (40, 32), seed: int = 0) -> Image.Image:
@@ -91,9 +94,9 @@ def test_vision_variants_corrupt_every_row_deterministically():
     features = Features({"image": ImageFeature(), "label": ClassLabel(names=["a", "b"])})
     split = Dataset.from_dict({"image": [photo(seed=i) for i in range(4)], "label": [0, 1, 0, 1]}, features=features)
     cfg = load_config(None, ["modality=vision", "data.input_column=image"])
-    variants = shift.vision_variants(split, cfg, [1, 5], seed=3)
+    variants = vision_variants(split, cfg, [1, 5], seed=3)
     assert sorted(variants) == sorted(f"{n}_s{s}" for n in shift.CORRUPTIONS for s in (1, 5))
-    again = shift.vision_variants(split, cfg, [1, 5], seed=3)
+    again = vision_variants(split, cfg, [1, 5], seed=3)
     for name, shifted in variants.items():
         assert shifted["label"] == [0, 1, 0, 1] and len(shifted) == 4
         assert [x["bytes"] for x in shifted["image"]] == [x["bytes"] for x in again[name]["image"]]
@@ -109,7 +112,7 @@ def test_audio_variants_hit_the_snr_over_the_clip(tmp_path):
         paths.append(str(tmp_path / f"{i}.wav"))
     split = Dataset.from_dict({"audio": paths, "label": [0, 1, 2]})
     cfg = load_config(None, ["modality=audio", "data.input_column=audio", "audio.clip_seconds=1", f"data.source={tmp_path}"])
-    variants = shift.audio_variants(split, cfg, rate, seed=0)
+    variants = audio_variants(split, cfg, rate, seed=0)
     assert sorted(variants) == ["noise_snr0db", "noise_snr5db"]
     from hftl.modalities.audio import fit_length, load_audio
 
@@ -128,5 +131,5 @@ def test_text_variant_keeps_labels_and_other_columns():
         features=Features({"text": Value("string"), "label": ClassLabel(names=["x", "y"]), "id": Value("string")}),
     )
     cfg = load_config(None, [])
-    out = shift.text_variants(split, cfg)["first_sentence"]
+    out = text_variants(split, cfg)["first_sentence"]
     assert out["text"] == ["One.", "Title"] and out["label"] == [1, 0] and out["id"] == ["a", "b"]

@@ -12,6 +12,7 @@ from PIL import Image
 from hftl.augment import vision as aug
 from hftl.config import load_config
 from hftl.errors import ConfigError, DataError
+from tests.conftest import torch_labels
 from tests.tiny_models import tiny_vision_model
 
 CLASSES = ("bright", "dark", "stripes")
@@ -116,8 +117,10 @@ def test_export_parity_and_predict_on_a_png(lora_run, image_folder, tmp_path):
     report = export_run(out, ["export.quantize=false", "export.latency_repeats=2"])
     assert report["parity"]["fp32_max_abs_diff"] <= 1e-4
     assert report["inputs"] == ["pixel_values"]
-    labels = predict(out / "onnx", [str(image_folder / "dark" / "00.png"), Image.open(image_folder / "bright" / "00.png")])
-    assert len(labels) == 2 and all(label in CLASSES and 0.0 <= score <= 1.0 for label, score in labels)
+    images = [str(image_folder / kind / "00.png") for kind in CLASSES]
+    labels = predict(out / "onnx", [images[0], Image.open(images[1]), images[2]])  # a path or a PIL image
+    assert [label for label, _ in labels] == torch_labels(out, images)
+    assert all(0.0 < score <= 1.0 for _, score in labels)
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     with pytest.raises(DataError, match="broken.png"):
@@ -127,8 +130,8 @@ def test_export_parity_and_predict_on_a_png(lora_run, image_folder, tmp_path):
 def test_corrupt_png_in_training_data_names_the_file(tiny_vit, image_folder, tmp_path):
     import shutil
 
-    from hftl.run.data import load_splits
     from hftl.modalities import get_modality
+    from hftl.run.data import load_splits
 
     data = tmp_path / "data"
     shutil.copytree(image_folder, data)
@@ -272,8 +275,8 @@ def test_augmentations_depend_on_row_and_epoch_not_on_workers(tiny_vit, image_fo
     from torch.utils.data import DataLoader
 
     from hftl.augment import AugmentRng
-    from hftl.run.data import load_splits
     from hftl.modalities import get_modality
+    from hftl.run.data import load_splits
 
     cfg = load_config(None, [f"data.source={image_folder}", "data.input_column=image", "modality=vision",
                              "vision.image_size=14", "vision.augment.rotation_degrees=30"])  # fmt: skip

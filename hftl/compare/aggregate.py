@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hftl.run import rundir
+from hftl import files
 from hftl.compare.grid import GridRun
+from hftl.run.record import RunRecord, read_record
 
 COLUMNS = [
     "modality", "dataset", "backbone", "method", "shots_per_class", "train_size", "seed",
@@ -36,24 +36,24 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def row_from_results(run: GridRun, results: dict[str, Any]) -> dict[str, Any]:
+def row_from_results(run: GridRun, results: RunRecord) -> dict[str, Any]:
     """The results.csv row of one finished run."""
-    transfer = results.get("transferability") or {}
-    shift = results.get("shift") or {}
-    forgetting = results.get("forgetting") or {}
+    transfer = results.measurement("transferability")
+    shift = results.measurement("shift")
+    forgetting = results.measurement("forgetting")
     return {
         "modality": run.modality,
         "dataset": run.dataset,
         "backbone": run.backbone,
         "method": run.method,
         "shots_per_class": run.shots,
-        "train_size": results.get("data", {}).get("train"),
+        "train_size": results.data.sizes.get("train"),
         "seed": run.seed,
-        "test_accuracy": _number(results.get("test", {}).get("accuracy")),
-        "test_f1_macro": _number(results.get("test", {}).get("f1_macro")),
-        "trainable_params": results.get("params", {}).get("trainable"),
-        "total_params": results.get("params", {}).get("total"),
-        "train_runtime_s": _number(results.get("train", {}).get("runtime_s")),
+        "test_accuracy": _number(results.test.get("accuracy")),
+        "test_f1_macro": _number(results.test.get("f1_macro")),
+        "trainable_params": results.params.get("trainable"),
+        "total_params": results.params.get("total"),
+        "train_runtime_s": _number(results.train.runtime_s),
         "shift_mean_accuracy": _number(shift.get("mean_accuracy")),
         "knn_before": _number(forgetting.get("knn_accuracy_before")),
         "knn_after": _number(forgetting.get("knn_accuracy_after")),
@@ -71,7 +71,7 @@ def collect(runs: Iterable[GridRun]) -> list[dict[str, Any]]:
     from hftl.compare.runner import run_state
 
     return [
-        row_from_results(run, json.loads((run.run_dir / rundir.RESULTS).read_text()))
+        row_from_results(run, read_record(run.run_dir))
         for run in runs
         if run_state(run) == "done"
     ]
@@ -83,7 +83,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)  # None is written as an empty field
-    rundir.write_text_atomic(path, buffer.getvalue())
+    files.write_text_atomic(path, buffer.getvalue())
 
 
 def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None, int]:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hftl.run import rundir
+from hftl import files
 from hftl.compare import aggregate, findings, plots
 from hftl.compare.grid import GridRun
 from hftl.compare.spec import CompareSpec
@@ -115,8 +115,8 @@ def write_report(spec: CompareSpec, runs: list[GridRun], report_dir: Path) -> Pa
     report_dir = Path(report_dir)
     rows = aggregate.collect(runs)
     aggregate.write_csv(rows, report_dir / "results.csv")
-    rundir.write_text_atomic(report_dir / "results.md", render_markdown(spec, runs, rows))
+    files.write_text_atomic(report_dir / "results.md", render_markdown(spec, runs, rows))
     figures = plots.make_figures(rows, report_dir / "plots")
     page = report_dir / "report.html"
-    rundir.write_text_atomic(page, render_html(spec, runs, rows, figures))
+    files.write_text_atomic(page, render_html(spec, runs, rows, figures))
     return page

@@ -13,11 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from hftl.run import rundir
+from hftl import files
 from hftl.config import Config, load_config
-from hftl.run.data import load_splits, stratified_sample
 from hftl.errors import HftlError
 from hftl.modalities import get_modality
+from hftl.run import rundir
+from hftl.run.data import load_splits, stratified_sample
+from hftl.run.record import read_record
 
 logger = logging.getLogger("hftl")
 
@@ -42,8 +44,8 @@ def export_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ())
     Raises:
         HftlError: the run is not finished, or a gate (parity, NaN, int8 accuracy) failed; RUN_DIR/onnx is untouched then.
     """
-    from hftl.run.models import ADAPTER_CONFIG
     from hftl.deploy.onnx import export_and_check
+    from hftl.run.models import ADAPTER_CONFIG
 
     run_dir = Path(run_dir)
     config_path, model_dir = run_dir / rundir.CONFIG, run_dir / "model"
@@ -84,8 +86,6 @@ def merge_run_adapter(run_dir: Path, cfg: Config) -> Path:
 
     optimum exports plain transformers models only, so the adapter is merged (merge_and_unload) first.
     """
-    import json
-
     from hftl.run.models import find_adapter, load_adapter_classifier
 
     run_dir = Path(run_dir)
@@ -93,7 +93,7 @@ def merge_run_adapter(run_dir: Path, cfg: Config) -> Path:
     adapter = find_adapter(str(run_dir / "adapter"))
     if adapter is None:
         raise HftlError(f"{run_dir / 'adapter'} is not a PEFT adapter folder")
-    labels = json.loads((run_dir / rundir.RESULTS).read_text())["data"]["labels"]
+    labels = read_record(run_dir).data.labels
     logger.info("merging %s into its base %s to export it", adapter.ref, adapter.base)
     model = load_adapter_classifier(
         adapter, modality, labels, trainable=False, trust_remote_code=cfg.model.trust_remote_code, cfg=cfg
@@ -103,7 +103,7 @@ def merge_run_adapter(run_dir: Path, cfg: Config) -> Path:
     tmp = run_dir / ".tmp-model"
     model.save_pretrained(str(tmp), safe_serialization=True)
     processor.save_pretrained(str(tmp))
-    rundir.replace_dir(tmp, run_dir / "model")
+    files.replace_dir(tmp, run_dir / "model")
     return run_dir / "model"
 
 

@@ -23,12 +23,12 @@ from typing import Any
 
 import yaml
 
-from hftl.run import rundir
-
 from hftl import zoo
 from hftl.config import PushConfig
-from hftl.errors import HftlError
 from hftl.deploy.model_card import render_card
+from hftl.errors import HubError
+from hftl.run import rundir
+from hftl.run.record import RunRecord, read_record, results_path
 
 logger = logging.getLogger("hftl")
 
@@ -45,8 +45,7 @@ _NOT_PROCESSOR = ("config.json", "generation_config.json", CARD)
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".safetensors.index.json", ".bin.index.json", ".pt", ".pth")
 
 
-class HubError(HftlError):
-    """A push that cannot happen: no token, offline, unreachable Hub, refused write, or a run missing what is pushed."""
+
 
 
 @dataclass
@@ -92,15 +91,15 @@ def push_run(run_dir: str | Path, push: PushConfig) -> PushResult:
     return PushResult(push.repo_id, push.what, revision, repo_url, info.commit_url, info.oid, sorted([*files, CARD]))
 
 
-def _finished_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    results_path, config_path = run_dir / rundir.RESULTS, run_dir / rundir.CONFIG
-    if not results_path.is_file() or not config_path.is_file():
-        raise HubError(f"{run_dir} is not a finished run (need {results_path.name} and {config_path.name})")
-    return json.loads(results_path.read_text()), yaml.safe_load(config_path.read_text())
+def _finished_run(run_dir: Path) -> tuple[RunRecord, dict[str, Any]]:
+    results, config_path = results_path(run_dir), run_dir / rundir.CONFIG
+    if not results.is_file() or not config_path.is_file():
+        raise HubError(f"{run_dir} is not a finished run (need {results.name} and {config_path.name})")
+    return read_record(run_dir), yaml.safe_load(config_path.read_text())
 
 
 def _prepare(
-    run_dir: Path, push: PushConfig, results: dict[str, Any], config: dict[str, Any]
+    run_dir: Path, push: PushConfig, results: RunRecord, config: dict[str, Any]
 ) -> tuple[dict[str, Path | bytes], str]:
     """The files to commit (path in repo -> local file, or bytes when rewritten) and the card's text."""
     folder = run_dir / FOLDERS[push.what]
@@ -221,10 +220,10 @@ def _is_repo_id(name: str) -> bool:
     return True
 
 
-def _default_message(what: str, results: dict[str, Any]) -> str:
-    test = results.get("test") or {}
+def _default_message(what: str, results: RunRecord) -> str:
+    test = results.test
     score = f", test accuracy {test['accuracy']:.4f}" if "accuracy" in test else ""
-    return f"hftl: {what} of run {results['run']['name']} ({results['run']['method']}{score})"
+    return f"hftl: {what} of run {results.run.name} ({results.run.method}{score})"
 
 
 def _check_online() -> None:

@@ -10,11 +10,12 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from hftl.modalities import get_modality
 from hftl.run.methods import display_name
+from hftl.run.record import RunRecord
 
 # Model-card library per pushed kind (the Hub filters models by it).
 LIBRARY = {"adapter": "peft", "merged": "transformers", "onnx": "onnx"}
-_AUTO_CLASSES = {"text": "AutoModelForSequenceClassification", "vision": "AutoModelForImageClassification"}
 _METRIC_NAMES = {
     "accuracy": "Accuracy",
     "f1_macro": "F1 (macro)",
@@ -27,7 +28,7 @@ def render_card(
     *,
     what: str,
     repo_id: str,
-    results: dict[str, Any],
+    results: RunRecord | dict[str, Any],
     config: dict[str, Any],
     export_report: dict[str, Any] | None = None,
     adapter_config: dict[str, Any] | None = None,
@@ -42,7 +43,7 @@ def render_card(
     Args:
         what: ``adapter``, ``merged`` or ``onnx``.
         repo_id: The repo being pushed to (named in the usage snippet and the model-index).
-        results: ``results.json``. config: ``config.yaml``. export_report: ``onnx/export_report.json`` or None.
+        results: the run record (``results.json``; plain data is read through ``RunRecord.from_dict``). config: ``config.yaml``. export_report: ``onnx/export_report.json`` or None.
         adapter_config: The pushed ``adapter_config.json`` (for LoRA details and the base); None without an adapter.
         base_model: Hub id of the base model, or None when it has none (a local folder): metadata only names Hub ids.
         base_for_code: What the adapter usage snippet loads as base (default: base_model).
@@ -52,6 +53,8 @@ def render_card(
     """
     if what not in LIBRARY:
         raise ValueError(f"what must be one of {sorted(LIBRARY)}, got {what!r}")
+    if not isinstance(results, RunRecord):
+        results = RunRecord.from_dict(results)
     modality = config.get("modality", "text")
     task = (export_report or {}).get("task") or f"{modality}-classification"
     metadata = _metadata(what, repo_id, results, config, task, base_model, dataset_id, license)
@@ -71,14 +74,14 @@ def render_card(
 def _metadata(
     what: str,
     repo_id: str,
-    results: dict[str, Any],
+    results: RunRecord,
     config: dict[str, Any],
     task: str,
     base_model: str | None,
     dataset_id: str | None,
     license: str | None,  # noqa: A002
 ) -> ModelCardData:
-    method = results["run"]["method"]
+    method = results.run.method
     tags = ["hftl", config.get("modality", "text"), task, method]
     tags += {"adapter": ["peft", "lora"], "merged": ["safetensors"], "onnx": ["onnx", "int8"]}[what]
     dataset_name = dataset_id or _short_name(config["data"]["source"])
@@ -93,7 +96,7 @@ def _metadata(
             metric_value=round(float(value), 6),
             metric_name=_METRIC_NAMES.get(key, key),
         )
-        for key, value in (results.get("test") or {}).items()
+        for key, value in results.test.items()
         if key != "loss"
     ]
     return ModelCardData(
@@ -115,12 +118,12 @@ def _short_name(source: str) -> str:
 
 
 def _summary(
-    what: str, repo_id: str, results: dict[str, Any], config: dict[str, Any], base: str | None, license: str | None  # noqa: A002
+    what: str, repo_id: str, results: RunRecord, config: dict[str, Any], base: str | None, license: str | None  # noqa: A002
 ) -> str:
-    labels = results["data"]["labels"]
+    labels = results.data.labels
     modality = config.get("modality", "text")
-    base_text = f"[`{base}`](https://huggingface.co/{base})" if base else f"`{results['run']['model']}` (a local model)"
-    method = display_name(results["run"]["method"])
+    base_text = f"[`{base}`](https://huggingface.co/{base})" if base else f"`{results.run.model}` (a local model)"
+    method = display_name(results.run.method)
     kind = {
         "adapter": f"A {method} adapter (PEFT) for {base_text}",
         "merged": f"A model fine-tuned from {base_text} ({method}, merged into the weights)",
@@ -133,7 +136,7 @@ def _summary(
         f"hftl on `{config['data']['source']}`.",
     ]
     if not base:
-        lines += ["", f"The base model was a local folder (`{results['run']['model']}`); load your own copy of it."]
+        lines += ["", f"The base model was a local folder (`{results.run.model}`); load your own copy of it."]
     if not license:
         lines += ["", "License: not stated (push with `--license` / `push.license` to state one)."]
     return "\n".join(lines)
@@ -145,9 +148,9 @@ def _table(rows: list[tuple[str, Any]], header: tuple[str, str] = ("setting", "v
     return "\n".join(out)
 
 
-def _method(results: dict[str, Any], config: dict[str, Any], adapter_config: dict[str, Any] | None) -> str:
-    method, training, train = results["run"]["method"], config["training"], results["train"]
-    params = results["params"]
+def _method(results: RunRecord, config: dict[str, Any], adapter_config: dict[str, Any] | None) -> str:
+    method, training, train = results.run.method, config["training"], results.train
+    params = results.params
     rows: list[tuple[str, Any]] = [("method", method)]
     if method == "lora":
         lora = adapter_config or {}
@@ -161,28 +164,28 @@ def _method(results: dict[str, Any], config: dict[str, Any], adapter_config: dic
     rows += [
         ("trainable / total parameters", f"{params['trainable']:,} / {params['total']:,} "
          f"({100 * params['trainable'] / max(params['total'], 1):.2f}%)"),
-        ("epochs completed / optimizer steps", f"{train['epochs_completed']} / {train['steps']}"),
+        ("epochs completed / optimizer steps", f"{train.epochs_completed} / {train.steps}"),
         ("batch size x accumulation x processes", f"{training['batch_size']} x {training['gradient_accumulation_steps']}"
-         f" x {results['run'].get('world_size', 1)}"),
+         f" x {results.run.world_size}"),
         ("learning rate, schedule, warmup", f"{training['learning_rate']:g}, {training['lr_scheduler']}, "
          f"{training['warmup_ratio']:g}"),
         ("weight decay, max grad norm", f"{training['weight_decay']:g}, {training['max_grad_norm']}"),
         ("mixed precision", training["mixed_precision"]),
         ("seed", training["seed"]),
-        ("model selection", f"best validation {train['metric_for_best']} at step {train['best_step']}"),
+        ("model selection", f"best validation {train.metric_for_best} at step {train.best_step}"),
     ]  # fmt: skip
     modality = config.get("modality", "text")
     rows += [(f"{modality}.{key}", value) for key, value in (config.get(modality) or {}).items()]
     return "## Method\n\n" + _table(rows)
 
 
-def _data(results: dict[str, Any], config: dict[str, Any]) -> str:
-    data, sizes = config["data"], results["data"]
+def _data(results: RunRecord, config: dict[str, Any]) -> str:
+    data, sizes = config["data"], results.data
     rows: list[tuple[str, Any]] = [
         ("source", f"`{data['source']}`" + (f" ({data['subset']})" if data.get("subset") else "")),
         ("columns", f"input `{data['input_column']}`, label `{data['label_column']}`"),
-        ("labels", ", ".join(map(str, sizes["labels"]))),
-        ("rows: train / validation / test", " / ".join(str(sizes.get(s, "-")) for s in ("train", "validation", "test"))),
+        ("labels", ", ".join(map(str, sizes.labels))),
+        ("rows: train / validation / test", " / ".join(str(sizes.sizes.get(s, "-")) for s in ("train", "validation", "test"))),
     ]
     for key in ("max_train_samples", "train_fraction", "shots_per_class", "max_eval_samples"):
         if data.get(key) is not None:
@@ -190,8 +193,8 @@ def _data(results: dict[str, Any], config: dict[str, Any]) -> str:
     return "## Training data\n\n" + _table(rows)
 
 
-def _metrics(results: dict[str, Any]) -> str:
-    val, test = results.get("eval") or {}, results.get("test") or {}
+def _metrics(results: RunRecord) -> str:
+    val, test = results.eval, results.test
     keys = list(dict.fromkeys([*test, *val]))
     if not keys:
         return ""
@@ -251,23 +254,20 @@ def _ms(value: Any) -> str:
 def _usage(
     what: str,
     repo_id: str,
-    results: dict[str, Any],
+    results: RunRecord,
     config: dict[str, Any],
     base: str | None,
     adapter_config: dict[str, Any] | None,
     revision: str | None,
 ) -> str:
-    modality = config.get("modality", "text")
-    auto = _AUTO_CLASSES.get(modality, "AutoModel")
-    processor_class = "AutoTokenizer" if modality == "text" else "AutoProcessor"
+    modality = get_modality(config.get("modality", "text"))
+    auto, processor_class = modality.auto_model_name, modality.processor_class_name
     rev = f', revision="{revision}"' if revision and revision != "main" else ""
-    labels = [str(x) for x in results["data"]["labels"]]
+    labels = [str(x) for x in results.data.labels]
     max_length = (config.get("text") or {}).get("max_length", 128)
-    example = f'inputs = processor(["A text to classify."], truncation=True, max_length={max_length}, return_tensors="pt")'
-    if modality != "text":
-        example = "inputs = processor(..., return_tensors=\"pt\")  # your inputs"
+    example = modality.card_example(config)
     if what == "adapter":
-        base_ref = base or (adapter_config or {}).get("base_model_name_or_path") or results["run"]["model"]
+        base_ref = base or (adapter_config or {}).get("base_model_name_or_path") or results.run.model
         note = "" if base else "  # the base was a local folder: point this at your copy"
         code = [
             "import torch",
@@ -282,7 +282,7 @@ def _usage(
             ")",
             f'model = PeftModel.from_pretrained(base, "{repo_id}"{rev}).eval()',
             f'processor = {processor_class}.from_pretrained("{repo_id}"{rev})',
-            example,
+            *example,
             "with torch.no_grad():",
             "    print(labels[int(model(**inputs).logits.argmax(-1)[0])])",
         ]
@@ -294,7 +294,7 @@ def _usage(
             "",
             f'model = {auto}.from_pretrained("{repo_id}"{rev}).eval()',
             f'processor = {processor_class}.from_pretrained("{repo_id}"{rev})',
-            example,
+            *example,
             "with torch.no_grad():",
             "    print(model.config.id2label[int(model(**inputs).logits.argmax(-1)[0])])",
         ]
@@ -314,8 +314,8 @@ def _usage(
     return "## Usage\n\n```python\n" + "\n".join(code) + "\n```\n\n" + after
 
 
-def _versions(results: dict[str, Any], export_report: dict[str, Any] | None) -> str:
-    versions = dict(results["run"].get("versions") or {})
+def _versions(results: RunRecord, export_report: dict[str, Any] | None) -> str:
+    versions = dict(results.run.versions)
     for name, version in ((export_report or {}).get("versions") or {}).items():
         versions.setdefault(name, version)
     if not versions:

@@ -20,15 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from hftl.deploy.parity import TASK_AUTO_CLASSES, evaluate_backends, load_torch_model
-from hftl.errors import HftlError
 from hftl.deploy.latency import measure_latency
-from hftl.run.rundir import replace_dir, write_json_atomic
+from hftl.deploy.parity import evaluate_backends, load_torch_model, task_auto_classes
 from hftl.deploy.runtime import FP32_FILE, INT8_FILE, make_session
+from hftl.errors import ExportError
+from hftl.files import replace_dir, write_json_atomic
 
 __all__ = [
     "INT8_OPERATORS",
-    "TASK_AUTO_CLASSES",
     "ExportError",
     "activation_matmuls",
     "choose_quantization_config",
@@ -38,17 +37,13 @@ __all__ = [
     "load_torch_model",
     "measure_latency",
     "quantize_dynamic_int8",
+    "task_auto_classes",
 ]
 
 REPORT_FILE = "export_report.json"
 
 
-class ExportError(HftlError):
-    """An export gate failed; ``report`` holds the numbers measured so far (or None)."""
 
-    def __init__(self, message: str, report: dict | None = None):
-        super().__init__(message)
-        self.report = report
 
 
 def _quantization_isa(machine: str, flags: set[str]) -> str:

@@ -8,21 +8,22 @@ from pathlib import Path
 import numpy as np
 
 from hftl.deploy.runtime import FP32_FILE, INT8_FILE, make_session, run_logits, session_feed
+from hftl.modalities import get_modality, registered_modalities
 
-TASK_AUTO_CLASSES = {
-    "text-classification": "AutoModelForSequenceClassification",
-    "image-classification": "AutoModelForImageClassification",
-    "audio-classification": "AutoModelForAudioClassification",
-}
+
+def task_auto_classes() -> dict[str, str]:
+    """ONNX task -> transformers Auto class, from the registered modalities."""
+    return {get_modality(name).onnx_task: get_modality(name).auto_model_name for name in registered_modalities()}
 
 
 def load_torch_model(model_dir: Path, *, task: str | None = None, auto_class: str | None = None):
     """Load the PyTorch model in eval mode: ``auto_class`` name, else from ``task``, else config.architectures."""
     import transformers
 
-    name = auto_class or TASK_AUTO_CLASSES.get(task or "")
+    tasks = task_auto_classes()
+    name = auto_class or tasks.get(task or "")
     if name is None and task is not None:
-        raise ValueError(f"unknown task {task!r}; pass auto_class or one of {sorted(TASK_AUTO_CLASSES)}")
+        raise ValueError(f"unknown task {task!r}; pass auto_class or one of {sorted(tasks)}")
     if name is None:
         architectures = transformers.AutoConfig.from_pretrained(model_dir).architectures or []
         if not architectures:

@@ -18,9 +18,8 @@ from hftl.config import Config, ModelConfig
 from hftl.errors import DataError
 from hftl.evaluation.features import load_backbone, num_layers, split_features, spread_layers
 from hftl.evaluation.transferability import knn_accuracy, logme, probe_accuracy
+from hftl.modalities import get_modality, registered_modalities
 
-# Where a data set names no input column, the one hftl's loaders give each modality (zoo sets, image/audio folders).
-DEFAULT_INPUT_COLUMN = {"text": "text", "vision": "image", "audio": "audio"}
 RULE_OF_THUMB = (
     "rule of thumb (no measured grid): under 10 examples per class, linear_probe (a frozen backbone cannot overfit "
     "the few examples); 10 to 100, lora (adapts the backbone with few weights); 100 or more, full fine-tuning "
@@ -61,8 +60,6 @@ def score_backbones(
         The scores, best LogME first, and facts about the data (sizes, classes, shots per class).
     """
     from hftl.run.data import load_splits
-    from hftl.modalities import get_modality
-
     modality = get_modality(cfg.modality)
     splits, names = load_splits(cfg.data)
     train_labels = np.asarray(splits["train"][cfg.data.label_column])
@@ -201,7 +198,6 @@ def infer_modality(data_source: str, models: list[str]) -> str:
         DataError: neither tells; the message asks for --modality.
     """
     from hftl import zoo
-    from hftl.modalities import get_modality, registered_modalities
 
     if data_source.startswith("zoo:"):
         return zoo.get(data_source[len("zoo:") :]).modality
@@ -216,7 +212,7 @@ def infer_modality(data_source: str, models: list[str]) -> str:
     for name in registered_modalities():
         if model_type in get_modality(name).lora_targets:
             return name
-    raise DataError(f"cannot tell the modality of {data_source} with {models[0]}: pass --modality text|vision|audio")
+    raise DataError(f"cannot tell the modality of {data_source} with {models[0]}: pass --modality {'|'.join(registered_modalities())}")
 
 
 def advise_config(data_source: str, models: list[str], modality: str | None, overrides: list[str]) -> Config:
@@ -225,7 +221,7 @@ def advise_config(data_source: str, models: list[str], modality: str | None, ove
 
     modality = modality or infer_modality(data_source, models)
     given = {o.partition("=")[0] for o in overrides}
-    defaults = [] if "data.input_column" in given else [f"data.input_column={DEFAULT_INPUT_COLUMN[modality]}"]
+    defaults = [] if "data.input_column" in given else [f"data.input_column={get_modality(modality).default_input_column}"]
     return load_config(None, [f"modality={modality}", f"data.source={data_source}", *defaults, *overrides])
 
 

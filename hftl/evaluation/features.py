@@ -27,9 +27,6 @@ if TYPE_CHECKING:
     from hftl.config import Config
     from hftl.modalities import Modality
 
-POOLING = {"text": "mean", "vision": "cls", "audio": "mean"}
-
-
 def backbone_of(model: torch.nn.Module) -> torch.nn.Module:
     """The feature extractor under a classifier's head (a PeftModel is looked through, its adapters kept active)."""
     from peft import PeftModel
@@ -93,7 +90,7 @@ def extract(
         model: A classifier (or a PeftModel on one).
         prepared: Rows as ``Modality.prepare`` makes them (model inputs + ``labels``).
         collate: The modality's collator.
-        pooling: ``"mean"`` or ``"cls"`` (see :data:`POOLING`).
+        pooling: ``"mean"`` or ``"cls"`` (each modality's ``pooling``).
         layers: Backbone layers to pool (see the module docstring); default: the last only.
 
     Returns:
@@ -143,7 +140,7 @@ def split_features(
         split = split.select(stratified_sample(labels, max_samples, cfg.data.split_seed))
     prepared = modality.prepare(split, processor, cfg, train=False)
     return extract(
-        model, prepared, modality.collator(processor, cfg), POOLING[modality.name], layers, cfg.evaluation.batch_size
+        model, prepared, modality.collator(processor, cfg), modality.pooling, layers, cfg.evaluation.batch_size
     )
 
 

@@ -35,6 +35,8 @@ from hftl.evaluation.feature_cache import cache_key, cached_arrays, folder_finge
 from hftl.evaluation.features import backbone_of, load_backbone, split_features
 from hftl.evaluation.similarity import linear_cka
 from hftl.evaluation.transferability import knn_accuracy
+from hftl.modalities import get_modality
+from hftl.modalities.whisper import POSITIONS_PER_SECOND, SAMPLE_RATE, shorten_whisper_encoder
 
 if TYPE_CHECKING:
     from hftl.config import Config
@@ -42,8 +44,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("hftl")
 
-# modality -> (data source, input column, label column) of the held-out probe task
-PROBES = {"vision": ("zoo:digits", "image", "label"), "text": ("zoo:fortunes", "text", "label")}
 KNN_K = 5
 # Five Harvard sentences (list 1, IEEE 1969) and five everyday ones: no numbers or names, so a transcript is right
 # or wrong by its words alone.
@@ -61,8 +61,6 @@ SENTENCES = (
 )
 VOICE, WORDS_PER_MINUTE = "en-us", 130  # tiny.en's WER on these: 0.33 (en+m3 at 150 wpm: 0.48)
 WINDOW_SECONDS = 10
-SAMPLE_RATE = 16_000
-FRAMES_PER_SECOND = 50  # Whisper encoder positions per second of audio
 
 
 def _result(probe: str, **values: Any) -> dict[str, Any]:
@@ -74,9 +72,10 @@ def preflight(cfg: Config) -> None:
     """Fail before training, not after it, when the forgetting probe cannot run here (missing zoo data, no espeak-ng)."""
     from hftl import zoo
 
-    if cfg.modality in PROBES:
-        zoo.resolve(PROBES[cfg.modality][0])
-    elif cfg.modality == "audio":
+    modality = get_modality(cfg.modality)
+    if modality.forgetting_probe is not None:
+        zoo.resolve(modality.forgetting_probe[0])
+    elif modality.speech:
         from hftl.zoo.espeak import espeak_binary
 
         espeak_binary()
@@ -95,7 +94,7 @@ def probe_forgetting(
     from hftl.config import DataConfig
     from hftl.run.data import load_splits, stratified_sample
 
-    source, column, label = PROBES[cfg.modality]
+    source, column, label = modality.forgetting_probe
     probe_cfg = dataclasses.replace(
         cfg, data=DataConfig(source=source, input_column=column, label_column=label, split_seed=cfg.data.split_seed)
     )
@@ -149,7 +148,7 @@ def _source_key(cfg: Config, n_rows: int) -> str | None:
         return None
     if model_files is None:
         return None
-    probe = PROBES[cfg.modality][0]
+    probe = get_modality(cfg.modality).forgetting_probe[0]
     return cache_key({
         "model": cfg.model.source, "model_files": model_files, "modality": cfg.modality,
         "probe": probe, "probe_files": folder_fingerprint(zoo.entry_path(probe.removeprefix("zoo:"))),
@@ -202,10 +201,9 @@ def whisper_forgetting(cfg: Config, model: torch.nn.Module) -> dict[str, Any]:
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     from hftl.errors import ModelError
-    from hftl.run.models import resolve_model_source
     from hftl.evaluation.wer import word_error_rate
+    from hftl.run.models import resolve_model_source
     from hftl.zoo.espeak import speak
-    from hftl.zoo.whisper_tiny import shorten_whisper_encoder
 
     probe = f"espeak-ng sentences ({len(SENTENCES)}, {VOICE} at {WORDS_PER_MINUTE} wpm)"
     try:
@@ -222,7 +220,7 @@ def whisper_forgetting(cfg: Config, model: torch.nn.Module) -> dict[str, Any]:
         return _result(probe)
     device = _device(model)
     trained = backbone_of(_merged(model))
-    window = max(WINDOW_SECONDS, math.ceil(trained.embed_positions.num_embeddings / FRAMES_PER_SECOND))
+    window = max(WINDOW_SECONDS, math.ceil(trained.embed_positions.num_embeddings / POSITIONS_PER_SECOND))
     extractor = shorten_whisper_encoder(asr, window)
     asr = asr.to(device).eval()
     swapped = copy.deepcopy(asr)
@@ -235,7 +233,7 @@ def whisper_forgetting(cfg: Config, model: torch.nn.Module) -> dict[str, Any]:
     before = [t.strip() for t in asr_processor.batch_decode(ids_before, skip_special_tokens=True)]
     after = [t.strip() for t in asr_processor.batch_decode(ids_after, skip_special_tokens=True)]
     # CKA over the frames that hold speech (the rest of each window is padding).
-    spoken = [min(frames_before.shape[1], math.ceil(len(w) / SAMPLE_RATE * FRAMES_PER_SECOND)) for w in waves]
+    spoken = [min(frames_before.shape[1], math.ceil(len(w) / SAMPLE_RATE * POSITIONS_PER_SECOND)) for w in waves]
     rows_before = torch.cat([f[:n] for f, n in zip(frames_before, spoken, strict=True)]).float().cpu().numpy()
     rows_after = torch.cat([f[:n] for f, n in zip(frames_after, spoken, strict=True)]).float().cpu().numpy()
     return _result(
@@ -253,9 +251,9 @@ def measure_forgetting(
 ) -> dict[str, Any]:
     """results["forgetting"] for the run's modality (``model``: the fine-tuned classifier, unwrapped)."""
     started = time.perf_counter()
-    if cfg.modality in PROBES:
+    if modality.forgetting_probe is not None:
         result = probe_forgetting(cfg, modality, processor, model, label_names)
-    elif cfg.modality == "audio" and getattr(model.config, "model_type", None) == "whisper":
+    elif modality.speech and getattr(model.config, "model_type", None) == "whisper":
         result = whisper_forgetting(cfg, model)
     else:
         logger.warning("forgetting: no probe for modality %s with %s", cfg.modality, type(model).__name__)

@@ -26,6 +26,14 @@ class Modality:
     onnx_task: str  # optimum's task name for the exported classifier
     auto_model_name: str  # transformers Auto class for the classifier, e.g. AutoModelForSequenceClassification
     lora_targets: dict[str, list[str]]  # model_type -> module names LoRA adapts by default
+    pooling: str  # how a backbone's token states become one feature vector: "mean" or "cls"
+    default_input_column: str  # the input column hftl's loaders give this modality (zoo sets, folders)
+    processor_class_name: str = "AutoProcessor"  # what a model card's snippet loads the saved processor with
+    # (data source, input column, label column) of the held-out task whose k-NN accuracy measures forgetting;
+    # None: the modality measures forgetting its own way (``forgetting``) or not at all
+    forgetting_probe: tuple[str, str, str] | None = None
+    # inputs are speech: forgetting is then the backbone's own speech recognition (WER; Whisper) on synthetic speech
+    speech: bool = False
 
     def auto_model(self) -> Any:
         import transformers
@@ -61,6 +69,14 @@ class Modality:
 
     def adapt_model(self, model: Any, cfg: Config) -> None:
         """Fit a freshly loaded model to the run's input settings, in place (e.g. cut Whisper's encoder). Default: no-op."""
+
+    def shift_variants(self, split: Dataset, cfg: Config, processor: Any, seed: int) -> dict[str, Dataset]:
+        """Shifted copies of a raw test split (same columns), by variant name; row i of each draws from ``seed``."""
+        raise ValueError(f"no shifted test sets are defined for modality {self.name!r}; set evaluation.shift=false")
+
+    def card_example(self, config: dict[str, Any]) -> list[str]:
+        """Lines of Python for a model card's snippet that set ``inputs`` from ``processor`` (runnable as they stand)."""
+        return ['inputs = processor(..., return_tensors="pt")  # your inputs']
 
 
 _REGISTRY: dict[str, Modality] = {}

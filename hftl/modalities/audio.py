@@ -18,7 +18,8 @@ import numpy as np
 from hftl.augment import ROW_COLUMN, AugmentRng, with_row_ids
 from hftl.augment import audio as aug
 from hftl.errors import ConfigError, DataError
-from hftl.modalities import Modality, register_modality
+from hftl.modalities import Modality, register_modality, shifts
+from hftl.modalities.whisper import POSITIONS_PER_SECOND, shorten_whisper_encoder
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -141,10 +142,27 @@ def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
     return np.pad(wave, (0, length - wave.size))
 
 
+def audio_variants(split: Dataset, cfg: Config, sample_rate: int, seed: int) -> dict[str, Dataset]:
+    """One copy of ``split`` per SNR, each clip cut/padded to ``audio.clip_seconds`` and mixed with white noise."""
+    column, root = cfg.data.input_column, data_root(cfg)
+    length = cfg.audio.clip_seconds * sample_rate
+    waves = [fit_length(load_audio(x, sample_rate, root), length) for x in split[column]]
+    out = {}
+    for snr in shifts.AUDIO_SNR_DB:
+        variant = f"noise_snr{snr:g}db"
+        noisy = [aug.add_noise(w, snr, shifts.row_rng(seed, variant, i)) for i, w in enumerate(waves)]
+        out[variant] = shifts.replace_column(split, column, [{"array": w, "sampling_rate": sample_rate} for w in noisy])
+    return out
+
+
 class AudioModality(Modality):
     name = "audio"
     onnx_task = "audio-classification"
     auto_model_name = "AutoModelForAudioClassification"
+    pooling = "mean"
+    default_input_column = "audio"
+    speech = True
+    processor_class_name = "AutoFeatureExtractor"  # what hftl saves beside the model (AutoProcessor wants a tokenizer too)
     lora_targets = {
         "whisper": ["q_proj", "v_proj"],
         "wav2vec2": ["q_proj", "v_proj"],
@@ -153,10 +171,16 @@ class AudioModality(Modality):
         "audio-spectrogram-transformer": ["query", "value"],
     }
 
+    def card_example(self, config: dict[str, Any]) -> list[str]:
+        seconds = (config.get("audio") or {}).get("clip_seconds", 1)
+        return [
+            "import numpy as np",
+            f"wave = np.zeros({seconds} * processor.sampling_rate, dtype=np.float32)  # your mono clip at that rate",
+            'inputs = processor([wave], sampling_rate=processor.sampling_rate, return_tensors="pt")',
+        ]
+
     def adapt_model(self, model: Any, cfg: Config) -> None:
         # Whisper's encoder only takes exactly 2 * max_source_positions frames: cut it to the clip length.
-        from hftl.zoo.whisper_tiny import POSITIONS_PER_SECOND, shorten_whisper_encoder
-
         config = getattr(model, "config", None)
         if getattr(config, "model_type", None) != "whisper":
             return
@@ -186,6 +210,9 @@ class AudioModality(Modality):
                 return_attention_mask=extractor.return_attention_mask,
             )
         return extractor
+
+    def shift_variants(self, split: Dataset, cfg: Config, processor: Any, seed: int) -> dict[str, Dataset]:
+        return audio_variants(split, cfg, processor.sampling_rate, seed)
 
     def check_input(self, value: Any, cfg: Config) -> None:
         read_audio(value, data_root(cfg))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from hftl.augment import ROW_COLUMN, AugmentRng, with_row_ids
 from hftl.augment import text as aug
 from hftl.errors import ConfigError, DataError
-from hftl.modalities import Modality, register_modality
+from hftl.modalities import Modality, register_modality, shifts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,10 +40,19 @@ class TextConfig:
         return self.word_dropout > 0.0 or self.word_swap > 0.0
 
 
+def text_variants(split: Dataset, cfg: Config) -> dict[str, Dataset]:
+    column = cfg.data.input_column
+    return {"first_sentence": shifts.replace_column(split, column, [shifts.first_sentence(t) for t in split[column]])}
+
+
 class TextModality(Modality):
     name = "text"
     onnx_task = "text-classification"
     auto_model_name = "AutoModelForSequenceClassification"
+    pooling = "mean"
+    default_input_column = "text"
+    processor_class_name = "AutoTokenizer"
+    forgetting_probe = ("zoo:fortunes", "text", "label")
     lora_targets = {
         "bert": ["query", "value"],
         "roberta": ["query", "value"],
@@ -59,6 +68,13 @@ class TextModality(Modality):
         return AutoTokenizer.from_pretrained(
             source, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
         )
+
+    def card_example(self, config: dict[str, Any]) -> list[str]:
+        max_length = (config.get("text") or {}).get("max_length", 128)
+        return [f'inputs = processor(["A text to classify."], truncation=True, max_length={max_length}, return_tensors="pt")']
+
+    def shift_variants(self, split: Dataset, cfg: Config, processor: Any, seed: int) -> dict[str, Dataset]:
+        return text_variants(split, cfg)
 
     def check_input(self, value: Any, cfg: Config) -> None:
         if not isinstance(value, str):

@@ -18,7 +18,7 @@ from hftl.augment import ROW_COLUMN, AugmentRng, with_row_ids
 from hftl.augment import vision as aug
 from hftl.augment.mix import mix_batch
 from hftl.errors import ConfigError, DataError
-from hftl.modalities import Modality, register_modality
+from hftl.modalities import Modality, register_modality, shifts
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -173,10 +173,39 @@ class ImagePipeline:
         return (pixels - self.mean) / self.std
 
 
+def vision_variants(split: Dataset, cfg: Config, severities: list[int], seed: int) -> dict[str, Dataset]:
+    """One copy of ``split`` per corruption and severity, the images corrupted and stored as PNG bytes."""
+    from datasets import (
+        Image as ImageFeature,  # datasets loads slowly; only shift measurements need its Image type
+    )
+
+    column = cfg.data.input_column
+    raw = split.cast_column(column, ImageFeature(decode=False)) if isinstance(split.features[column], ImageFeature) else split
+    images = [load_image(x, f"column '{column}' row {i} (shift)") for i, x in enumerate(raw[column])]
+    out = {}
+    for name, corrupt in shifts.CORRUPTIONS.items():
+        for severity in severities:
+            variant = f"{name}_s{severity}"
+            shifted = [shifts.png(corrupt(im, severity, shifts.row_rng(seed, variant, i))) for i, im in enumerate(images)]
+            out[variant] = shifts.replace_column(raw, column, shifted)
+    return out
+
+
 class VisionModality(Modality):
     name = "vision"
     onnx_task = "image-classification"
+    pooling = "cls"
+    default_input_column = "image"
+    forgetting_probe = ("zoo:digits", "image", "label")
     auto_model_name = "AutoModelForImageClassification"
+
+    def card_example(self, config: dict[str, Any]) -> list[str]:
+        return [
+            "from PIL import Image",
+            'image = Image.new("RGB", (224, 224))  # your image: Image.open(PATH).convert("RGB")',
+            'inputs = processor(images=[image], return_tensors="pt")',
+        ]
+
     lora_targets = {
         "dinov2": ["query", "value"],
         "vit": ["query", "value"],
@@ -195,6 +224,9 @@ class VisionModality(Modality):
             source, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code, use_fast=False
         )
         return fit_processor_to_size(processor, cfg.vision.image_size)
+
+    def shift_variants(self, split: Dataset, cfg: Config, processor: Any, seed: int) -> dict[str, Dataset]:
+        return vision_variants(split, cfg, cfg.evaluation.shift_severities, seed)
 
     def check_input(self, value: Any, cfg: Config) -> None:
         load_image(value, "image")

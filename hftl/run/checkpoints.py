@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from hftl.errors import ConfigError
-from hftl.run.rundir import replace_dir
+from hftl.files import replace_dir
 
 logger = logging.getLogger("hftl")
 

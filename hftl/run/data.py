@@ -17,9 +17,9 @@ import numpy as np
 from datasets import Audio, ClassLabel, DatasetDict, Image, load_dataset, load_from_disk
 
 from hftl import zoo
-from hftl.run.folders import is_audio_folder, load_audio_folder
 from hftl.config import DataConfig
 from hftl.errors import DataError
+from hftl.run.folders import is_audio_folder, load_audio_folder
 
 logger = logging.getLogger("hftl")
 

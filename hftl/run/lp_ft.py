@@ -26,8 +26,8 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
-from hftl.run import checkpoints
 from hftl.config import Config
+from hftl.run import checkpoints
 from hftl.run.freezing import freeze_backbone, unfreeze
 from hftl.run.hooks import Hook
 from hftl.run.training import Trainer, TrainResult

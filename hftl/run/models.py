@@ -331,6 +331,14 @@ def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
     base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
+def is_gradient_checkpointing(model: torch.nn.Module) -> bool:
+    """Whether the model (under any PEFT wrapper) really recomputes activations: what results.json records."""
+    from peft import PeftModel
+
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    return bool(getattr(base, "is_gradient_checkpointing", False))
+
+
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:
     """Trainable and total parameter counts (each tensor once, however it is shared)."""
     seen: dict[int, Any] = {}

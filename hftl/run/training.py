@@ -25,9 +25,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from hftl.run import checkpoints
 from hftl.config import Config
 from hftl.errors import ConfigError
+from hftl.run import checkpoints
 from hftl.run.hooks import Hook, Hooks, TrainerState
 from hftl.run.metrics import compute_metrics
 

