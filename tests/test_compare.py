@@ -167,8 +167,8 @@ def test_grid_runs_skips_finished_and_reruns_changed_or_unfinished(tmp_path, tin
     spec = tiny_spec(tmp_path, tiny_recipe, max_parallel=2)
     page = compare(spec, report_dir=report, echo=lines.append)
     assert page == report / "report.html" and page.is_file()
-    assert lines[0].startswith("2 runs: 0 done already, 2 to run, 2 at a time")
-    assert all(", cpu " in line for line in lines[1:3]) and lines[3].startswith("ran 2 runs in")
+    assert lines[0] == "2 runs: 0 done already, 2 to run" and lines[1].startswith("executor: local, 2 at a time")
+    assert all(", cpu " in line for line in lines[2:4]) and lines[4].startswith("ran 2 runs in")
     rows = list(csv.DictReader((report / "results.csv").open()))
     assert [(r["method"], r["shots_per_class"], r["train_size"]) for r in rows] == [("linear_probe", "5", "15"), ("lp_ft", "5", "15")]
     probe_run, lp_ft_run = (report / "runs" / f"topics__tiny_bert0__{m}__shots-5__seed-0" for m in ("linear_probe", "lp_ft"))

@@ -2,7 +2,9 @@
 
     spec.py       the spec schema (dataclasses, checked like run configs)
     grid.py       spec -> one run config per cell and seed, with deterministic names
-    runner.py     each run in its own process, max_parallel at a time; finished runs with the same config are skipped
+    runner.py     the driver: skips finished runs with the same config, runs the rest on an executor, retries
+    executors/    where runs execute: local (process pool), ray (Ray tasks), slurm (submitit job arrays)
+    tuning.py     the spec's `tune` section: each cell's hyper-parameters searched on validation before its runs
     aggregate.py  results.csv and mean ± std over seeds
     plots.py      the figures;  findings.py  the written summary;  report.py  results.md and report.html
 """
@@ -12,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from hftl.compare.executors import make_executor
 from hftl.compare.grid import expand
 from hftl.compare.report import write_report
-from hftl.compare.runner import run_grid, run_state
-from hftl.compare.spec import load_spec
+from hftl.compare.runner import run_grid, run_state, usable_cores
+from hftl.compare.spec import EXECUTORS, load_spec
 from hftl.errors import ConfigError, HftlError
 
 
@@ -23,6 +26,7 @@ def compare(
     spec_path: str | Path,
     report_dir: str | Path | None = None,
     max_parallel: int | None = None,
+    executor: str | None = None,
     dry_run: bool = False,
     echo: Callable[[str], None] = print,
 ) -> Path | None:
@@ -37,7 +41,14 @@ def compare(
     parallel = max_parallel or spec.max_parallel
     if parallel < 1:
         raise ConfigError(f"--max-parallel must be >= 1, got {parallel}")
+    where = executor or spec.executor
+    if where not in EXECUTORS:
+        raise ConfigError(f"--executor {where!r}: expected one of {list(EXECUTORS)}")
     runs = expand(spec, report_dir)
+    if spec.tune is not None and not dry_run:  # search each cell first; its runs then use what it chose
+        from hftl.compare.tuning import tune_cells
+
+        runs = expand(spec, report_dir, tune_cells(spec, runs, report_dir, where, echo))
     if dry_run:
         states = [run_state(run) for run in runs]
         for run, state in zip(runs, states, strict=True):
@@ -45,11 +56,19 @@ def compare(
         echo(f"{len(runs)} runs, {states.count('done')} done; would run {len(runs) - states.count('done')}, "
              f"{parallel} at a time, and report to {report_dir}")  # fmt: skip
         return None
-    outcomes = run_grid(runs, report_dir, parallel, keep_checkpoints=spec.keep_checkpoints, echo=echo)
+    # local: the machine's cores shared by the parallel runs; elsewhere each run gets what it asks the scheduler for
+    threads = spec.resources.cpus or (max(1, usable_cores() // parallel) if where == "local" else 1)
+    outcomes = run_grid(
+        runs, report_dir, make_executor(where, spec, parallel), threads, retries=spec.retries,
+        keep_checkpoints=spec.keep_checkpoints, echo=echo,
+    )  # fmt: skip
     page = write_report(spec, runs, report_dir)
     echo(f"report: {page}  (tables: {report_dir / 'results.md'}, every run: {report_dir / 'results.csv'})")
     failed = [o for o in outcomes if not o.ok]
     if failed:
         logs = "\n".join(f"  {o.run.name}: {o.error} (log: {o.log})" for o in failed)
-        raise HftlError(f"{len(failed)} of {len(outcomes)} runs failed; the report covers the others:\n{logs}")
+        raise HftlError(
+            f"{len(failed)} of {len(outcomes)} runs failed (after {spec.retries + 1} attempts each); "
+            f"the report covers the others:\n{logs}"
+        )
     return page

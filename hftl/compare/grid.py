@@ -43,8 +43,13 @@ def backbone_label(source: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in label) or "model"
 
 
+def cell_name(dataset: str, backbone: str, method: str, shots: int | str) -> str:
+    """A grid cell: the runs that differ only by seed."""
+    return f"{dataset}__{backbone_label(backbone)}__{method}__shots-{shots}"
+
+
 def run_name(dataset: str, backbone: str, method: str, shots: int | str, seed: int) -> str:
-    return f"{dataset}__{backbone_label(backbone)}__{method}__shots-{shots}__seed-{seed}"
+    return f"{cell_name(dataset, backbone, method, shots)}__seed-{seed}"
 
 
 def _measure_overrides(spec: CompareSpec) -> list[str]:
@@ -65,8 +70,10 @@ def _value(value: object) -> str:
     return json.dumps(value)
 
 
-def expand(spec: CompareSpec, report_dir: Path) -> list[GridRun]:
+def expand(spec: CompareSpec, report_dir: Path, tuned: dict[str, list[str]] | None = None) -> list[GridRun]:
     """Every run of the spec, its config loaded and checked; seeds outermost, so a cut-short grid has whole seeds.
+
+    tuned: per cell name, the overrides a search chose (after the method's own, before the grid's keys).
 
     Raises:
         ConfigError: a recipe or override that does not make a valid run config (naming the data set and run).
@@ -96,6 +103,7 @@ def expand(spec: CompareSpec, report_dir: Path) -> list[GridRun]:
                             *ds.overrides,
                             *([f"training.learning_rate={_value(rate)}"] if rate is not None else []),
                             *getattr(ds.method_overrides, method),
+                            *(tuned or {}).get(cell_name(ds.name, backbone, method, shots), []),
                             f"model.source={_value(backbone)}",
                             f"method.name={method}",
                             f"data.shots_per_class={_value(None if shots == 'all' else shots)}",

@@ -8,6 +8,12 @@ Typed dataclasses are the schema, as for run configs (hftl/config.py): an unknow
     shots_per_class: [4, 16, 64]        # training rows per class; "all" = the whole train split
     seeds: [0, 1, 2]
     max_parallel: 2
+    executor: local                     # local | ray | slurm (--executor overrides)
+    retries: 1                          # a failed run is tried again this many times, then listed
+    resources: {cpus: 1, gpus: 0, memory_gb: 4, time_min: 60}   # per run (ray and slurm; local: cpus = threads)
+    ray: {address: auto}                # a running cluster; null: a running one if any, else a local one
+    slurm: {partition: gpu, array_parallelism: 32}
+    tune: {trials: 12, pruner: median}  # search each cell's hyper-parameters on validation first (hftl tune's space file)
     measure: {transferability: true, shift: true, forgetting: true}
     overrides: [training.max_steps=20]  # key=value for every run
     datasets:
@@ -82,6 +88,37 @@ class Measurements:
     forgetting: bool = _help("how much of the source model's ability survives fine-tuning (k-NN, CKA, WER)", False)
 
 
+Executor = Literal["local", "ray", "slurm"]
+EXECUTORS: tuple[str, ...] = ("local", "ray", "slurm")
+
+
+@dataclass
+class Resources:
+    """What one run gets (Ray task resources, Slurm job parameters; local: cpus = its threads)."""
+
+    cpus: int | None = _help("CPU cores (= torch threads) per run; null: local divides the machine by max_parallel, others 1", None)
+    gpus: int = _help("GPUs per run", 0)
+    memory_gb: float | None = _help("memory per run in GB (Ray: a scheduling reservation; Slurm: --mem); null: none asked", None)
+    time_min: int = _help("time limit per run in minutes (Slurm: --time; Ray and local: not enforced)", 60)
+
+
+@dataclass
+class RaySettings:
+    address: str | None = _help(
+        "Ray cluster: 'auto' (the running one), 'HOST:PORT' or 'ray://HOST:10001'; null: RAY_ADDRESS or a running "
+        "cluster if there is one, else a local one started for the grid", None
+    )
+
+
+@dataclass
+class SlurmSettings:
+    cluster: Literal["slurm", "local"] = _help("'slurm' submits with sbatch; 'local' runs the same job arrays here (submitit)", "slurm")
+    partition: str | None = _help("Slurm partition (--partition); null: the cluster's default", None)
+    array_parallelism: int = _help("most array jobs running at once (--array=...%N)", 32)
+    logs_dir: str | None = _help("submitit's job folder (per-job stdout/stderr, pickles); default: REPORT_DIR/slurm", None)
+    additional: list[str] = _help("further sbatch options as key=value, e.g. [account=proj, qos=normal]", factory=list)
+
+
 @dataclass
 class CompareSpec:
     name: str | None = _help("title of the report; default: the spec file's name", None)
@@ -97,6 +134,14 @@ class CompareSpec:
     runs_dir: str | None = _help("where the run folders go; default: REPORT_DIR/runs", None)
     max_parallel: int = _help("runs at once (--max-parallel overrides); each gets cores // max_parallel threads", 1)
     keep_checkpoints: bool = _help("keep each finished run's checkpoints/ (large; only resume needs them)", False)
+    executor: Executor = _help("where runs execute: local (process pool), ray (a Ray cluster), slurm (submitit job arrays)", "local")
+    retries: int = _help("times a failed run is tried again before it is listed as failed", 1)
+    resources: Resources = _help("per-run resources", factory=Resources)
+    ray: RaySettings = _help("executor: ray", factory=RaySettings)
+    slurm: SlurmSettings = _help("executor: slurm", factory=SlurmSettings)
+    # `tune:` (a search space, as for `hftl tune --space`): each cell's learning rate etc. searched on validation
+    # before its runs; parsed by hftl.tune.space, not by the schema checker.
+    tune: Any = None
 
     def __post_init__(self) -> None:
         for key in ("methods", "shots_per_class", "seeds"):
@@ -110,6 +155,17 @@ class CompareSpec:
                 raise ConfigError(f"shots_per_class: {shots} must be >= 1 or 'all'")
         if self.max_parallel < 1:
             raise ConfigError(f"max_parallel must be >= 1, got {self.max_parallel}")
+        if self.retries < 0:
+            raise ConfigError(f"retries must be >= 0, got {self.retries}")
+        if self.resources.cpus is not None and self.resources.cpus < 1:
+            raise ConfigError(f"resources.cpus must be >= 1, got {self.resources.cpus}")
+        if self.resources.gpus < 0 or self.resources.time_min < 1:
+            raise ConfigError(f"resources: gpus must be >= 0 and time_min >= 1, got {self.resources}")
+        if self.slurm.array_parallelism < 1:
+            raise ConfigError(f"slurm.array_parallelism must be >= 1, got {self.slurm.array_parallelism}")
+        for item in self.slurm.additional:
+            if "=" not in item:
+                raise ConfigError(f"slurm.additional: {item!r} is not key=value")
         names = [d.name for d in self.datasets]
         if len(set(names)) != len(names):
             raise ConfigError(f"datasets: names must be unique, got {names}")
@@ -133,6 +189,7 @@ def load_spec(path: str | Path) -> CompareSpec:
     raw = dict(raw)
     # A list of sections is beyond the run-config schema's checker: each entry is checked on its own.
     datasets_raw: Any = raw.pop("datasets", None)
+    tune_raw: Any = raw.pop("tune", None)
     if not isinstance(datasets_raw, list) or not datasets_raw:
         raise ConfigError(f"datasets ({path}): list at least one data set (name, recipe, ...)")
     datasets = []
@@ -151,4 +208,8 @@ def load_spec(path: str | Path) -> CompareSpec:
         raise ConfigError(f"{err} ({path})") from err
     if spec.name is None:
         spec.name = path.stem
+    if tune_raw is not None:
+        from hftl.tune.space import parse_search
+
+        spec.tune = parse_search(tune_raw, f"{path} tune")
     return spec

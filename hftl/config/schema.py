@@ -149,7 +149,11 @@ class TrainingConfig:
     early_stopping_patience: int | None = _help("stop after this many evaluations without improvement", None)
     save_total_limit: int = _help("checkpoints kept on disk (oldest deleted first)", 2)
     resume_from: str | None = _help("checkpoint folder, or 'latest' for the newest in output.dir", None)
-    tracking: Literal["none", "tensorboard", "wandb", "trackio"] = _help("experiment tracker", "tensorboard")
+    tracking: Literal["none", "tensorboard", "wandb", "trackio", "mlflow"] = _help(
+        "experiment tracker (mlflow: MLFLOW_TRACKING_URI names the server or store; one experiment per run name "
+        "unless MLFLOW_EXPERIMENT_NAME is set)",
+        "tensorboard",
+    )
     log_every_steps: int = _help("log the training loss every N optimizer steps", 10)
     num_workers: int = _help("DataLoader worker processes", 0)
     gradient_checkpointing: bool = _help(
