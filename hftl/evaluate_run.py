@@ -25,7 +25,6 @@ from hftl.config import Config, load_config
 from hftl.errors import HftlError
 from hftl.evaluation.confusion_plot import save_confusion_png
 from hftl.modalities import Modality, get_modality
-from hftl import files
 from hftl.run import rundir
 from hftl.run.data import load_labelled_split
 from hftl.run.metrics import compute_metrics

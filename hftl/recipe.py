@@ -53,7 +53,7 @@ from hftl.run.models import (
     merge_adapter,
 )
 from hftl.run.record import DataInfo, RunInfo, RunRecord, TrainInfo, write_record
-from hftl.run.training import LoopInputs, Trainer, TrainResult, evaluate
+from hftl.run.training import LoopInputs, TrainResult, evaluate
 
 logger = logging.getLogger("hftl")
 

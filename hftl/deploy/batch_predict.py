@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from hftl.errors import DataError, HftlError
 from hftl import files
+from hftl.errors import DataError, HftlError
 from hftl.run.folders import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 from hftl.run.text_files import check_encoding
 

@@ -16,7 +16,6 @@ import numpy as np
 from hftl import files
 from hftl.config import Config, load_config
 from hftl.deploy.onnx import export_and_check
-from hftl.deploy.runtime import OnnxClassifier
 from hftl.errors import HftlError
 from hftl.modalities import get_modality
 from hftl.run import rundir

@@ -72,8 +72,8 @@ def prepare_run_dir(run_dir: Path, *, overwrite: bool, resuming: bool) -> None:
     # A real write, not os.access: access() says yes to root on a read-only bind mount or an immutable folder, and to
     # anyone on some network file systems whose server then refuses the write.
     try:
-        probe = tempfile.NamedTemporaryFile(dir=run_dir, prefix=".hftl-write-check-")
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".hftl-write-check-"):
+            pass  # created and removed again: the folder takes writes
     except OSError as err:
         raise RunDirError(f"output.dir {run_dir} is not writable ({err.strerror})") from None
     if overwrite and not resuming:
