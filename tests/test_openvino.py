@@ -77,8 +77,10 @@ def hftl_cli(*args: str) -> str:
 
 
 def predictions(stdout: str) -> list[tuple[str, float]]:
-    rows = [line.split("\t") for line in stdout.splitlines() if line.count("\t") == 2]
-    return [(label, float(score)) for label, score, _ in rows]
+    """(label, score) per input from `hftl predict`'s table (a header, then label, score, runner-up, input)."""
+    lines = [line.split() for line in stdout.splitlines() if line.strip()]
+    start = next(i for i, cols in enumerate(lines) if cols[:2] == ["label", "score"]) + 1
+    return [(cols[0], float(cols[1])) for cols in lines[start:]]
 
 
 @pytest.mark.slow
