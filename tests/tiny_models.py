@@ -93,6 +93,18 @@ def tiny_vision_model(path: Path, num_labels: int = 3, image_size: int = 28) -> 
     return path
 
 
+def _tiny_whisper_config(**settings):
+    """The tiny Whisper both audio test models share: 2 encoder layers, 1 decoder layer, width 32."""
+    from transformers import WhisperConfig
+
+    return WhisperConfig(
+        d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=37, decoder_layers=1,
+        decoder_attention_heads=2, decoder_ffn_dim=37, classifier_proj_size=16,
+        init_std=0.3,  # a random encoder with the default 0.02 maps every input to nearly the same vector
+        **settings,
+    )  # fmt: skip
+
+
 def tiny_audio_model(path: Path, num_labels: int = 3, clip_seconds: int = 1) -> Path:
     """Save a tiny random Whisper audio classifier for ``clip_seconds`` clips plus its feature extractor into ``path``.
 
@@ -105,26 +117,14 @@ def tiny_audio_model(path: Path, num_labels: int = 3, clip_seconds: int = 1) -> 
         ``path``, ready for ``from_pretrained`` and for ``main_export``.
     """
     import torch
-    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForAudioClassification
+    from transformers import WhisperFeatureExtractor, WhisperForAudioClassification
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    config = WhisperConfig(
-        vocab_size=64,
-        num_mel_bins=16,
-        d_model=32,
-        encoder_layers=2,
-        encoder_attention_heads=2,
-        encoder_ffn_dim=37,
-        decoder_layers=1,
-        decoder_attention_heads=2,
-        decoder_ffn_dim=37,
-        max_source_positions=50 * clip_seconds,
-        max_target_positions=32,
-        classifier_proj_size=16,
-        init_std=0.3,  # a random encoder with the default 0.02 maps every input to nearly the same vector
+    config = _tiny_whisper_config(
+        vocab_size=64, num_mel_bins=16, max_source_positions=50 * clip_seconds, max_target_positions=32,
         **_label_config(num_labels),
-    )
+    )  # fmt: skip
     torch.manual_seed(0)  # the same model every run: tests compare backends on it
     WhisperForAudioClassification(config).eval().save_pretrained(path)
     WhisperFeatureExtractor(feature_size=16, sampling_rate=16_000, chunk_length=clip_seconds).save_pretrained(path)
@@ -159,20 +159,11 @@ def tiny_asr_model(path: Path, tokenizer_from: Path) -> Path:
             shutil.copy(Path(tokenizer_from) / name, path / name)
     tokenizer = WhisperTokenizer.from_pretrained(path)
     source = WhisperConfig.from_pretrained(tokenizer_from)
-    config = WhisperConfig(
+    config = _tiny_whisper_config(
         vocab_size=source.vocab_size,
         num_mel_bins=source.num_mel_bins,
-        d_model=32,
-        encoder_layers=2,
-        encoder_attention_heads=2,
-        encoder_ffn_dim=37,
-        decoder_layers=1,
-        decoder_attention_heads=2,
-        decoder_ffn_dim=37,
         max_source_positions=1500,
         max_target_positions=128,
-        classifier_proj_size=16,
-        init_std=0.3,
         decoder_start_token_id=source.decoder_start_token_id,
         pad_token_id=source.pad_token_id,
         bos_token_id=source.bos_token_id,
