@@ -33,9 +33,7 @@ from dataclasses import dataclass, make_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from hftl.config import _help, from_mapping
+from hftl.config import _help, from_mapping, read_yaml
 from hftl.errors import ConfigError
 from hftl.run.methods import Method as MethodSpec
 from hftl.run.methods import all_methods, method_names
@@ -178,12 +176,7 @@ def load_spec(path: str | Path) -> CompareSpec:
         ConfigError: missing file, invalid YAML, unknown key, wrong type or invalid value (naming key and file).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"compare spec not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    raw = read_yaml(path, "compare spec")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of spec keys, got {type(raw).__name__}")
     raw = dict(raw)

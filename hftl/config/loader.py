@@ -125,6 +125,16 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+def read_yaml(path: Path, what: str) -> Any:
+    """The YAML in ``path`` ({} when empty). Raises ConfigError naming ``what`` is missing, or the file when it is not YAML."""
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Load a recipe YAML (optional), apply key=value overrides, and validate everything.
 
@@ -134,12 +144,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        raw = read_yaml(path, "config file")
         _merge(raw, Config, "", str(path), values)
     for text in overrides:
         keys, value = parse_override(text)

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from hftl.config import read_yaml
 from hftl.errors import ConfigError
 
 
@@ -160,10 +159,5 @@ def load_search(path: str | Path | None) -> SearchSpec:
     if path is None:
         return SearchSpec()
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"search space file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    raw = read_yaml(path, "search space file")
     return parse_search(raw, str(path))
