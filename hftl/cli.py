@@ -48,6 +48,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from hftl.config import load_config
     from hftl.recipe import run
 
+    if args.nproc < 1:
+        raise HftlError(f"--nproc {args.nproc}: give the number of processes to start, 1 or more")
     config, overrides = _config_and_overrides(args)
     load_config(config, overrides)  # a bad key stops here, before any process starts
     if args.nproc > 1:

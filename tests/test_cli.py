@@ -37,3 +37,8 @@ def test_zoo_list_names_the_entries(capsys):
 def test_export_of_unfinished_run_is_an_error(tmp_path, capsys):
     assert main(["export", str(tmp_path)]) == 2
     assert "not a finished run" in capsys.readouterr().err
+
+
+def test_train_nproc_below_one_is_refused_before_any_work(capsys):
+    assert main(["train", "recipes/configs/text/minilm_lora.yaml", "--nproc", "0"]) == 2
+    assert "--nproc 0: give the number of processes to start, 1 or more" in capsys.readouterr().err
