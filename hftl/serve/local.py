@@ -23,4 +23,8 @@ def serve_local(settings: ServeSettings, *, host: str, port: int, workers: int =
     with tempfile.TemporaryDirectory(prefix="hftl-serve-metrics-") as metrics_dir:
         os.environ[SETTINGS_ENV] = settings.to_json()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        uvicorn.run("hftl.serve.app:app_from_env", factory=True, workers=workers, **common)
+        # A worker answers uvicorn's health pings only once its imports are done: on a busy machine that takes longer
+        # than uvicorn's 5 s default, and the supervisor then kills and respawns every worker, forever (seen at load 20).
+        uvicorn.run(
+            "hftl.serve.app:app_from_env", factory=True, workers=workers, timeout_worker_healthcheck=60, **common
+        )
