@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from hftl.config import Config, describe, load_config, save_config
+from hftl import modalities
+from hftl.config import Config, describe, load_config, modality_sections, save_config
 from hftl.errors import ConfigError
+from hftl.modalities import Modality, get_modality
 from tests.helpers.paths import REPO
 
 CONFIG_ROOT = REPO / "recipes" / "configs"
@@ -119,3 +121,25 @@ def test_every_field_has_help():
     rows = describe()
     assert len(rows) > 40
     assert [key for key, help_text, _ in rows if not help_text] == []
+
+
+def test_the_modality_sections_come_from_the_modality_table():
+    sections = modality_sections()
+    for name in ("text", "vision", "audio"):
+        assert sections[name] is get_modality(name).config_section
+    assert list(sections)[:3] == ["text", "vision", "audio"]  # the table's order: saved configs keep it
+    cfg = Config()
+    assert cfg.vision is cfg.section("vision") and isinstance(cfg.vision, get_modality("vision").config_section)
+    assert list(cfg.to_dict())[-len(sections):] == list(sections) and "sections" not in cfg.to_dict()
+    with pytest.raises(AttributeError, match="no field or modality section 'video'"):
+        _ = cfg.video
+
+
+def test_a_modality_named_like_a_config_key_is_refused(monkeypatch):
+    class DataModality(Modality):
+        name = "data"
+        config_section = get_modality("text").config_section
+
+    monkeypatch.setitem(modalities._REGISTRY, "data", DataModality())  # removed again after the test
+    with pytest.raises(ConfigError, match="modality 'data' cannot have a config section: 'data' is already a config key"):
+        load_config(None, [])
