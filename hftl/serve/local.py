@@ -23,8 +23,7 @@ def serve_local(settings: ServeSettings, *, host: str, port: int, workers: int =
     with tempfile.TemporaryDirectory(prefix="hftl-serve-metrics-") as metrics_dir:
         os.environ[SETTINGS_ENV] = settings.to_json()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        # A worker answers uvicorn's health pings only once its imports are done: on a busy machine that takes longer
-        # than uvicorn's 5 s default, and the supervisor then kills and respawns every worker, forever (seen at load 20).
-        uvicorn.run(
-            "hftl.serve.app:app_from_env", factory=True, workers=workers, timeout_worker_healthcheck=60, **common
-        )
+        # uvicorn kills a worker that misses a 5 s health ping (its default) and starts another: on a busy machine a
+        # worker still importing torch misses it, and the cycle never ends (seen at load average 20). A worker that
+        # is silent for a minute is hung.
+        uvicorn.run("hftl.serve.app:app_from_env", factory=True, workers=workers, timeout_worker_healthcheck=60, **common)
