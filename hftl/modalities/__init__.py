@@ -72,7 +72,7 @@ class Modality:
 
     def check_served_input(self, value: Any, limits: Any) -> Any:
         """One input of a served request, checked before any decoding (files by their header only); returns what
-        ``encode`` takes. JSON strings arrive as ``str``, files (``sample_file`` set) as ``bytes``.
+        ``encode`` takes. Texts arrive as ``str`` (JSON strings), files (``reads_files``) as ``bytes``.
 
         ``limits`` is hftl.serve's ``Limits`` (max_text_chars, max_image_pixels, max_audio_seconds, ...).
 
