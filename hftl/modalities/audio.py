@@ -176,6 +176,8 @@ class AudioModality(Modality):
         "hubert": ["q_proj", "v_proj"],
         "wavlm": ["q_proj", "v_proj"],
         "audio-spectrogram-transformer": ["query", "value"],
+        # peft cannot adapt an nn.LSTM: the encoder's embedding layer is what LoRA can reach
+        "speaker_lstm": ["linear"],
     }
 
     def card_base_kwargs(self, config: dict[str, Any]) -> list[str]:

