@@ -101,7 +101,7 @@ def imagenet_check(model_dir: Path, name: str) -> dict[str, Any]:
         with torch.no_grad():
             probs[file] = model(pixel_values=pixels).logits.softmax(-1)[0]
     top = probs[PALACE_PHOTO].topk(5)
-    top5 = [(int(i), round(float(p), 4)) for p, i in zip(top.values, top.indices, strict=True)]
+    top5 = [[int(i), round(float(p), 4)] for p, i in zip(top.values, top.indices, strict=True)]
     result = {
         PALACE_PHOTO: {"top5": top5, "p_building_classes": round(float(probs[PALACE_PHOTO][list(PALACE_CLASSES)].sum()), 4)},
         FLOWER_PHOTO: {"top1": int(probs[FLOWER_PHOTO].argmax()), "p_daisy": round(float(probs[FLOWER_PHOTO][DAISY]), 4)},
