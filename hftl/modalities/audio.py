@@ -178,6 +178,7 @@ class AudioModality(Modality):
         "audio-spectrogram-transformer": ["query", "value"],
         # peft cannot adapt an nn.LSTM: the encoder's embedding layer is what LoRA can reach
         "speaker_lstm": ["linear"],
+        "crepe": ["conv2", "conv3", "conv4", "conv5", "conv6"],  # the frame convolutions after the first
     }
 
     def card_base_kwargs(self, config: dict[str, Any]) -> list[str]:

@@ -1,4 +1,5 @@
-"""hftl's own model definitions, for backbones transformers does not ship (EfficientNet-Lite, resemblyzer's encoder).
+"""hftl's own model definitions, for backbones transformers does not ship (EfficientNet-Lite, resemblyzer's speaker
+encoder, CREPE).
 
 Importing this package registers them with transformers' Auto classes, so their folders load like any other
 (``AutoConfig`` / ``AutoModel`` / ``AutoModelFor...Classification`` / ``AutoFeatureExtractor``). Whoever loads models
@@ -16,6 +17,7 @@ from transformers import (
 )
 
 from hftl.errors import ExportError
+from hftl.models.crepe import CrepeConfig, CrepeFeatureExtractor, CrepeForAudioClassification, CrepeModel
 from hftl.models.efficientnet_lite import (
     EfficientNetLiteConfig,
     EfficientNetLiteForImageClassification,
@@ -29,7 +31,9 @@ from hftl.models.speaker_lstm import (
 )
 
 # Architectures hftl defines itself: optimum has no ONNX export recipe for them.
-OWN_MODEL_TYPES: frozenset[str] = frozenset({EfficientNetLiteConfig.model_type, SpeakerLstmConfig.model_type})
+OWN_MODEL_TYPES: frozenset[str] = frozenset(
+    {EfficientNetLiteConfig.model_type, SpeakerLstmConfig.model_type, CrepeConfig.model_type}
+)
 
 AutoConfig.register(EfficientNetLiteConfig.model_type, EfficientNetLiteConfig)
 AutoModel.register(EfficientNetLiteConfig, EfficientNetLiteModel)
@@ -39,6 +43,11 @@ AutoConfig.register(SpeakerLstmConfig.model_type, SpeakerLstmConfig)
 AutoModel.register(SpeakerLstmConfig, SpeakerLstmModel)
 AutoModelForAudioClassification.register(SpeakerLstmConfig, SpeakerLstmForAudioClassification)
 AutoFeatureExtractor.register(SpeakerLstmConfig, SpeakerLstmFeatureExtractor)
+
+AutoConfig.register(CrepeConfig.model_type, CrepeConfig)
+AutoModel.register(CrepeConfig, CrepeModel)
+AutoModelForAudioClassification.register(CrepeConfig, CrepeForAudioClassification)
+AutoFeatureExtractor.register(CrepeConfig, CrepeFeatureExtractor)
 
 
 def refuse_export(model_type: str | None, where: str) -> None:

@@ -21,6 +21,8 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutputWithNoAttention
 
+from hftl.models.frozen_batch_norm import FrozenBatchNormMixin
+
 # (kernel, stride, expand ratio, output channels, repeats) of EfficientNet-B0's seven stages; Lite scales them.
 BASE_STAGES = (
     (3, 1, 1, 16, 1),
@@ -152,7 +154,7 @@ class MBConvBlock(nn.Module):
         return x + h if self.skip else h
 
 
-class EfficientNetLitePreTrainedModel(PreTrainedModel):
+class EfficientNetLitePreTrainedModel(FrozenBatchNormMixin, PreTrainedModel):
     config_class = EfficientNetLiteConfig
     base_model_prefix = "efficientnet_lite"
     main_input_name = "pixel_values"
@@ -168,13 +170,6 @@ class EfficientNetLitePreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for module in self.modules():  # frozen batch norm keeps its statistics (see the module docstring)
-            if isinstance(module, nn.BatchNorm2d) and not module.weight.requires_grad:
-                module.eval()
-        return self
 
 
 class EfficientNetLiteModel(EfficientNetLitePreTrainedModel):

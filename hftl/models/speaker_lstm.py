@@ -15,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel, SequenceFeatureExtractor
-from transformers.feature_extraction_utils import BatchFeature
+from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
+
+from hftl.models.clip_features import ClipFeatureExtractor
 
 SAMPLE_RATE = 16_000
 WINDOW_MS, HOP_MS = 25, 10
@@ -103,7 +104,7 @@ class SpeakerLstmForAudioClassification(SpeakerLstmPreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
 
 
-class SpeakerLstmFeatureExtractor(SequenceFeatureExtractor):
+class SpeakerLstmFeatureExtractor(ClipFeatureExtractor):
     """16 kHz waveforms -> (40 mel bands, frames) power mel spectrograms, as resemblyzer computes them."""
 
     model_input_names = ["input_features"]
@@ -131,7 +132,7 @@ class SpeakerLstmFeatureExtractor(SequenceFeatureExtractor):
             out.pop(key, None)
         return out
 
-    def mel(self, wave: np.ndarray) -> np.ndarray:
+    def features(self, wave: np.ndarray) -> np.ndarray:
         """One waveform -> (bands, frames) float32."""
         from transformers.audio_utils import spectrogram
 
@@ -145,13 +146,3 @@ class SpeakerLstmFeatureExtractor(SequenceFeatureExtractor):
             wave, self.window, frame_length=self.n_fft, hop_length=self.hop_length, power=2.0,
             center=True, pad_mode="reflect", mel_filters=self.mel_filters,
         ).astype(np.float32)  # fmt: skip
-
-    def __call__(self, raw_speech, sampling_rate: int | None = None, return_tensors: str | None = None, **kwargs) -> BatchFeature:
-        if sampling_rate is not None and sampling_rate != self.sampling_rate:
-            raise ValueError(f"the speaker encoder takes {self.sampling_rate} Hz audio, got {sampling_rate} Hz")
-        single = isinstance(raw_speech, np.ndarray) and raw_speech.ndim == 1
-        waves = [raw_speech] if single or (raw_speech and np.isscalar(raw_speech[0])) else list(raw_speech)
-        mels = [self.mel(w) for w in waves]
-        if len({m.shape for m in mels}) > 1:
-            raise ValueError("clips of different lengths: cut or pad them to one length first")
-        return BatchFeature({"input_features": np.stack(mels)}, tensor_type=return_tensors)

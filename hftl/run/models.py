@@ -27,6 +27,7 @@ from hftl.errors import ConfigError, ModelError
 from hftl.modalities import Modality
 from hftl.run.backbone import backbone_config, candidate_record, seeded_init
 from hftl.run.methods import get_method
+from hftl.zoo.candidates import parse_candidate
 
 logger = logging.getLogger("hftl")
 
@@ -94,7 +95,11 @@ def _load_error(what: str, err: Exception, allow_pickle: bool) -> ModelError:
 
 
 def resolve_model_source(source: str) -> str:
-    """zoo:NAME -> its prepared folder; an existing path -> itself; anything else is taken as a Hub id."""
+    """zoo:NAME -> its prepared folder; an existing path -> itself; anything else is taken as a Hub id.
+
+    A candidate's suffixes (``zoo:NAME@L3@random``, hftl/zoo/candidates.py) name the same folder as the bare source.
+    """
+    source = parse_candidate(source).source
     zoo_path = zoo.resolve(source)
     if zoo_path is not None:
         return str(zoo_path)

