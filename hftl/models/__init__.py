@@ -59,6 +59,6 @@ def refuse_export(model_type: str | None, where: str) -> None:
     if model_type in OWN_MODEL_TYPES:
         raise ExportError(
             f"{where}: {model_type} is one of hftl's own architectures (hftl/models/), which optimum has no ONNX or "
-            "OpenVINO export for; set export.enabled=false and serve the PyTorch model (RUN/model, hftl predict "
-            "--backend torch)"
+            "OpenVINO export for; set export.enabled=false and use the PyTorch model (RUN/model): "
+            "hftl predict RUN_DIR INPUTS, hftl evaluate RUN_DIR DATA"
         )

@@ -18,6 +18,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 
 from hftl.models.clip_features import ClipFeatureExtractor
+from hftl.models.embedding_classifier import EmbeddingClassifierMixin
 from hftl.models.frozen_batch_norm import FrozenBatchNormMixin
 
 FRAME = 1024
@@ -33,8 +34,12 @@ def bin_frequency(index: int) -> float:
 class CrepeConfig(PretrainedConfig):
     model_type = "crepe"
 
-    def __init__(self, capacity: str = "tiny", num_hidden_layers: int = 6, batch_norm_eps: float = 1e-3, **kwargs):
+    def __init__(
+        self, capacity: str = "tiny", num_hidden_layers: int = 6, batch_norm_eps: float = 1e-3,
+        classifier_dropout: float = 0.0, **kwargs,
+    ):  # fmt: skip
         super().__init__(**kwargs)
+        self.classifier_dropout = classifier_dropout
         self.capacity = capacity
         self.num_hidden_layers = num_hidden_layers
         self.batch_norm_eps = batch_norm_eps
@@ -95,12 +100,11 @@ class CrepeModel(CrepePreTrainedModel):
         )
 
 
-class CrepeForAudioClassification(CrepePreTrainedModel):
+class CrepeForAudioClassification(EmbeddingClassifierMixin, CrepePreTrainedModel):
     def __init__(self, config: CrepeConfig):
         super().__init__(config)
-        self.num_labels = config.num_labels
         self.crepe = CrepeModel(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_head(config.hidden_size, config.num_labels, config.classifier_dropout)
         self.post_init()
 
     def forward(
@@ -111,10 +115,7 @@ class CrepeForAudioClassification(CrepePreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
-        out = self.crepe(input_values, output_hidden_states=output_hidden_states)
-        logits = self.classifier(out.pooler_output)
-        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
+        return self.classify(self.crepe(input_values, output_hidden_states=output_hidden_states), labels)
 
 
 class CrepeFeatureExtractor(ClipFeatureExtractor):

@@ -21,6 +21,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutputWithNoAttention
 
+from hftl.models.embedding_classifier import EmbeddingClassifierMixin
 from hftl.models.frozen_batch_norm import FrozenBatchNormMixin
 
 # (kernel, stride, expand ratio, output channels, repeats) of EfficientNet-B0's seven stages; Lite scales them.
@@ -209,13 +210,13 @@ class EfficientNetLiteModel(EfficientNetLitePreTrainedModel):
         return BaseModelOutputWithPooling(last_hidden_state=features.unsqueeze(1), pooler_output=features, hidden_states=hidden_states)
 
 
-class EfficientNetLiteForImageClassification(EfficientNetLitePreTrainedModel):
+class EfficientNetLiteForImageClassification(EmbeddingClassifierMixin, EfficientNetLitePreTrainedModel):
+    output_class = ImageClassifierOutputWithNoAttention
+
     def __init__(self, config: EfficientNetLiteConfig):
         super().__init__(config)
-        self.num_labels = config.num_labels
         self.efficientnet_lite = EfficientNetLiteModel(config)
-        self.dropout = nn.Dropout(config.dropout_rate)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_head(config.hidden_size, config.num_labels, config.dropout_rate)
         self.post_init()
 
     def forward(
@@ -226,7 +227,4 @@ class EfficientNetLiteForImageClassification(EfficientNetLitePreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> ImageClassifierOutputWithNoAttention:
-        out = self.efficientnet_lite(pixel_values, output_hidden_states=output_hidden_states)
-        logits = self.classifier(self.dropout(out.pooler_output))
-        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
-        return ImageClassifierOutputWithNoAttention(loss=loss, logits=logits, hidden_states=out.hidden_states)
+        return self.classify(self.efficientnet_lite(pixel_values, output_hidden_states=output_hidden_states), labels)

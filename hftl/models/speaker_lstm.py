@@ -19,6 +19,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 
 from hftl.models.clip_features import ClipFeatureExtractor
+from hftl.models.embedding_classifier import EmbeddingClassifierMixin
 
 SAMPLE_RATE = 16_000
 WINDOW_MS, HOP_MS = 25, 10
@@ -81,13 +82,11 @@ class SpeakerLstmModel(SpeakerLstmPreTrainedModel):
         )
 
 
-class SpeakerLstmForAudioClassification(SpeakerLstmPreTrainedModel):
+class SpeakerLstmForAudioClassification(EmbeddingClassifierMixin, SpeakerLstmPreTrainedModel):
     def __init__(self, config: SpeakerLstmConfig):
         super().__init__(config)
-        self.num_labels = config.num_labels
         self.speaker_lstm = SpeakerLstmModel(config)
-        self.dropout = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_head(config.hidden_size, config.num_labels, config.classifier_dropout)
         self.post_init()
 
     def forward(
@@ -98,10 +97,7 @@ class SpeakerLstmForAudioClassification(SpeakerLstmPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
-        out = self.speaker_lstm(input_features, output_hidden_states=output_hidden_states)
-        logits = self.classifier(self.dropout(out.pooler_output))
-        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
+        return self.classify(self.speaker_lstm(input_features, output_hidden_states=output_hidden_states), labels)
 
 
 class SpeakerLstmFeatureExtractor(ClipFeatureExtractor):

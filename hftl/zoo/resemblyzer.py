@@ -9,10 +9,8 @@ As a source for recognising WORDS from unseen voices it is a deliberately poor c
 
 from __future__ import annotations
 
-import io
 import itertools
 import logging
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import numpy as np
 from hftl.zoo import ZooEntry, ZooError, register
 from hftl.zoo.espeak import espeak_binary, speak
 from hftl.zoo.fetch import fetch_pypi_wheel
+from hftl.zoo.torch_weights import load_exactly, parameter_count, read_tensors
 
 logger = logging.getLogger("hftl")
 
@@ -75,24 +74,18 @@ def speaker_check(model_dir: Path) -> dict[str, Any]:
 
 def build(dest: Path) -> dict[str, Any]:
     """Convert ``pretrained.pt`` into a ``speaker_lstm`` folder (safetensors + feature extractor) and check it."""
-    import torch
-
     from hftl.models.speaker_lstm import SpeakerLstmConfig, SpeakerLstmFeatureExtractor, SpeakerLstmModel
 
     espeak_binary()  # the check needs it: fail before the download
     wheel = fetch_pypi_wheel(PACKAGE, VERSION, SHA256)
-    with zipfile.ZipFile(wheel) as zf:
-        checkpoint = torch.load(io.BytesIO(zf.read(MEMBER)), map_location="cpu", weights_only=True)
+    checkpoint = read_tensors(wheel, MEMBER)
     # GE2E's similarity scale and bias only serve its training loss.
     state = {k: v for k, v in checkpoint["model_state"].items() if not k.startswith("similarity_")}
     model = SpeakerLstmModel(SpeakerLstmConfig(architectures=["SpeakerLstmModel"]))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ZooError(f"resemblyzer: {MEMBER} does not fit the speaker LSTM: {str(err)[:400]}") from err
+    load_exactly(model, state, f"resemblyzer: {MEMBER}")
     model.save_pretrained(dest)
     SpeakerLstmFeatureExtractor().save_pretrained(dest)
-    params = sum(int(v.numel()) for v in state.values())
+    params = parameter_count(state)
     return {"wheel": wheel.name, "training_step": int(checkpoint.get("step", -1)), "parameters": params, "check": speaker_check(dest)}
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import hftl.models  # noqa: F401  (registers hftl's own architectures with the Auto classes)
 from hftl import zoo
 from hftl.config import load_config
 from hftl.errors import ZooError
@@ -133,3 +134,21 @@ def test_resemblyzer_fine_tunes_on_spoken_words(home, tmp_path):
                   "data.input_column=audio", "data.max_train_samples=40", "audio.clip_seconds=1",
                   "method.name=linear_probe")  # fmt: skip
     assert record["run"]["backbone"]["name"] == "resemblyzer"
+
+
+def test_crepe_tiny(home, tmp_path):
+    from transformers import AutoModelForAudioClassification
+
+    from hftl.zoo.crepe import pitch_check
+
+    path = zoo.prepare("crepe-tiny")
+    info = _info(path)
+    assert max(abs(c) for c in info["check"]["cents_off"]) <= 50 and info["backbone_parameters"] == 394_032
+    with pytest.raises(ZooError, match="weights look wrong"):
+        pitch_check(_random_copy(path, tmp_path / "random", AutoModelForAudioClassification))
+
+
+def test_crepe_fine_tunes_on_spoken_words(home, tmp_path):
+    record = _run(tmp_path, "modality=audio", "model.source=zoo:crepe-tiny@L4", "data.source=zoo:speech-commands-tts",
+                  "data.input_column=audio", "data.max_train_samples=40", "audio.clip_seconds=1", "method.name=lora")  # fmt: skip
+    assert record["run"]["backbone"]["name"] == "crepe-tiny@L4" and record["run"]["backbone"]["layers_kept"] == 4

@@ -199,3 +199,7 @@ def test_export_of_own_architectures_fails_with_a_clear_error(folders, tmp_path)
     run(load_config(None, _overrides("vision", model, data, tmp_path / "b")))
     with pytest.raises(ExportError, match="efficientnet_lite is one of hftl's own architectures"):
         export_run(tmp_path / "b")
+    from hftl.cli import main  # what the error points to instead: the PyTorch model
+
+    image = sorted(data.glob("*/*.png"))[0]
+    assert main(["predict", str(tmp_path / "b"), str(image)]) == 0
