@@ -179,11 +179,23 @@ def _cmd_zoo(args: argparse.Namespace) -> None:
             state = "prepared" if zoo.is_prepared(entry.name) else "-"
             print(f"{entry.name:<20} {entry.kind:<8} {entry.modality:<7} {state:<9} {entry.description}  [{entry.source}]")
         print(f"\ncache: {zoo.hftl_home()}  (set HFTL_HOME to move it)")
+        _print_candidates()
         return
     if not args.names:
         raise HftlError("hftl zoo prepare: name at least one entry (see `hftl zoo list`)")
     for name in args.names:
         print(f"{name}: {zoo.prepare(name, force=args.force)}")
+
+
+def _print_candidates() -> None:
+    from hftl.run.candidates import candidate_rows
+
+    print("\ncandidate backbones (model.source=zoo:NAME, or a compare spec's backbones; any @Lk / @random works):")
+    print(f"{'name':<28} {'modality':<8} {'params':>8}  {'source':<45} what it is")
+    for row in candidate_rows():
+        params = f"{row.parameters / 1e6:.2f}M" if row.parameters is not None else "(prep.)"
+        print(f"{row.name:<28} {row.modality:<8} {params:>8}  {row.source:<45} {row.what}")
+    print("params: the backbone without a head, once the entry is prepared (hftl zoo prepare NAME)")
 
 
 def _cmd_config(args: argparse.Namespace) -> None:

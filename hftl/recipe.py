@@ -36,6 +36,7 @@ from hftl.deploy.hub import push_run
 from hftl.errors import ConfigError
 from hftl.evaluation import cached_probe, forgetting, measure
 from hftl.modalities import Modality, get_modality
+from hftl.models import refuse_export
 from hftl.run import checkpoints, launcher, precision, rundir
 from hftl.run.data import load_splits
 from hftl.run.hooks import Hook
@@ -259,6 +260,8 @@ def setup(cfg: Config) -> Setup:
         files.write_json_atomic(run_dir / rundir.SKIPPED, skipped)
     # model + method
     built = build_model(cfg, modality, label_names)
+    if cfg.export.enabled:  # before training: the export at the end would fail
+        refuse_export(getattr(built.model.config, "model_type", None), "export.enabled=true")
     processor = load_processor(cfg, modality, built)
     measurements: dict[str, Any] = {}
     if cfg.evaluation.forgetting:
@@ -351,6 +354,7 @@ def record_of(ready: Setup, fitted: Fitted, scores: Scores) -> RunRecord:
             modality=cfg.modality,
             method=cfg.method.name,
             model=cfg.model.source,
+            backbone=ready.built.candidate,
             dataset=cfg.data.source,
             seed=cfg.training.seed,
             world_size=accelerator.num_processes,

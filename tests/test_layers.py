@@ -33,7 +33,7 @@ import hftl
 ROOT = Path(hftl.__file__).resolve().parent
 LAYERS = {
     "hftl": 0, "hftl.errors": 0, "hftl.files": 0,
-    "hftl.modalities": 1, "hftl.augment": 1, "hftl.zoo": 1,
+    "hftl.modalities": 1, "hftl.augment": 1, "hftl.zoo": 1, "hftl.models": 1,
     "hftl.config": 2,
     "hftl.run": 3,
     "hftl.evaluation": 4, "hftl.deploy": 4,

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from hftl.errors import ConfigError
 from hftl.modalities import get_modality, registered_modalities
+from hftl.zoo.candidates import INITS, Candidate, Init, parse_candidate
 
 
 def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
@@ -35,6 +36,37 @@ class ModelConfig:
         "allow pickled weights (pytorch_model.bin, adapter_model.bin): unpickling can run code; off = safetensors only",
         False,
     )
+    keep_layers: int | None = _help(
+        "keep only the backbone's first k transformer layers (a depth-truncated candidate; source suffix @Lk); null: all",
+        None,
+    )
+    init: Init = _help(
+        "pretrained: the source's weights; random: the same architecture with random weights (seeded by "
+        "training.seed), under any method (source suffix @random; method=scratch is full training of it)",
+        "pretrained",
+    )
+
+    def __post_init__(self) -> None:
+        # zoo:NAME@L3@random names a candidate backbone in one string (compare specs list them): split it into keys.
+        candidate = parse_candidate(self.source)
+        if candidate.source != self.source:
+            if self.keep_layers is not None and candidate.keep_layers not in (None, self.keep_layers):
+                raise ConfigError(
+                    f"model.source={self.source} says keep_layers={candidate.keep_layers} but model.keep_layers={self.keep_layers}"
+                )
+            self.source = candidate.source
+            self.keep_layers = candidate.keep_layers if candidate.keep_layers is not None else self.keep_layers
+            if candidate.init == "random":
+                self.init = "random"
+        if self.keep_layers is not None and self.keep_layers < 1:
+            raise ConfigError(f"model.keep_layers must be >= 1 or null, got {self.keep_layers}")
+        if self.init not in INITS:
+            raise ConfigError(f"model.init must be one of {list(INITS)}, got {self.init!r}")
+
+    @property
+    def candidate(self) -> Candidate:
+        """The backbone as a candidate (its name, e.g. minilm-l6@L3, is what run records and reports show)."""
+        return Candidate(self.source, self.keep_layers, self.init)
 
 
 @dataclass

@@ -7,6 +7,7 @@ what only the run knows: its config, its modality's preprocessing and its test s
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from hftl.config import Config, load_config
 from hftl.deploy.onnx import export_and_check
 from hftl.errors import HftlError
 from hftl.modalities import get_modality
+from hftl.models import refuse_export
 from hftl.run import rundir
 from hftl.run.data import load_splits, stratified_sample
 from hftl.run.models import ADAPTER_CONFIG, find_adapter, merge_adapter
@@ -65,6 +67,7 @@ def export_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
     cfg = load_config(config_path, overrides)
     if not (model_dir / "config.json").is_file():
         merge_run_adapter(run_dir, cfg)
+    refuse_export(json.loads((model_dir / "config.json").read_text()).get("model_type"), f"hftl export {run_dir}")
     modality = get_modality(cfg.modality)
     processor = modality.load_processor(str(model_dir), cfg)
     features, labels = _test_inputs(cfg, processor)

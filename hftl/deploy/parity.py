@@ -29,7 +29,10 @@ def load_torch_model(model_dir: Path, *, task: str | None = None, auto_class: st
         if not architectures:
             raise ValueError(f"{model_dir}/config.json names no architecture; pass task or auto_class")
         name = architectures[0]
-    return getattr(transformers, name).from_pretrained(model_dir).eval()
+    import hftl.models  # hftl's own architectures (EfficientNet-Lite, ...) are named by their own classes
+
+    model_class = getattr(transformers, name, None) or getattr(hftl.models, name)
+    return model_class.from_pretrained(model_dir).eval()
 
 
 def _accuracy(logits: np.ndarray, labels: np.ndarray | None) -> float | None:

@@ -157,6 +157,7 @@ def _split_key(cfg: Config, split: str, dataset: Any, fingerprint: str | None, h
     ``fingerprint`` is the raw split's (datasets' hash of its source files and the selections made on them): the
     prepared split's own changes with the tokenizer object's state, so the preprocessing enters as its settings.
     """
+    from hftl.run.backbone import variant_key
     from hftl.run.models import resolve_model_source
 
     try:
@@ -170,6 +171,7 @@ def _split_key(cfg: Config, split: str, dataset: Any, fingerprint: str | None, h
     return cache_key({
         "kind": "probe-head-inputs",
         "model": model_files,
+        "backbone": variant_key(cfg),  # the same files cut to k layers or re-initialised give other features
         "revision": cfg.model.revision,
         "data": dataclasses.asdict(cfg.data),
         "preprocessing": dataclasses.asdict(section) if section is not None else None,

@@ -41,6 +41,7 @@ from hftl.evaluation.transferability import knn_accuracy
 from hftl.evaluation.wer import word_error_rate
 from hftl.modalities import get_modality
 from hftl.modalities.whisper import POSITIONS_PER_SECOND, SAMPLE_RATE, shorten_whisper_encoder
+from hftl.run.backbone import variant_key
 from hftl.run.data import load_splits, stratified_sample
 from hftl.run.models import find_adapter, resolve_model_source
 from hftl.zoo.espeak import espeak_binary, speak
@@ -147,7 +148,7 @@ def _source_key(cfg: Config, n_rows: int) -> str | None:
     probe = get_modality(cfg.modality).forgetting_probe[0]
     section = cfg.section(cfg.modality)
     return cache_key({
-        "model": cfg.model.source, "model_files": model_files, "modality": cfg.modality,
+        "model": cfg.model.source, "model_files": model_files, "modality": cfg.modality, "backbone": variant_key(cfg),
         "probe": probe, "probe_files": folder_fingerprint(zoo.entry_path(probe.removeprefix("zoo:"))),
         # the rows are a function of these (stratified_sample is seeded); the inputs of the modality's settings
         "rows": [cfg.evaluation.probe_max_samples, cfg.data.split_seed, n_rows],

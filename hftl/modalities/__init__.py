@@ -51,6 +51,8 @@ class Modality:
     def auto_model(self) -> Any:
         import transformers
 
+        import hftl.models  # noqa: F401  (registers hftl's own architectures with the Auto classes)
+
         return getattr(transformers, self.auto_model_name)
 
     def load_processor(self, source: str, cfg: Config) -> Any:

@@ -181,6 +181,9 @@ class AudioModality(Modality):
         "hubert": ["q_proj", "v_proj"],
         "wavlm": ["q_proj", "v_proj"],
         "audio-spectrogram-transformer": ["query", "value"],
+        # peft cannot adapt an nn.LSTM: the encoder's embedding layer is what LoRA can reach
+        "speaker_lstm": ["linear"],
+        "crepe": ["conv2", "conv3", "conv4", "conv5", "conv6"],  # the frame convolutions after the first
     }
 
     def check_served_input(self, value: Any, limits: Any) -> dict[str, bytes]:

@@ -239,6 +239,8 @@ class VisionModality(Modality):
         "beit": ["query", "value"],
         "data2vec-vision": ["query", "value"],
         "swin": ["query", "value"],
+        # a CNN: the 1x1 expand / project convolutions of every block (peft adapts Conv2d)
+        "efficientnet_lite": ["_expand_conv", "_project_conv"],
     }
 
     def load_processor(self, source: str, cfg: Config) -> Any:

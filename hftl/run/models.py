@@ -25,7 +25,9 @@ from hftl import zoo
 from hftl.config import Config
 from hftl.errors import ConfigError, ModelError
 from hftl.modalities import Modality
+from hftl.run.backbone import backbone_config, candidate_record, seeded_init
 from hftl.run.methods import get_method
+from hftl.zoo.candidates import parse_candidate
 
 logger = logging.getLogger("hftl")
 
@@ -49,6 +51,7 @@ class BuiltModel:
     head_modules: list[str]  # top-level modules newly initialised for this task
     revision: str | None = None  # Hub revision of `source`
     adapter: str | None = None  # the adapter (folder or Hub id) the model was built from, if any
+    candidate: dict[str, Any] | None = None  # which candidate backbone: name, layers kept, init (the run record's)
 
 
 @dataclass
@@ -92,7 +95,11 @@ def _load_error(what: str, err: Exception, allow_pickle: bool) -> ModelError:
 
 
 def resolve_model_source(source: str) -> str:
-    """zoo:NAME -> its prepared folder; an existing path -> itself; anything else is taken as a Hub id."""
+    """zoo:NAME -> its prepared folder; an existing path -> itself; anything else is taken as a Hub id.
+
+    A candidate's suffixes (``zoo:NAME@L3@random``, hftl/zoo/candidates.py) name the same folder as the bare source.
+    """
+    source = parse_candidate(source).source
     zoo_path = zoo.resolve(source)
     if zoo_path is not None:
         return str(zoo_path)
@@ -289,34 +296,37 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
     """
     adapter = find_adapter(cfg.model.source, cfg.model.revision)
     if adapter is not None:
+        if cfg.model.keep_layers is not None or cfg.model.init != "pretrained":
+            raise ModelError(
+                f"model.source={cfg.model.source} is an adapter: model.keep_layers / model.init (@L, @random) "
+                "apply to a base model, not to an adapter trained on one"
+            )
         return _build_from_adapter(cfg, modality, label_names, adapter)
     source = resolve_model_source(cfg.model.source)
     auto = modality.auto_model()
-    label_kwargs = _label_kwargs(label_names)
-    common = {"revision": cfg.model.revision, "trust_remote_code": cfg.model.trust_remote_code}
-    try:
-        if not get_method(cfg.method.name).pretrained:
-            from transformers import AutoConfig
-
-            config = AutoConfig.from_pretrained(source, **common, **label_kwargs)
+    config = backbone_config(source, cfg, **_label_kwargs(label_names))
+    if not get_method(cfg.method.name).pretrained or cfg.model.init == "random":
+        with seeded_init(cfg.training.seed):
             model = auto.from_config(config, trust_remote_code=cfg.model.trust_remote_code)
-            modality.adapt_model(model, cfg)
-            return BuiltModel(model, source, _head_modules(model, []), cfg.model.revision)
-        refuse_pickled_weights(source, f"model.source={cfg.model.source}", cfg.model.allow_pickle)
+        modality.adapt_model(model, cfg)
+        return BuiltModel(model, source, _head_modules(model, []), cfg.model.revision, candidate=candidate_record(cfg, config))
+    refuse_pickled_weights(source, f"model.source={cfg.model.source}", cfg.model.allow_pickle)
+    try:
         model, info = auto.from_pretrained(
             source,
+            config=config,  # labels and depth (model.keep_layers: only the first k layers are built and filled)
+            revision=cfg.model.revision,
+            trust_remote_code=cfg.model.trust_remote_code,
             ignore_mismatched_sizes=True,
             output_loading_info=True,
             use_safetensors=None if cfg.model.allow_pickle else True,  # None: safetensors first, else the .bin
-            **common,
-            **label_kwargs,
         )
     except (OSError, ValueError) as err:
         what = f"model.source={cfg.model.source}: could not load a {auto.__name__}"
         raise _load_error(what, err, cfg.model.allow_pickle) from err
     modality.adapt_model(model, cfg)
     missing = list(info["missing_keys"]) + [k for k, *_ in info.get("mismatched_keys", [])]
-    return BuiltModel(model, source, _head_modules(model, missing), cfg.model.revision)
+    return BuiltModel(model, source, _head_modules(model, missing), cfg.model.revision, candidate=candidate_record(cfg, config))
 
 
 def enable_gradient_checkpointing(model: torch.nn.Module) -> None:

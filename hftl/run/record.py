@@ -40,6 +40,8 @@ class RunInfo:
     device: str = "cpu"
     mixed_precision: str = "no"
     gradient_checkpointing: bool | None = None  # whether the model really recomputed activations; None: not recorded
+    # the candidate backbone: name (minilm-l6@L3@random), source, init, layers_kept, keep_layers; None: not recorded
+    backbone: dict[str, Any] | None = None
     started: str = ""
     wall_s: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)

