@@ -102,7 +102,7 @@ def row_from_results(run: GridRun, results: RunRecord) -> dict[str, Any]:
         "wer_before": _number(forgetting.get("wer_before")),
         "wer_after": _number(forgetting.get("wer_after")),
         "logme": _number(transfer.get("logme")),
-        "knn_transfer": _number(transfer.get("knn_accuracy")),
+        "knn_transfer": _number(transfer.get("knn", transfer.get("knn_accuracy"))),
         "run_dir": str(run.run_dir),
         "classes": classes,
         "test_rows": len(test_correct) if test_correct else results.data.sizes.get("test"),
@@ -134,12 +134,15 @@ def row_from_results(run: GridRun, results: RunRecord) -> dict[str, Any]:
     return row
 
 
-def collect(runs: Iterable[GridRun]) -> list[dict[str, Any]]:
-    """Rows of the runs that finished with the config the spec asks for (in grid order); the others are left out."""
+def collect(runs: Iterable[GridRun], states: tuple[str, ...] = ("done",)) -> list[dict[str, Any]]:
+    """Rows of the runs that finished with the config the spec asks for (in grid order); the others are left out.
+
+    states: run states to read ("changed" too: finished with another config, e.g. a tuned one, for --verdicts).
+    """
     return [
         row_from_results(run, read_record(run.run_dir))
         for run in runs
-        if run_state(run) == "done"
+        if run_state(run) in states
     ]
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from hftl.compare.aggregate import PER_ROW
-from hftl.compare.stats import Estimate, bootstrap_mean, paired_difference, t_interval, welch_difference
+from hftl.compare.stats import Estimate, bootstrap_mean, mcnemar_p, paired_difference, t_interval, welch_difference
 
 Row = dict[str, Any]
 SOURCE = ("modality", "dataset", "backbone", "shots_per_class")
@@ -94,11 +94,23 @@ def transfer_gains(rows: list[Row]) -> list[Row]:
         for method in dict.fromkeys(r["method"] for r in members):
             if method == "scratch":
                 continue
-            gain = paired(by_seed(members, method), scratch, accuracy, test_rows)
+            mine = by_seed(members, method)
+            gain = paired(mine, scratch, accuracy, test_rows)
             if gain is not None:
                 out.append({**dict(zip(SOURCE, key, strict=True)), "method": method, "gain": gain,
-                            "scratch_variant": _variant(scratch.values())})  # fmt: skip
+                            "mcnemar_p": _mcnemar(mine, scratch), "scratch_variant": _variant(scratch.values())})  # fmt: skip
     return out
+
+
+def _mcnemar(a: dict[Any, Row], b: dict[Any, Row]) -> float | None:
+    """McNemar's exact p where exactly one seed pair has per-row correctness on the same rows (else None)."""
+    seeds = [s for s in a if s in b and _same_subset(a[s], b[s])]
+    if len(seeds) != 1:
+        return None
+    x, y = a[seeds[0]][PER_ROW], b[seeds[0]][PER_ROW]
+    if x.get("test") is None or y.get("test") is None or x.get("test_ids") != y.get("test_ids"):
+        return None
+    return mcnemar_p(x["test"], y["test"])
 
 
 def _variant(rows: Any) -> str:

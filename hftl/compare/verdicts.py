@@ -23,14 +23,14 @@ from functools import partial
 from typing import Any
 
 from hftl.compare import effects
+from hftl.compare.grid import backbone_label
 from hftl.compare.stats import Estimate, t_interval
-from hftl.evaluation.ranking import rank_candidates
+from hftl.evaluation.ranking import reference_rankings
 
 AGREES, DISAGREES, INCONCLUSIVE, NOT_MEASURED = "agrees", "disagrees", "inconclusive", "not measured"
 LOGME_BAND = (0.50, 0.79)  # TLlib's model-selection table: Pets 0.502 ... CIFAR-100 0.790
 # ImageNet-1k top-1 of the EfficientNet-Lite family (TensorFlow's EfficientNet-Lite release), the source quality axis.
 EFFICIENTNET_LITE_TOP1 = {"lite0": 75.1, "lite1": 76.7, "lite2": 77.6}
-REFERENCE_METHODS = ("full", "lora", "lp_ft", "linear_probe")  # whose accuracy a transferability score must predict
 
 
 @dataclass
@@ -97,7 +97,7 @@ def _points(estimate: Estimate | None) -> str:
 
 
 def _groups_text(entries: list[dict[str, Any]], key: str, fmt: Callable[[Estimate], str] = _points) -> str:
-    shown = [f"{e['dataset']} @{e['shots_per_class']}: {fmt(e[key])}" for e in entries[:4]]
+    shown = [f"{e['dataset']}/{backbone_label(e['backbone'])} @{e['shots_per_class']}: {fmt(e[key])}" for e in entries[:4]]
     return "; ".join(shown) + (f"; ... {len(entries) - 4} more" if len(entries) > 4 else "")
 
 
@@ -148,7 +148,7 @@ def _he(claim: Claim, modality: str, rows: list[dict[str, Any]]) -> dict[str, st
         return _missing(claim, modality, f"scratch was not trained to convergence (study.variant: {found}); a "
                                          "fixed budget measures convergence speed, not what pre-training is worth")  # fmt: skip
     estimate = combine([e["shrink"] for e in converged if e["shrink"] is not None])
-    detail = "; ".join(f"{e['dataset']}: {_points(e['gap_small'])} at {e['small']}/class -> {_points(e['gap_large'])} "
+    detail = "; ".join(f"{e['dataset']}/{backbone_label(e['backbone'])}: {_points(e['gap_small'])} at {e['small']}/class -> {_points(e['gap_large'])} "
                        f"at {e['large']}/class" for e in converged[:3])  # fmt: skip
     return _row(claim, modality, estimate, detail, direction_verdict(estimate, +1))
 
@@ -174,12 +174,10 @@ def _kornblith(claim: Claim, modality: str, rows: list[dict[str, Any]]) -> dict[
 
 
 def _logme(claim: Claim, modality: str, rows: list[dict[str, Any]]) -> dict[str, str]:
-    for method in REFERENCE_METHODS:
-        rankings = rank_candidates(rows, "logme", method)
-        if rankings:
-            break
-    else:
+    rankings = reference_rankings(rows, "logme")
+    if not rankings:
         return _missing(claim, modality, "needs LogME scores of 3 or more candidate backbones per data set and size")
+    method = rankings[0].method
     replicates = [t for r in rankings for t in r.seed_taus] or [r.tau for r in rankings]
     estimate = t_interval(replicates, "t over seeds x groups")
     small = sorted({c for r in rankings for c in r.n_le_d})

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 MIN_CANDIDATES = 3  # below this a ranking says next to nothing (2 items: tau is +-1)
+# Whose accuracy a score must predict, in order of preference: LogME's reference is the fine-tuned accuracy.
+REFERENCE_METHODS = ("full", "lora", "lp_ft", "linear_probe")
 
 
 def weighted_tau(scores: Sequence[float], accuracies: Sequence[float]) -> float:
@@ -116,3 +118,12 @@ def rank_candidates(rows: list[dict[str, Any]], score: str, method: str) -> list
                 ranking.seed_regrets.append(top_pick_regret([s for s, _ in at], [a for _, a in at]))
         out.append(ranking)
     return out
+
+
+def reference_rankings(rows: list[dict[str, Any]], score: str) -> list[Ranking]:
+    """The rankings against the first of REFERENCE_METHODS that has any ([] when none has)."""
+    for method in REFERENCE_METHODS:
+        found = rank_candidates(rows, score, method)
+        if found:
+            return found
+    return []
