@@ -180,7 +180,7 @@ def accuracy_interval(members: list[dict[str, Any]], key: str = "test_accuracy")
 
 def cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per grid cell (first-seen order): the cell's keys, n (seeds), MEASURE_mean / MEASURE_std, and
-    the intervals: accuracy_ci, chance_ci (chance-normalised), f1_ci, shift_ci (Estimates or None)."""
+    the intervals: accuracy_ci, chance_ci (chance-normalised), f1_ci, shift_ci, runtime_ci (Estimates or None)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row[k] for k in CELL), []).append(row)
@@ -197,6 +197,7 @@ def cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                              if cell["accuracy_ci"] is not None and classes and classes > 1 else None)  # fmt: skip
         cell["f1_ci"] = t_interval(r.get("test_f1_macro") for r in members)
         cell["shift_ci"] = t_interval(r.get("shift_mean_accuracy") for r in members)
+        cell["runtime_ci"] = t_interval(r.get("train_runtime_s") for r in members)
         cell["stopped"] = ", ".join(f"{n} {reason}" for reason, n in _counts(r.get("stopped") for r in members).items())
         out.append(cell)
     return out
@@ -214,19 +215,13 @@ def fmt_interval(estimate: Estimate | None, digits: int = 3) -> str:
     return "-" if estimate is None else estimate.text(digits)
 
 
-def fmt_mean_std(mean: float | None, std: float | None, digits: int = 3) -> str:
-    if mean is None:
-        return "-"
-    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
 def _fmt_count(value: float | None) -> str:
     return "-" if value is None else f"{round(value):,}"
 
 
 TABLE_HEADER = ["modality", "dataset", "backbone", "method", "shots/class", "seeds", "train size", "test rows",
                 "test accuracy [95%]", "chance-normalised [95%]", "test F1 (macro) [95%]", "shifted accuracy [95%]",
-                "trainable params", "steps (stopped by)", "train s"]  # fmt: skip
+                "trainable params", "steps (stopped by)", "train s [95%]"]  # fmt: skip
 
 
 def table_rows(cell_list: list[dict[str, Any]]) -> list[list[str]]:
@@ -238,7 +233,7 @@ def table_rows(cell_list: list[dict[str, Any]]) -> list[list[str]]:
             fmt_interval(c["accuracy_ci"]), fmt_interval(c["chance_ci"]), fmt_interval(c["f1_ci"]),
             fmt_interval(c["shift_ci"]), _fmt_count(c["trainable_params_mean"]),
             _fmt_count(c["steps_mean"]) + (f" ({c['stopped']})" if c["stopped"] else ""),
-            fmt_mean_std(c["train_runtime_s_mean"], c["train_runtime_s_std"], digits=1),
+            fmt_interval(c["runtime_ci"], digits=1),
         ]
         for c in cell_list
     ]  # fmt: skip

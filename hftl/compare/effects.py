@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 
 from hftl.compare.aggregate import PER_ROW
-from hftl.compare.stats import Estimate, bootstrap_mean, mcnemar_p, paired_difference, t_interval, welch_difference
+from hftl.compare.stats import (
+    Estimate,
+    bootstrap_mean,
+    mcnemar_p,
+    paired_difference,
+    t_interval,
+    welch_difference,
+)
 
 Row = dict[str, Any]
 SOURCE = ("modality", "dataset", "backbone", "shots_per_class")

@@ -91,7 +91,7 @@ def rank_candidates(rows: list[dict[str, Any]], score: str, method: str) -> list
     for row in rows:
         groups.setdefault((row["modality"], row["dataset"], str(row["shots_per_class"])), []).append(row)
     out = []
-    for (modality, dataset, shots), members in groups.items():
+    for (modality, dataset, _), members in groups.items():
         # The score belongs to (backbone, seed subset): any method's run of that backbone and seed carries it.
         score_of: dict[tuple[str, str], float] = {}
         small: set[str] = set()
