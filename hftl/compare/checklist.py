@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from hftl.compare.aggregate import PER_ROW
 from hftl.compare.spec import CompareSpec
 
 
@@ -82,6 +83,9 @@ def test_sizes(rows: list[dict[str, Any]]) -> str:
     shifted = [r for r in rows if r.get("shift_mean_accuracy") is not None]
     same = sum(bool(r.get("shift_same_rows")) for r in shifted)
     shift = (f" Shifted accuracy on the same rows as in-distribution: {same} of {len(shifted)} runs." if shifted else "")
+    names = list(dict.fromkeys(n for r in rows for n in (r.get(PER_ROW) or {}).get("shift", {})))
+    if names:  # named by the measurement: CIFAR-10-C names only for CIFAR-10-C corruptions
+        shift += f" Shifts (averaged): {', '.join(names)}."
     return "Test sizes: " + ("; ".join(parts) or "not recorded") + "." + shift
 
 

@@ -150,6 +150,7 @@ def test_report_holds_checklist_verdicts_and_intervals(study, tmp_path, capsys):
            "early_stopping (30 converged)" in checklist
     assert "Training subsets: 2 of 2 (data set, size) groups drew a different subset per seed" in checklist
     assert "fashion: 40 rows (standard error at 50% accuracy 7.9 pt)" in checklist
+    assert "Shifts (averaged): gaussian_noise@3, rotation_15deg (not CIFAR-10-C)." in checklist
     assert "N <= D rows" in checklist and "Not concluded:" in checklist
     assert "| agrees |" in markdown and "Rules: a direction claim agrees" in markdown
     assert "Forgot least" not in markdown and "CIFAR-10-C corruption" not in markdown
