@@ -18,7 +18,7 @@ from hftl import zoo
 from hftl.config import Config, ModelConfig, load_config
 from hftl.errors import DataError
 from hftl.evaluation.features import load_backbone, num_layers, split_features, spread_layers
-from hftl.evaluation.ranking import reference_rankings
+from hftl.evaluation.ranking import finite_number, reference_rankings
 from hftl.evaluation.transferability import knn_accuracy, logme, probe_accuracy
 from hftl.modalities import get_modality, registered_modalities
 from hftl.run.data import load_splits
@@ -102,25 +102,17 @@ def rule_of_thumb(shots: float) -> Recommendation:
     return Recommendation(method, RULE_OF_THUMB, [])
 
 
-def _number(value: str) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _row_shots(rows: list[dict[str, str]]) -> list[float | None]:
     """Shots per class of each grid row: the number itself, or for "all" train_size / classes, the class count
     taken from the same data set's rows with a number (train_size / shots); None when it cannot be told."""
     classes: dict[str, list[float]] = {}
     for row in rows:
-        shots, size = _number(row.get("shots_per_class", "")), _number(row.get("train_size", ""))
+        shots, size = finite_number(row.get("shots_per_class", "")), finite_number(row.get("train_size", ""))
         if shots and size:
             classes.setdefault(row.get("dataset", ""), []).append(size / shots)
     out = []
     for row in rows:
-        shots, size = _number(row.get("shots_per_class", "")), _number(row.get("train_size", ""))
+        shots, size = finite_number(row.get("shots_per_class", "")), finite_number(row.get("train_size", ""))
         if shots:
             out.append(shots)
         elif size and row.get("dataset", "") in classes:
@@ -147,7 +139,7 @@ def recommend_from_grid(grid_dir: str | Path, modality: str, shots: float) -> Re
     if missing:
         raise DataError(f"{path}: missing columns {sorted(missing)}")
     rows_all = rows
-    rows = [r for r in rows if r["modality"] == modality and _number(r["test_accuracy"]) is not None]
+    rows = [r for r in rows if r["modality"] == modality and finite_number(r["test_accuracy"]) is not None]
     measured = [(r, s) for r, s in zip(rows, _row_shots(rows), strict=True) if s]
     if not measured:
         return None

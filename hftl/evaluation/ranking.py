@@ -71,7 +71,8 @@ class Ranking:
         return self.candidates[int(np.argmax(self.accuracies))]
 
 
-def _float(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
+    """A number (or its string, as results.csv holds it) as a float; None when absent, not a number, or not finite."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -96,12 +97,12 @@ def rank_candidates(rows: list[dict[str, Any]], score: str, method: str) -> list
         score_of: dict[tuple[str, str], float] = {}
         small: set[str] = set()
         for r in members:
-            value = _float(r.get(score))
+            value = finite_number(r.get(score))
             if value is not None:
                 score_of.setdefault((r["backbone"], str(r["seed"])), value)
                 if _flag(r.get("n_le_d")):
                     small.add(r["backbone"])
-        accuracy_of = {(r["backbone"], str(r["seed"])): _float(r.get("test_accuracy")) for r in members if r["method"] == method}
+        accuracy_of = {(r["backbone"], str(r["seed"])): finite_number(r.get("test_accuracy")) for r in members if r["method"] == method}
         pairs = {k: (score_of[k], a) for k, a in accuracy_of.items() if a is not None and k in score_of}
         candidates = list(dict.fromkeys(b for b, _ in pairs))
         if len(candidates) < MIN_CANDIDATES:
