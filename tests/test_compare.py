@@ -288,7 +288,7 @@ def test_summary_is_written_from_the_numbers(tmp_path, tiny_recipe):
     text = findings.summary(rows)
     (topics_line,) = [s for s in text["Where transfer helped (each method minus scratch, paired)"]
                       if s.startswith("text (topics") and "at 4 rows" in s]  # fmt: skip
-    assert "lp_ft +52.0 [+52.0, +52.0] pt" in topics_line and "Scratch here is not recorded" in topics_line
+    assert "lp_ft +52.0 [+52.0, +52.0] pt" in topics_line and "Whether scratch trained to convergence is not recorded" in topics_line
     # shifted accuracy of these runs is not on the in-distribution rows: no LP-FT claim is made from it
     assert "same test rows" in text["LP-FT vs full fine-tuning under shift"][0]
     (forget_line,) = [s for s in text["Forgetting (paired change on the probe rows)"] if s.startswith("vision") and "at 4" in s]

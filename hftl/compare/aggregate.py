@@ -29,7 +29,7 @@ COLUMNS = [
     # the study's fields (STUDY_CONTRACT.md); empty for older runs
     "classes", "test_rows", "chance_normalised_accuracy", "val_accuracy", "learning_rate", "variant", "steps",
     "cap_steps", "stopped", "tuned", "tuning_trials", "subset_seed", "subset_digest", "shift_same_rows",
-    "forgetting_change", "forgetting_rows", "forgetting_control", "score_rows", "feature_dim", "n_le_d",
+    "forgetting_change", "forgetting_rows", "forgetting_control", "score_rows", "feature_dim", "n_le_d", "cka_debiased",
 ]  # fmt: skip
 PER_ROW = "per_row"  # in-memory only: {"test": [0|1...], "test_ids": [...], "shift": {name: [0|1...]},
 #                       "before": [0|1...], "after": [0|1...]} (whichever the run recorded)
@@ -124,6 +124,7 @@ def row_from_results(run: GridRun, results: RunRecord) -> dict[str, Any]:
         "score_rows": n_rows,
         "feature_dim": dim,
         "n_le_d": n_le_d,
+        "cka_debiased": _number(forgetting.get("cka_debiased")),  # similarity.linear_cka(..., debiased=True)
     }  # fmt: skip
     row[PER_ROW] = {
         k: v for k, v in {"test": test_correct, "test_ids": per_row.get("test_ids"), "shift": shifted if same_rows else None,

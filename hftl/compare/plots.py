@@ -178,7 +178,9 @@ def forgetting(rows: list[dict[str, Any]], path: Path) -> Path | None:
     rows = [r for r in rows if r["method"] != "scratch" and (r.get("forgetting_change") is not None or r.get("cka") is not None)]
     if not rows:
         return None
-    return _grouped_bars(rows, path, [("after - before (probe rows)", _by("forgetting_change")), ("CKA before/after", _by("cka"))],
+    cka = "cka_debiased" if any(r.get("cka_debiased") is not None for r in rows) else "cka"
+    return _grouped_bars(rows, path, [("after - before (probe rows)", _by("forgetting_change")),
+                                      ("CKA before/after" + (" (debiased)" if cka == "cka_debiased" else ""), _by(cka))],
                          "accuracy change / CKA")  # fmt: skip
 
 
