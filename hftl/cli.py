@@ -226,8 +226,11 @@ def _cmd_advise(args: argparse.Namespace) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
-    from hftl.compare import compare
+    from hftl.compare import compare, print_verdicts
 
+    if args.verdicts:
+        print_verdicts(args.spec, report_dir=args.report_dir)
+        return
     compare(args.spec, report_dir=args.report_dir, max_parallel=args.max_parallel, executor=args.executor, dry_run=args.dry_run)
 
 
@@ -331,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-parallel", type=int, help="runs at once (default: the spec's max_parallel)")
     p.add_argument("--executor", choices=["local", "ray", "slurm"], help="where runs execute (default: the spec's executor)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and whether each is done; run nothing")
+    p.add_argument("--verdicts", action="store_true",
+                   help="print the verdict table (published claims vs the finished runs' measurements); run nothing")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("tune", help="search hyper-parameters of a recipe on its validation split (Optuna or Ray Tune)")

@@ -5,7 +5,9 @@
     runner.py     the driver: skips finished runs with the same config, runs the rest on an executor, retries
     executors/    where runs execute: local (process pool), ray (Ray tasks), slurm (submitit job arrays)
     tuning.py     the spec's `tune` section: each cell's hyper-parameters searched on validation before its runs
-    aggregate.py  results.csv and mean ± std over seeds
+    aggregate.py  results.csv and each cell's mean with its 95% interval
+    stats.py      intervals, paired differences, McNemar;  effects.py  the paired effects (gain, shift, forgetting)
+    verdicts.py   published claims vs the measurements;  checklist.py  the reviewer's checklist
     plots.py      the figures;  findings.py  the written summary;  report.py  results.md and report.html
 """
 
@@ -72,3 +74,18 @@ def compare(
             f"the report covers the others:\n{logs}"
         )
     return page
+
+
+def print_verdicts(spec_path: str | Path, report_dir: str | Path | None = None, echo: Callable[[str], None] = print) -> None:
+    """`hftl compare SPEC --verdicts`: the verdict table of the spec's finished runs; runs nothing.
+
+    Runs finished with another config than the untuned spec's (a tuned cell's) count too: they are the grid's runs.
+    """
+    from hftl.compare import aggregate
+    from hftl.compare.report import verdict_markdown
+
+    spec = load_spec(spec_path)
+    runs = expand(spec, Path(report_dir or spec.report_dir))
+    rows = aggregate.collect(runs, states=("done", "changed"))
+    echo(f"{len(rows)} of {len(runs)} runs finished")
+    echo(verdict_markdown(rows))

@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from hftl.compare.aggregate import mean_std  # noqa: E402
+from hftl.compare.stats import t_interval  # noqa: E402
 from hftl.modalities import registered_modalities  # noqa: E402
 from hftl.run.methods import all_methods  # noqa: E402
 
@@ -54,12 +54,15 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def _mean(rows: list[dict[str, Any]], key: str) -> tuple[float | None, float | None]:
-    mean, std, _ = mean_std(r.get(key) for r in rows)
-    return mean, std
+    """Mean over the rows and the half-width of its 95% t interval (None below two values): the error bars."""
+    estimate = t_interval(r.get(key) for r in rows)
+    if estimate is None:
+        return None, None
+    return estimate.value, (estimate.high - estimate.value) if estimate.has_interval else None
 
 
 def accuracy_vs_size(rows: list[dict[str, Any]], path: Path) -> Path | None:
-    """Test accuracy (mean ± std over seeds) against shots per class, a line per method (and data set / backbone)."""
+    """Test accuracy (mean and 95% interval over seeds) against shots per class, a line per method (and data set / backbone)."""
     if not rows:
         return None
     fig, panels = _modality_panels(rows)
@@ -171,12 +174,15 @@ def shift(rows: list[dict[str, Any]], path: Path) -> Path | None:
 
 
 def forgetting(rows: list[dict[str, Any]], path: Path) -> Path | None:
-    """k-NN accuracy of the backbone's features on the probe task after training, and CKA to the features before."""
-    rows = [r for r in rows if r.get("knn_after") is not None or r.get("cka") is not None]
+    """Probe-task accuracy after minus before training (paired, same probe rows) per method, and CKA before/after;
+    scratch left out (it never knew the source task), the linear probe is the zero-change control."""
+    rows = [r for r in rows if r["method"] != "scratch" and (r.get("forgetting_change") is not None or r.get("cka") is not None)]
     if not rows:
         return None
-    return _grouped_bars(rows, path, [("k-NN after training", _by("knn_after")), ("CKA before/after", _by("cka"))],
-                         "k-NN accuracy / CKA", reference=("k-NN before training", "knn_before"))  # fmt: skip
+    cka = "cka_debiased" if any(r.get("cka_debiased") is not None for r in rows) else "cka"
+    return _grouped_bars(rows, path, [("after - before (probe rows)", _by("forgetting_change")),
+                                      ("CKA before/after" + (" (debiased)" if cka == "cka_debiased" else ""), _by(cka))],
+                         "accuracy change / CKA")  # fmt: skip
 
 
 def word_error_rate(rows: list[dict[str, Any]], path: Path) -> Path | None:
@@ -190,14 +196,15 @@ def word_error_rate(rows: list[dict[str, Any]], path: Path) -> Path | None:
 
 # (file name, caption, function): the report shows those that drew something, in this order.
 FIGURES = [
-    ("accuracy_vs_size.png", "Test accuracy against training size (mean ± std over seeds), one panel per modality.",
+    ("accuracy_vs_size.png", "Test accuracy against training size (mean over seeds, bars: 95% t interval), one panel per modality.",
      accuracy_vs_size),
     ("accuracy_vs_params.png", "Test accuracy against trainable parameters, a point per method and training size.",
      accuracy_vs_params),
-    ("training_time.png", "Training time per method and training size (mean ± std over seeds).", training_time),
+    ("training_time.png", "Training time per method and training size (mean over runs, bars: 95% t interval).", training_time),
     ("shift.png", "In-distribution vs shifted test accuracy per method (mean over training sizes and seeds).", shift),
-    ("forgetting.png", "Forgetting: k-NN accuracy on a different task with the trained backbone's features "
-     "(dashed: the source model's), and linear CKA between features before and after training.", forgetting),
+    ("forgetting.png", "Forgetting: accuracy on a different (probe) task with the trained backbone's features minus the "
+     "source model's, on the same probe rows (bars: 95% t interval), and linear CKA between features before and after "
+     "training; scratch left out, the linear probe is the zero-change control.", forgetting),
     ("word_error_rate.png", "Forgetting (Whisper): word error rate of the original decoder with the trained encoder "
      "(dashed: before training).", word_error_rate),
 ]  # fmt: skip

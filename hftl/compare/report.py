@@ -1,7 +1,8 @@
 """Write the comparison's outputs into REPORT_DIR:
 
     results.csv        one row per finished run (aggregate.COLUMNS)
-    results.md         the written summary and the mean ± std table over seeds, as markdown
+    results.md         the reviewer's checklist, the verdict table, the written summary and the tables (every number with
+                       its 95% interval), as markdown
     plots/*.png        the figures (plots.FIGURES)
     report.html        all of it in one self-contained page: images embedded as base64, no outside files
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hftl import files
-from hftl.compare import aggregate, findings, plots
+from hftl.compare import aggregate, checklist, findings, plots, verdicts
 from hftl.compare.grid import GridRun
 from hftl.compare.spec import CompareSpec
 
@@ -56,43 +57,50 @@ def _grid_description(spec: CompareSpec, runs: list[GridRun], rows: list[dict[st
     return [
         f"{len(rows)} of {len(runs)} runs finished" + (f" ({missing} without results: failed or not run yet)." if missing else "."),
         "Data sets and backbones: " + "; ".join(f"{d} ({m}) with {b}" for d, m, b in sources) + ".",
-        f"Methods: {', '.join(spec.methods)}. Training sizes (rows per class): "
-        f"{', '.join(map(str, spec.shots_per_class))}. Seeds: {', '.join(map(str, spec.seeds))} "
-        "(the training subset is the same for every seed; seeds change initialisation, data order and dropout).",
+        f"Methods: {', '.join(spec.methods)}. Training sizes (rows per class): {', '.join(map(str, spec.shots_per_class))}.",
         f"Extra measurements: {', '.join(measured)}.",
     ]
 
 
-def _gain_rows(cells: list[dict[str, Any]]) -> list[list[str]]:
-    return [
-        [g["modality"], g["dataset"], g["backbone"], str(g["shots_per_class"]), g["best_method"],
-         f"{g['best_accuracy']:.3f}", f"{g['scratch_accuracy']:.3f}", f"{100 * g['gain']:+.1f}"]
-        for g in findings.transfer_gains(cells)
-    ]  # fmt: skip
-
-
-_GAIN_HEADER = ["modality", "dataset", "backbone", "shots/class", "best transfer method", "its accuracy",
-                "scratch accuracy", "gain (points)"]  # fmt: skip
+def _sections(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """The report in order, shared by the markdown and the HTML: (title, lines) or (title, (header, table rows))."""
+    cells = aggregate.cells(rows)
+    verdict_rows = verdicts.table_cells(verdicts.verdict_table(rows))
+    out: list[tuple[str, Any]] = [
+        ("Reviewer's checklist", checklist.checklist(spec, rows)),
+        ("Verdicts against the literature", [verdicts.RULES]),
+        ("", (verdicts.HEADER, verdict_rows)),
+    ]
+    out += list(findings.summary(rows).items())
+    out += [
+        ("Transfer gain per training size (each method minus scratch, paired over seeds)", findings.gain_table(rows)),
+        ("Transferability: candidate backbones ranked per data set and size", findings.ranking_table(rows)),
+        ("All results (mean over seeds, 95% interval: t over seeds; one seed: Wilson on its test rows)",
+         (aggregate.TABLE_HEADER, aggregate.table_rows(cells))),
+    ]
+    return out
 
 
 def render_html(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]], figures: list[tuple[Path, str]]) -> str:
-    cells = aggregate.cells(rows)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(str(spec.name))}: hftl compare</title><style>{_STYLE}</style></head><body>",
         f"<h1>{html.escape(str(spec.name))}: when does transfer pay off?</h1>",
         "".join(f"<p>{html.escape(line)}</p>" for line in _grid_description(spec, runs, rows)),
-        "<h2>Summary</h2>",
     ]
-    for title, lines in findings.summary(rows, cells).items():
-        parts.append(f"<h3>{html.escape(title)}</h3><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in lines) + "</ul>")
-    parts.append("<h2>Figures</h2>")
-    parts += [_embedded(path, caption) for path, caption in figures]
-    parts.append("<h2>Transfer gain per training size</h2>")
-    parts.append(_table(_GAIN_HEADER, _gain_rows(cells), numeric_from=5))
-    parts.append("<h2>All results (mean ± std over seeds)</h2>")
-    parts.append(_table(aggregate.TABLE_HEADER, aggregate.table_rows(cells), numeric_from=5))
+    sections = _sections(spec, runs, rows)
+    for i, (title, content) in enumerate(sections):
+        if i == 3:  # the figures after the checklist and the verdicts
+            parts.append("<h2>Figures</h2>")
+            parts += [_embedded(path, caption) for path, caption in figures]
+        if title:
+            parts.append(f"<h2>{html.escape(title)}</h2>")
+        if isinstance(content, tuple):
+            header, table = content
+            parts.append(_table(header, table, numeric_from=len(header)) if table else "<p>(nothing measured)</p>")
+        else:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in content) + "</ul>")
     parts.append(
         f"<p><small>Every run is in results.csv beside this page. Written by <code>hftl compare</code> on "
         f"{time.strftime('%Y-%m-%d %H:%M')}.</small></p></body></html>"
@@ -101,13 +109,22 @@ def render_html(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any
 
 
 def render_markdown(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]]) -> str:
-    cells = aggregate.cells(rows)
     lines = [f"# {spec.name}: when does transfer pay off?", ""]
     lines += [*_grid_description(spec, runs, rows), ""]
-    for title, sentences in findings.summary(rows, cells).items():
-        lines += [f"## {title}", "", *[f"- {s}" for s in sentences], ""]
-    lines += ["## All results (mean ± std over seeds)", "", aggregate.markdown_table(cells)]
+    for title, content in _sections(spec, runs, rows):
+        if title:
+            lines += [f"## {title}", ""]
+        if isinstance(content, tuple):
+            header, table = content
+            lines += [aggregate.markdown(header, table) if table else "(nothing measured)", ""]
+        else:
+            lines += [*[f"- {s}" for s in content], ""]
     return "\n".join(lines)
+
+
+def verdict_markdown(rows: list[dict[str, Any]]) -> str:
+    """The verdict table alone, with its rules (`hftl compare SPEC --verdicts`)."""
+    return aggregate.markdown(verdicts.HEADER, verdicts.table_cells(verdicts.verdict_table(rows))) + "\n" + verdicts.RULES + "\n"
 
 
 def write_report(spec: CompareSpec, runs: list[GridRun], report_dir: Path) -> Path:

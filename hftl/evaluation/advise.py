@@ -18,6 +18,7 @@ from hftl import zoo
 from hftl.config import Config, ModelConfig, load_config
 from hftl.errors import DataError
 from hftl.evaluation.features import load_backbone, num_layers, split_features, spread_layers
+from hftl.evaluation.ranking import finite_number, reference_rankings
 from hftl.evaluation.transferability import knn_accuracy, logme, probe_accuracy
 from hftl.modalities import get_modality, registered_modalities
 from hftl.run.data import load_splits
@@ -46,6 +47,7 @@ class Recommendation:
     method: str
     reason: str
     table: list[dict[str, Any]]  # per method at the chosen size: method, mean, std, runs
+    regret: str = ""  # what trusting LogME's top pick cost in the measured grid (empty: not measured there)
 
 
 def shots_per_class(labels: np.ndarray) -> float:
@@ -100,25 +102,17 @@ def rule_of_thumb(shots: float) -> Recommendation:
     return Recommendation(method, RULE_OF_THUMB, [])
 
 
-def _number(value: str) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _row_shots(rows: list[dict[str, str]]) -> list[float | None]:
     """Shots per class of each grid row: the number itself, or for "all" train_size / classes, the class count
     taken from the same data set's rows with a number (train_size / shots); None when it cannot be told."""
     classes: dict[str, list[float]] = {}
     for row in rows:
-        shots, size = _number(row.get("shots_per_class", "")), _number(row.get("train_size", ""))
+        shots, size = finite_number(row.get("shots_per_class", "")), finite_number(row.get("train_size", ""))
         if shots and size:
             classes.setdefault(row.get("dataset", ""), []).append(size / shots)
     out = []
     for row in rows:
-        shots, size = _number(row.get("shots_per_class", "")), _number(row.get("train_size", ""))
+        shots, size = finite_number(row.get("shots_per_class", "")), finite_number(row.get("train_size", ""))
         if shots:
             out.append(shots)
         elif size and row.get("dataset", "") in classes:
@@ -144,7 +138,8 @@ def recommend_from_grid(grid_dir: str | Path, modality: str, shots: float) -> Re
     missing = needed - set(rows[0] if rows else needed)
     if missing:
         raise DataError(f"{path}: missing columns {sorted(missing)}")
-    rows = [r for r in rows if r["modality"] == modality and _number(r["test_accuracy"]) is not None]
+    rows_all = rows
+    rows = [r for r in rows if r["modality"] == modality and finite_number(r["test_accuracy"]) is not None]
     measured = [(r, s) for r, s in zip(rows, _row_shots(rows), strict=True) if s]
     if not measured:
         return None
@@ -158,11 +153,28 @@ def recommend_from_grid(grid_dir: str | Path, modality: str, shots: float) -> Re
         key=lambda t: -t["mean"],
     )
     best = table[0]
+    regret = expected_regret(rows_all, modality)
     reason = (
         f"measured grid {path}: {modality} runs at {nearest:g} examples per class (nearest to your {shots:g}); "
         f"best mean test accuracy: {best['method']} {best['mean']:.3f} +- {best['std']:.3f} over {best['runs']} runs"
     )
-    return Recommendation(best["method"], reason, table)
+    return Recommendation(best["method"], reason, table, regret)
+
+
+def expected_regret(rows: list[dict[str, str]], modality: str) -> str:
+    """What picking the top-LogME candidate lost in a measured grid's data sets and sizes of ``modality`` (empty when
+    no data set there had 3 or more candidate backbones with LogME scores)."""
+    rankings = reference_rankings([r for r in rows if r.get("modality") == modality], "logme")
+    if not rankings:
+        return ""
+    regrets = [100 * r.regret for r in rankings]
+    taus = [r.tau for r in rankings]
+    worst = max(rankings, key=lambda r: r.regret)
+    small = sum(bool(r.n_le_d) for r in rankings)
+    return (f"expected regret of trusting LogME's top pick, measured on {len(rankings)} {modality} data set/size "
+            f"group(s) against {rankings[0].method} accuracy: {np.mean(regrets):.1f} points on average (worst "
+            f"{max(regrets):.1f}: {worst.dataset} at {worst.shots}/class); weighted tau {np.mean(taus):.2f} on average"
+            + (f"; {small} group(s) scored with N <= D rows" if small else ""))  # fmt: skip
 
 
 def format_report(scores: list[BackboneScore], data: dict[str, Any], advice: Recommendation, k: int) -> str:
@@ -190,6 +202,8 @@ def format_report(scores: list[BackboneScore], data: dict[str, Any], advice: Rec
     ]
     for t in advice.table:
         lines.append(f"    {t['method']:<14}{t['mean']:.3f} +- {t['std']:.3f}  ({t['runs']} runs)")
+    if advice.regret:
+        lines.append(f"  {advice.regret}")
     return "\n".join(lines)
 
 

@@ -58,7 +58,7 @@ def test_measured_grid_report_reads_back(tiny_bert, tmp_path, real_home, monkeyp
 
     page = (report / "report.html").read_text()
     assert "word error rate of the original decoder with the trained encoder" in page
-    assert "k-NN accuracy on the probe task" in page
+    assert "probe-task accuracy after minus before training" in page and "Forgot least" not in page
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(images) >= 4 and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
     assert (report / "plots").is_dir() and any(p.name.startswith("forgetting") or "wer" in p.name

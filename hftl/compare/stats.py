@@ -1,0 +1,174 @@
+"""The study's statistics: intervals, paired differences and the tests behind the report's numbers.
+
+Which interval where (the report names it beside each number):
+    t over seeds         a cell's mean over its seeds (each seed redraws the training subset and the initialisation):
+                         mean +- t(0.975, n-1) * s / sqrt(n); the seed-to-seed spread is the one that matters for a
+                         user who reruns the study.
+    Wilson               one run's accuracy on its n test rows (a binomial proportion): used where a cell has one seed.
+    paired t over seeds  a difference between two methods (or before/after) measured on the SAME seeds, i.e. the same
+                         training subsets: the mean of the per-seed differences +- t * s_d / sqrt(n).
+    paired bootstrap     one pair of runs with per-row correctness on the same test rows: the rows are resampled
+                         (percentile interval of the mean per-row difference); McNemar's exact test gives its p-value.
+    Welch                two means from independent seeds (e.g. a gap at 4 rows per class vs at 64: different subsets).
+Every interval is two-sided 95%. An interval is None where it cannot be had (one value, no per-row data): the report
+then prints the estimate with "(no interval: 1 run)", never a made-up spread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+LEVEL = 0.95
+BOOTSTRAP_SAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A number with its 95% interval (low/high None: no interval could be had) and how the interval was made."""
+
+    value: float
+    low: float | None
+    high: float | None
+    n: int  # the replicates behind it: seeds, seed pairs, or test rows
+    method: str  # "t over seeds", "Wilson", "paired t over seeds", "paired bootstrap", "Welch", "none"
+
+    @property
+    def has_interval(self) -> bool:
+        return self.low is not None and self.high is not None
+
+    def excludes_zero(self) -> int:
+        """+1: the interval lies above 0; -1: below 0; 0: it holds 0 (or there is no interval)."""
+        if not self.has_interval:
+            return 0
+        return 1 if self.low > 0 else -1 if self.high < 0 else 0
+
+    def scaled(self, factor: float, offset: float = 0.0) -> Estimate:
+        """The estimate under x -> factor * x + offset (factor > 0), e.g. chance normalisation or points."""
+        move = lambda v: None if v is None else factor * v + offset  # noqa: E731
+        return Estimate(move(self.value), move(self.low), move(self.high), self.n, self.method)
+
+    def text(self, digits: int = 3, scale: float = 1.0, sign: bool = False) -> str:
+        """'0.812 [0.790, 0.834]' (sign: '+2.1 [+0.4, +3.8]'); '0.812 (no interval: 1 run)'."""
+        fmt = f"{{:{'+' if sign else ''}.{digits}f}}"
+        head = fmt.format(scale * self.value)
+        if not self.has_interval:
+            return f"{head} (no interval: {self.n} {'run' if self.n == 1 else 'runs'})"
+        return f"{head} [{fmt.format(scale * self.low)}, {fmt.format(scale * self.high)}]"
+
+
+def _t_quantile(df: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + LEVEL / 2, df))
+
+
+def t_interval(values: Iterable[float | None], method: str = "t over seeds") -> Estimate | None:
+    """Mean and Student-t interval of the values present (None are skipped); no interval below 2 values."""
+    present = np.asarray([float(v) for v in values if v is not None], dtype=np.float64)
+    if len(present) == 0:
+        return None
+    mean = float(present.mean())
+    if len(present) < 2:
+        return Estimate(mean, None, None, 1, "none")
+    half = _t_quantile(len(present) - 1) * float(present.std(ddof=1)) / math.sqrt(len(present))
+    return Estimate(mean, mean - half, mean + half, len(present), method)
+
+
+def wilson_interval(correct: int, n: int) -> Estimate:
+    """Wilson score interval of a proportion correct/n (better than the normal one near 0 or 1 and at small n).
+
+    centre = (p + z^2/2n) / (1 + z^2/n),  half = z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n); the estimate stays p.
+    """
+    if n <= 0 or not 0 <= correct <= n:
+        raise ValueError(f"Wilson interval needs 0 <= correct <= n and n > 0, got {correct}/{n}")
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + LEVEL / 2))
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return Estimate(p, centre - half, centre + half, n, "Wilson")
+
+
+def welch_difference(a: Sequence[float], b: Sequence[float]) -> Estimate | None:
+    """mean(a) - mean(b) for two INDEPENDENT samples, Welch's interval (Welch-Satterthwaite degrees of freedom)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) == 0 or len(b) == 0:
+        return None
+    diff = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return Estimate(diff, None, None, min(len(a), len(b)), "none")
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return Estimate(diff, diff, diff, len(a) + len(b), "Welch")
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    from scipy.stats import t
+
+    half = float(t.ppf(0.5 + LEVEL / 2, df)) * se
+    return Estimate(diff, diff - half, diff + half, len(a) + len(b), "Welch")
+
+
+def paired_by_key(a: Mapping, b: Mapping) -> list[tuple[float, float]]:
+    """(a[k], b[k]) for the keys (seeds) both have a value for, in sorted key order."""
+    return [(float(a[k]), float(b[k])) for k in sorted(set(a) & set(b), key=str)
+            if a[k] is not None and b[k] is not None]  # fmt: skip
+
+
+def paired_difference(a: Mapping, b: Mapping) -> Estimate | None:
+    """mean over shared seeds of (a - b), with the paired t interval; None when no seed has both."""
+    pairs = paired_by_key(a, b)
+    return t_interval((x - y for x, y in pairs), method="paired t over seeds") if pairs else None
+
+
+def bootstrap_mean(per_row: Sequence[float], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> Estimate | None:
+    """Mean of per-row values (e.g. per-row differences of two runs on the same rows) and its percentile bootstrap
+    interval (rows resampled with replacement; a fixed seed, so the report is reproducible)."""
+    values = np.asarray(per_row, dtype=np.float64)
+    if len(values) == 0:
+        return None
+    if len(values) < 2:
+        return Estimate(float(values.mean()), None, None, 1, "none")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(samples, len(values)))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    return Estimate(float(values.mean()), float(low), float(high), len(values), "paired bootstrap")
+
+
+def paired_rows(correct_a: Sequence[int], correct_b: Sequence[int]) -> Estimate | None:
+    """Accuracy of a minus accuracy of b on the same rows (per-row correctness, same order): paired bootstrap."""
+    if len(correct_a) != len(correct_b):
+        raise ValueError(f"paired rows need the same rows: {len(correct_a)} vs {len(correct_b)}")
+    return bootstrap_mean(np.asarray(correct_a, dtype=np.float64) - np.asarray(correct_b, dtype=np.float64))
+
+
+def mcnemar_p(correct_a: Sequence[int], correct_b: Sequence[int]) -> float:
+    """Exact two-sided McNemar p-value: of the rows exactly one run got right (b01 + b10), is the split 50/50?"""
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"McNemar needs the same rows: {a.shape} vs {b.shape}")
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    if only_a + only_b == 0:
+        return 1.0
+    from scipy.stats import binomtest
+
+    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def chance_normalised(accuracy: float, classes: int) -> float:
+    """(acc - 1/K) / (1 - 1/K): 0 at chance, 1 at perfect; comparable across data sets with different K."""
+    if classes < 2:
+        raise ValueError(f"chance normalisation needs at least 2 classes, got {classes}")
+    chance = 1.0 / classes
+    return (accuracy - chance) / (1.0 - chance)
+
+
+def normalised_estimate(estimate: Estimate, classes: int) -> Estimate:
+    """An accuracy estimate (with its interval) chance-normalised: the map is linear, so the interval maps too."""
+    chance = 1.0 / classes
+    return estimate.scaled(1.0 / (1.0 - chance), -chance / (1.0 - chance))

@@ -1,0 +1,89 @@
+"""The study's statistics against numbers worked out by hand (t quantiles from tables: t(0.975, 2) = 4.302653)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hftl.compare import stats
+
+T_2 = 4.302653  # Student t, 97.5% quantile, 2 degrees of freedom
+
+
+def test_t_interval_over_three_seeds():
+    # mean 2/3; deviations -1/6, -1/15, 7/30 -> sum of squares 0.0866667, s = sqrt(0.0866667 / 2) = 0.208167
+    est = stats.t_interval([0.5, 0.6, 0.9, None])
+    half = T_2 * 0.208167 / math.sqrt(3)  # 0.517114
+    assert est.value == pytest.approx(2 / 3)
+    assert (est.low, est.high) == (pytest.approx(2 / 3 - half, abs=1e-5), pytest.approx(2 / 3 + half, abs=1e-5))
+    assert est.n == 3 and est.method == "t over seeds"
+    one = stats.t_interval([0.7])
+    assert one.value == 0.7 and not one.has_interval and one.text() == "0.700 (no interval: 1 run)"
+    assert stats.t_interval([None]) is None
+
+
+def test_wilson_interval_of_8_of_10():
+    # z = 1.959964: centre (0.8 + z^2/20) / (1 + z^2/10) = 0.716739; half z sqrt(0.016 + z^2/400) / 1.384146 = 0.226577
+    est = stats.wilson_interval(8, 10)
+    assert est.value == 0.8 and est.method == "Wilson"
+    assert est.low == pytest.approx(0.490162, abs=1e-5) and est.high == pytest.approx(0.943316, abs=1e-5)
+    assert stats.wilson_interval(0, 5).low == pytest.approx(0.0, abs=1e-12)  # never below 0, unlike the normal one
+    with pytest.raises(ValueError, match="11/10"):
+        stats.wilson_interval(11, 10)
+
+
+def test_paired_difference_uses_only_shared_seeds():
+    a = {0: 0.8, 1: 0.7, 2: 0.9}
+    b = {0: 0.6, 1: 0.6, 2: 0.7, 3: 0.5}  # seed 3 has no partner: left out
+    # differences 0.2, 0.1, 0.2: mean 1/6, s = sqrt(0.0066667 / 2) = 0.057735, half = T_2 * s / sqrt(3) = 0.143422
+    est = stats.paired_difference(a, b)
+    assert est.value == pytest.approx(1 / 6) and est.n == 3 and est.method == "paired t over seeds"
+    assert est.low == pytest.approx(1 / 6 - 0.143422, abs=1e-5) and est.high == pytest.approx(1 / 6 + 0.143422, abs=1e-5)
+    assert est.excludes_zero() == 1
+    assert stats.paired_difference({0: 0.5}, {1: 0.5}) is None
+
+
+def test_welch_difference_matches_the_formula():
+    # a = 1, 2, 3 (var 1), b = 4, 6 (var 2): se = sqrt(1/3 + 2/2) = 1.154701, df = (4/3)^2 / ((1/3)^2/2 + 1) = 1.684211
+    from scipy.stats import t
+
+    est = stats.welch_difference([1, 2, 3], [4, 6])
+    half = t.ppf(0.975, 1.684211) * 1.154701
+    assert est.value == pytest.approx(-3.0) and est.low == pytest.approx(-3 - half, rel=1e-5)
+    assert est.excludes_zero() == 0 and est.method == "Welch"
+
+
+def test_mcnemar_counts_only_discordant_rows():
+    a = [1, 1, 1, 1, 1, 0, 1, 1]
+    b = [0, 0, 0, 0, 0, 0, 1, 1]  # a alone right on 5 rows, b alone on none: p = 2 * 0.5^5
+    assert stats.mcnemar_p(a, b) == pytest.approx(0.0625)
+    assert stats.mcnemar_p(a, a) == 1.0
+    assert stats.mcnemar_p([1, 0, 1, 0], [0, 1, 0, 1]) == pytest.approx(1.0)  # 2 vs 2: no evidence
+
+
+def test_paired_bootstrap_over_rows():
+    a = [1] * 15 + [0] * 5
+    b = [1] * 5 + [0] * 15  # a - b per row: 10 rows +1, 10 rows 0 -> mean 0.5, se sqrt(0.25/20) = 0.1118
+    est = stats.paired_rows(a, b)
+    assert est.value == pytest.approx(0.5) and est.n == 20 and est.method == "paired bootstrap"
+    assert est.low == pytest.approx(0.5 - 1.96 * 0.1118, abs=0.05) and est.high == pytest.approx(0.5 + 1.96 * 0.1118, abs=0.05)
+    assert stats.paired_rows(a, b) == est  # a fixed seed: the same report every time
+    with pytest.raises(ValueError, match="20 vs 3"):
+        stats.paired_rows(a, [1, 0, 1])
+
+
+def test_chance_normalised_accuracy():
+    assert stats.chance_normalised(0.55, 10) == pytest.approx(0.5)  # (0.55 - 0.1) / 0.9
+    assert stats.chance_normalised(0.5, 2) == 0.0 and stats.chance_normalised(1.0, 4) == 1.0
+    est = stats.normalised_estimate(stats.Estimate(0.55, 0.46, 0.64, 3, "t over seeds"), 10)
+    assert (est.value, est.low, est.high) == (pytest.approx(0.5), pytest.approx(0.4), pytest.approx(0.6))
+    with pytest.raises(ValueError):
+        stats.chance_normalised(0.5, 1)
+
+
+def test_estimate_text_in_points():
+    est = stats.Estimate(0.021, 0.004, 0.038, 5, "paired t over seeds")
+    assert est.text(digits=1, scale=100, sign=True) == "+2.1 [+0.4, +3.8]"
+    assert np.isclose(est.scaled(100).value, 2.1)

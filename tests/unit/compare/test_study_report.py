@@ -1,0 +1,164 @@
+"""End to end without training: hand-written results.json files (STUDY_CONTRACT.md's fields) for a grid of five
+vision candidates and an older-style text grid, through aggregation -> statistics -> verdicts -> report and
+`hftl compare SPEC --verdicts`."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from hftl.compare import aggregate, effects
+from hftl.compare.grid import expand
+from hftl.compare.report import render_markdown, write_report
+from hftl.compare.spec import load_spec
+from hftl.compare.verdicts import verdict_table
+from hftl.config import save_config
+from hftl.run import rundir
+
+REPO = Path(__file__).resolve().parents[3]
+TEST_ROWS, PROBE_ROWS = 40, 30
+BACKBONES = {"zoo:efficientnet-lite0": 0.70, "zoo:efficientnet-lite1": 0.72, "zoo:efficientnet-lite2": 0.75,
+             "zoo:dinov2-small": 0.80, "zoo:dinov2-small-random": 0.40}  # fmt: skip
+METHOD = {"full": 0.0, "lp_ft": 0.0125, "lora": -0.025, "linear_probe": -0.05}
+SHIFT_DROP = {"full": 0.20, "lp_ft": 0.10, "lora": 0.15, "linear_probe": 0.10, "scratch": 0.2}
+KEPT = {"full": 15, "lp_ft": 18, "lora": 21, "linear_probe": 24}  # probe rows right after training (24 before)
+
+
+def _correct(k: int, n: int, seed: int) -> list[int]:
+    order = np.random.default_rng(seed).permutation(n)
+    return [int(i < k) for i in order]
+
+
+def _record(run, accuracy: float, *, study: bool) -> dict:
+    """One run's results.json as the contract writes it (study=False: an older run without the study's sections)."""
+    k = round(accuracy * TEST_ROWS)
+    test = _correct(k, TEST_ROWS, run.seed)
+    drop = round(SHIFT_DROP[run.method] * TEST_ROWS)
+    shifted = [c if i >= drop or not c else 0 for i, c in enumerate(sorted(test, reverse=True))]
+    shifted = [shifted[i] for i in np.argsort(np.argsort(-np.asarray(test), kind="stable"), kind="stable")]
+    shots = 4 if run.shots == 4 else 64
+    record = {
+        "schema_version": 1,
+        "run": {"name": run.name, "modality": run.modality, "method": run.method, "model": run.backbone,
+                "dataset": run.dataset, "seed": run.seed},
+        "params": {"trainable": 1000, "total": 10000},
+        "data": {"labels": [str(i) for i in range(10)], "train": 10 * shots, "validation": 100, "test": TEST_ROWS},
+        "train": {"runtime_s": 3.0, "samples_per_second": 10.0, "steps": 120, "total_steps": 500},
+        "eval": {"accuracy": accuracy},
+        "test": {"accuracy": k / TEST_ROWS, "f1_macro": k / TEST_ROWS - 0.02},
+    }  # fmt: skip
+    if not study:
+        return record
+    record["study"] = {
+        "subset_seed": run.seed, "subset_digest": f"{run.dataset}-{shots}-{run.seed}",
+        "selection": {"searched": {"learning_rate": [1e-4, 3e-4, 1e-3]}, "chosen": {"learning_rate": 3e-4},
+                      "metric": "accuracy", "split": "validation", "value": accuracy, "trials": 3},
+        "budget": {"cap_steps": 500, "steps": 120 + 10 * run.seed, "stopped": "early_stopping", "patience_evals": 3},
+        "variant": "converged",
+    }  # fmt: skip
+    record["per_row"] = {"test_ids": [f"r{i}" for i in range(TEST_ROWS)], "test_correct": test,
+                         "shift": {"gaussian_noise@3": shifted, "rotation_15deg (not CIFAR-10-C)": shifted}}  # fmt: skip
+    if run.method != "scratch":
+        before = [1] * 24 + [0] * 6
+        after = [1] * KEPT[run.method] + [0] * (PROBE_ROWS - KEPT[run.method])
+        record["forgetting"] = {"probe": "digits", "probe_rows": PROBE_ROWS, "correct_before": before,
+                                "correct_after": after, **({"control": True} if run.method == "linear_probe" else {})}  # fmt: skip
+    dim = 384 if "dinov2" in run.backbone else 1280
+    base = BACKBONES.get(run.backbone, 0.8)
+    swapped = {"zoo:efficientnet-lite0": 0.73}.get(run.backbone, base)  # LogME puts Lite0 above Lite1
+    record["transferability"] = {"logme": 10 * swapped + 0.01 * run.seed, "knn": base, "n_rows": 10 * shots,
+                                 "feature_dim": dim, "n_le_d": 10 * shots <= dim}  # fmt: skip
+    return record
+
+
+def _accuracy(run) -> float:
+    size = 0.1 if run.shots == 64 else 0.0
+    jitter = 0.025 * (run.seed % 2)
+    if run.method == "scratch":
+        return (0.30 if run.shots == 4 else 0.78) + jitter
+    return BACKBONES.get(run.backbone, 0.8) + METHOD[run.method] + size + jitter
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("study")
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "name": "study", "methods": ["scratch", "linear_probe", "lora", "full", "lp_ft"], "shots_per_class": [4, 64],
+        "seeds": [0, 1, 2],
+        "datasets": [
+            {"name": "fashion", "recipe": str(REPO / "recipes/configs/vision/dinov2_lora.yaml"), "backbones": list(BACKBONES)},
+            {"name": "news", "recipe": str(REPO / "recipes/configs/text/minilm_lora.yaml")},
+        ],
+    }))  # fmt: skip
+    spec = load_spec(spec_path)
+    runs = expand(spec, tmp_path / "report")
+    for run in runs:
+        run.run_dir.mkdir(parents=True)
+        save_config(run.config, run.run_dir / rundir.CONFIG)
+        record = _record(run, min(_accuracy(run), 1.0), study=run.modality == "vision")
+        (run.run_dir / rundir.RESULTS).write_text(json.dumps(record))
+    return spec_path, spec, runs
+
+
+def test_rows_carry_the_contract_fields_and_tolerate_older_runs(study, tmp_path):
+    _, _, runs = study
+    rows = aggregate.collect(runs)
+    aggregate.write_csv(rows, tmp_path / "results.csv")
+    read = list(csv.DictReader((tmp_path / "results.csv").open()))
+    vision = next(r for r in read if r["dataset"] == "fashion" and r["method"] == "full" and r["seed"] == "1")
+    assert vision["variant"] == "converged" and vision["stopped"] == "early_stopping" and vision["steps"] == "130"
+    assert vision["tuned"] == "learning_rate=0.0003 (of 3 on validation)" and vision["shift_same_rows"] == "True"
+    assert float(vision["forgetting_change"]) == pytest.approx((15 - 24) / 30) and vision["test_rows"] == "40"
+    assert float(vision["chance_normalised_accuracy"]) == pytest.approx((float(vision["test_accuracy"]) - 0.1) / 0.9)
+    text = next(r for r in read if r["dataset"] == "news")
+    assert text["variant"] == "" and text["subset_digest"] == "" and text["forgetting_change"] == ""
+    assert "per_row" not in read[0]  # per-row correctness stays in memory
+
+
+def test_effects_and_verdicts_from_the_records(study):
+    _, _, runs = study
+    rows = aggregate.collect(runs)
+    lite = effects.backbone_difference(rows, "zoo:efficientnet-lite2", "zoo:efficientnet-lite0", "full")
+    assert [round(e["difference"].value, 4) for e in lite] == [0.05, 0.05]  # 0.75 - 0.70 at both sizes, every seed
+    table = {(v["modality"], v["claim"].split(":")[0]): v for v in verdict_table(rows)}
+    assert table["vision", "Kumar et al. 2022 (LP-FT)"]["verdict"] == "agrees"
+    assert table["vision", "He, Girshick, Dollar 2019"]["verdict"] == "agrees"  # gap +40 pt at 4/class -> ~0 at 64
+    assert table["vision", "Kornblith, Shlens, Le 2019"]["verdict"] == "agrees"
+    assert table["vision", "Biderman et al. 2024"]["verdict"] == "not measured"  # one learning rate per method
+    logme = table["vision", "You et al. 2021 (LogME)"]
+    assert logme["verdict"] != "not measured" and "N <= D for" in logme["measured"]
+    # the older text runs: no converged scratch, no same-row shift, one backbone
+    assert {v["verdict"] for (m, _), v in table.items() if m == "text"} == {"not measured"}
+
+
+def test_report_holds_checklist_verdicts_and_intervals(study, tmp_path, capsys):
+    spec_path, spec, runs = study
+    page = write_report(spec, runs, tmp_path / "report")
+    markdown = (tmp_path / "report" / "results.md").read_text()
+    assert markdown == render_markdown(spec, runs, aggregate.collect(runs))
+    checklist = markdown.split("## Reviewer's checklist")[1].split("## ")[0]
+    assert ("Tuning: fashion: scratch, linear_probe, lora, full, lp_ft: searched on validation (learning_rate=0.0003 "
+            "(of 3 on validation)), 30 of 30 runs record it | news: ") in checklist  # fmt: skip
+    assert "news: scratch, linear_probe, lora, full, lp_ft: NOT tuned (fixed learning rate" in checklist  # older runs
+    assert "fashion: scratch, linear_probe, lora, full, lp_ft: 120-140 steps under a cap of 500, stopped by 30 " \
+           "early_stopping (30 converged)" in checklist
+    assert "Training subsets: 2 of 2 (data set, size) groups drew a different subset per seed" in checklist
+    assert "fashion: 40 rows (standard error at 50% accuracy 7.9 pt)" in checklist
+    assert "Shifts (averaged): gaussian_noise@3, rotation_15deg (not CIFAR-10-C)." in checklist
+    assert "N <= D rows" in checklist and "Not concluded:" in checklist
+    assert "| agrees |" in markdown and "Rules: a direction claim agrees" in markdown
+    assert "Forgot least" not in markdown and "CIFAR-10-C corruption" not in markdown
+    assert "linear_probe (control) +0.0" in markdown
+    assert "<h2>Verdicts against the literature</h2>" in page.read_text()
+
+    from hftl.cli import main
+
+    assert main(["compare", str(spec_path), "--report-dir", str(spec_path.parent / "report"), "--verdicts"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"{len(runs)} of {len(runs)} runs finished") and "| vision |" in printed

@@ -1,0 +1,130 @@
+"""The verdict rules on constructed estimates, then each claim on constructed result rows: agrees, disagrees,
+inconclusive and not measured, each reached on purpose."""
+
+from __future__ import annotations
+
+import pytest
+
+from hftl.compare import verdicts
+from hftl.compare.aggregate import PER_ROW
+from hftl.compare.stats import Estimate
+
+E = lambda v, lo, hi: Estimate(v, lo, hi, 5, "paired t over seeds")  # noqa: E731
+
+
+@pytest.mark.parametrize(("estimate", "sign", "expected"), [
+    (E(0.05, 0.01, 0.09), +1, "agrees"),
+    (E(-0.05, -0.09, -0.01), +1, "disagrees"),
+    (E(0.02, -0.01, 0.05), +1, "inconclusive"),
+    (E(-0.05, -0.09, -0.01), -1, "agrees"),
+    (Estimate(0.05, None, None, 1, "none"), +1, "inconclusive"),
+    (None, +1, "not measured"),
+])  # fmt: skip
+def test_direction_rule(estimate, sign, expected):
+    assert verdicts.direction_verdict(estimate, sign)[0] == expected
+
+
+@pytest.mark.parametrize(("low", "high", "expected"), [
+    (0.40, 0.60, "agrees"),  # overlaps the band, above 0
+    (0.10, 0.45, "disagrees"),  # wholly below 0.50
+    (0.81, 0.95, "disagrees"),  # wholly above 0.79
+    (-0.20, 0.70, "inconclusive"),  # overlaps the band but reaches 0
+])  # fmt: skip
+def test_band_rule(low, high, expected):
+    assert verdicts.band_verdict(E((low + high) / 2, low, high))[0] == expected
+
+
+def test_two_part_rule_and_combining_groups():
+    agree, disagree, unsure = ("agrees", ""), ("disagrees", ""), ("inconclusive", "")
+    assert verdicts.joint_verdict([agree, agree])[0] == "agrees"
+    assert verdicts.joint_verdict([agree, unsure])[0] == "inconclusive"
+    assert verdicts.joint_verdict([unsure, disagree])[0] == "disagrees"
+    assert verdicts.joint_verdict([agree, ("not measured", "x")])[0] == "not measured"
+    # two groups: mean 0.04, t over the two values 0.02 and 0.06: s = 0.028284, half = 12.7062 * 0.02 = 0.254124
+    both = verdicts.combine([E(0.02, 0.0, 0.04), E(0.06, 0.05, 0.07)])
+    assert both.value == pytest.approx(0.04) and both.high == pytest.approx(0.04 + 0.254124, abs=1e-5)
+    assert both.method == "t over groups" and verdicts.combine([]) is None
+
+
+def row(method, seed, acc, *, modality="vision", dataset="d", backbone="b", shots=16, **extra):
+    base = {"modality": modality, "dataset": dataset, "backbone": backbone, "method": method,
+            "shots_per_class": shots, "seed": seed, "test_accuracy": acc, PER_ROW: {}}  # fmt: skip
+    return {**base, **extra}
+
+
+def _verdict(rows, paper):
+    (found,) = [v for v in verdicts.verdict_table(rows) if v["claim"].startswith(paper)]
+    return found
+
+
+def test_lp_ft_claim_agrees_disagrees_and_needs_same_rows():
+    def grid(lp_ft_shift_gain):
+        rows = []
+        for seed in range(4):
+            jitter = 0.005 * seed
+            rows.append(row("full", seed, 0.80 + jitter, shift_mean_accuracy=0.60 + jitter, shift_same_rows=True))
+            rows.append(row("lp_ft", seed, 0.81 + jitter, shift_mean_accuracy=0.61 + lp_ft_shift_gain + 2 * jitter,
+                            shift_same_rows=True))  # fmt: skip
+        return rows
+
+    kumar = "Kumar et al. 2022 (LP-FT): LP-FT"
+    assert _verdict(grid(0.05), kumar)["verdict"] == "agrees"  # shifted gain 0.06 + .. vs ID gain 0.01
+    assert _verdict(grid(-0.05), kumar)["verdict"] == "disagrees"
+    measured = _verdict(grid(0.05), kumar)["measured"]
+    assert measured.startswith("+5.8 [") and "pt" in measured  # (0.06 + 0.005 * 1.5) - 0.01, in points
+    other_rows = [{**r, "shift_same_rows": False} for r in grid(0.05)]  # shifted on other rows: not comparable
+    missing = _verdict(other_rows, kumar)
+    assert missing["verdict"] == "not measured" and "same test rows" in missing["why"]
+
+
+def test_he_needs_converged_scratch_and_judges_the_shrinking_gap():
+    def grid(variant, large_gap):
+        rows = []
+        for seed in range(3):
+            for shots, size, gap in ((4, 40, 0.30), (64, 640, large_gap)):
+                j = 0.01 * seed
+                rows.append(row("full", seed, 0.8 + j, shots=shots, train_size=size, variant=variant))
+                rows.append(row("scratch", seed, 0.8 - gap + 0.5 * j, shots=shots, train_size=size, variant=variant))
+        return rows
+
+    he = "He, Girshick"
+    assert _verdict(grid("converged", 0.05), he)["verdict"] == "agrees"
+    assert _verdict(grid("converged", 0.45), he)["verdict"] == "disagrees"  # the gap grew with data
+    fixed = _verdict(grid("fixed_budget", 0.05), he)
+    assert fixed["verdict"] == "not measured" and "fixed_budget" in fixed["why"]
+
+
+def test_kornblith_lite2_vs_lite0_and_missing_family():
+    rows = []
+    for seed in range(3):
+        for backbone, acc in (("zoo:efficientnet-lite0", 0.70), ("zoo:efficientnet-lite2", 0.70)):
+            rows.append(row("full", seed, acc + 0.02 * seed * (backbone.endswith("2")), backbone=backbone))
+    assert _verdict(rows, "Kornblith")["verdict"] == "inconclusive"  # +0, +2, +4 points: the interval holds 0
+    assert _verdict([r for r in rows if "lite0" in r["backbone"]], "Kornblith")["verdict"] == "not measured"
+
+
+def test_logme_band_and_biderman_sweep():
+    rows = []
+    accs = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}
+    swaps = {0: {}, 1: {"c": 0.55}, 2: {"d": 0.72}}  # seed 1: c and d swap; seed 2: c and d swap the other way
+    for seed in range(3):
+        for i, backbone in enumerate("abcd"):
+            acc = swaps[seed].get(backbone, accs[backbone])
+            rows.append(row("full", seed, acc, backbone=backbone, logme=4.0 - i))
+    logme = _verdict(rows, "You et al.")
+    # per-seed taus: 1 and twice a bottom swap of 4 (weights 1, 1/2, 1/3, 1/4; all pairs 75/12, the swap 7/12):
+    # 61/75 = 0.8133; mean 0.8756, s 0.10777, half 4.302653 * 0.10777 / sqrt(3) = 0.2677 -> [0.61, 1.14]: overlaps
+    assert logme["verdict"] == "agrees" and logme["measured"].startswith("0.88 [0.61, 1.14]")
+    assert "regret of the top pick +0.0" in logme["measured"]  # the top candidate is right every time
+    assert _verdict(rows, "Biderman")["verdict"] == "not measured"  # no learning-rate sweep
+
+    sweep = []
+    for seed in range(3):
+        for lr, (lora_acc, full_acc, lora_forget, full_forget) in {1e-4: (0.70, 0.80, -0.01, -0.10),
+                                                                   1e-3: (0.75, 0.85, -0.02, -0.20)}.items():  # fmt: skip
+            j = 0.003 * seed
+            sweep.append(row("lora", seed, lora_acc + j, learning_rate=lr, val_accuracy=lora_acc, forgetting_change=lora_forget - j))
+            sweep.append(row("full", seed, full_acc + 2 * j, learning_rate=lr, val_accuracy=full_acc, forgetting_change=full_forget))
+    biderman = _verdict(sweep, "Biderman")
+    assert biderman["verdict"] == "agrees" and "learns -10.3 [" in biderman["measured"]  # -0.10 - 0.003 on average
+    assert "forgetting change +17.7 [" in biderman["measured"]  # +0.18 - 0.003
