@@ -10,6 +10,7 @@ from hftl.evaluation.features import split_features
 from hftl.evaluation.forgetting import measure_forgetting
 from hftl.evaluation.shift import score_shift
 from hftl.evaluation.transferability import knn_accuracy, logme, probe_accuracy
+from hftl.run.methods import get_method
 
 if TYPE_CHECKING:
     import torch
@@ -60,6 +61,7 @@ def after_training(
     out: dict[str, Any] = {}
     if cfg.evaluation.shift:
         out["shift"] = score_shift(cfg, modality, processor, model, accelerator, splits["test"])
-    if cfg.evaluation.forgetting and accelerator.is_main_process:
+    # scratch never had the source's knowledge: there is nothing for it to forget
+    if cfg.evaluation.forgetting and accelerator.is_main_process and get_method(cfg.method.name).pretrained:
         out["forgetting"] = measure_forgetting(cfg, modality, processor, accelerator.unwrap_model(model), label_names)
     return out
