@@ -81,7 +81,10 @@ def test_vision_run_scores_corruptions_and_digits_probe(tmp_path):
         *ALL, "evaluation.shift_severities=[2, 5]", "evaluation.probe_max_samples=30",
     ])  # fmt: skip
     s = results["shift"]
-    assert sorted(s["variants"]) == sorted(f"{c}_s{v}" for c in ("gaussian_noise", "gaussian_blur", "contrast", "rotation") for v in (2, 5))
+    assert sorted(s["variants"]) == sorted(
+        [f"{c}@{v}" for c in ("gaussian_noise", "gaussian_blur", "contrast") for v in (2, 5)]
+        + ["rotation_20deg (not CIFAR-10-C)", "rotation_50deg (not CIFAR-10-C)"]
+    )
     assert s["mean_accuracy"] == pytest.approx(np.mean([m["accuracy"] for m in s["variants"].values()]))
     f = results["forgetting"]
     assert f["probe"] == "zoo:digits" and (f["n_train"], f["n_test"]) == (20, 10)
@@ -97,7 +100,9 @@ def test_audio_run_scores_noise_and_reports_no_wer_without_a_decoder(tmp_path):
         "audio.clip_seconds=1", "method.name=full", "training.epochs=1", "training.batch_size=8",
         "training.tracking=none", f"output.dir={tmp_path / 'run'}", *ALL,
     ])  # fmt: skip
-    assert sorted(results["shift"]["variants"]) == ["noise_snr0db", "noise_snr5db"]
+    assert sorted(results["shift"]["variants"]) == [
+        "lowpass_2khz", "reverb", "snr_0db_noise", "snr_10db_noise", "snr_5db_noise", "telephone_band"
+    ]
     f = results["forgetting"]
     assert f["probe"].startswith("espeak-ng") and f["wer_before"] is None and f["cka"] is None
     assert results["transferability"]["n_train"] == results["data"]["train"]

@@ -1,0 +1,137 @@
+"""A tiny study end to end (hftl compare on the tiny BERT): selection on validation, per-seed subsets, early stopping
+under a cap, the logistic probe, LP-FT from the probed head, and every STUDY_CONTRACT field in results.json."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hftl.compare import compare
+from hftl.compare.executors.local import LocalExecutor
+from hftl.compare.grid import expand
+from hftl.compare.runner import run_grid
+from hftl.compare.selection import select_cells, selection_trials
+from hftl.compare.spec import load_spec
+from hftl.run.record import read_record
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path, tiny_bert, topic_csv) -> Path:
+    recipe = {
+        "modality": "text",
+        "model": {"source": str(tiny_bert)},
+        "data": {"source": str(topic_csv)},
+        "text": {"max_length": 16},
+        "training": {"batch_size": 8, "learning_rate": 3e-3, "warmup_ratio": 0.0, "tracking": "none"},
+        "output": {"save_merged": False},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def _spec(tmp_path: Path, recipe: Path, **extra) -> Path:
+    spec = {
+        "methods": ["linear_probe", "full", "lp_ft"],
+        "shots_per_class": [6],
+        "seeds": [0, 1],
+        "max_parallel": 2,
+        "overrides": ["training.max_steps=12", "training.eval_steps=2", "training.early_stopping_patience=2",
+                      "method.probe.c_grid=[0.01, 1.0]"],
+        "measure": {"shift": True},
+        "datasets": [{"name": "topics", "recipe": str(recipe),
+                      "learning_rates": {"full": [1.0e-4, 3.0e-3], "lp_ft": 1.0e-3}}],
+        **extra,
+    }  # fmt: skip
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_a_tiny_study_writes_the_contract_fields(tmp_path, tiny_recipe):
+    report = tmp_path / "report"
+    compare(_spec(tmp_path, tiny_recipe), report, echo=lambda _: None)
+    records = {p.parent.name: read_record(p.parent) for p in (report / "runs").glob("*/results.json")}
+    assert len(records) == 3 * 2  # the reported runs; selection runs live under runs/selection/
+    selection = sorted((report / "runs" / "selection").glob("*/results.json"))
+    assert len(selection) == 2  # full's two rates at the selection seed
+
+    test_ids = {json.dumps(r.measurements["per_row"]["test_ids"]) for r in records.values()}
+    assert len(test_ids) == 1  # every run of the data set scores the same test rows, in one order
+    digests = {}
+    for name, record in records.items():
+        study, per_row = record.measurements["study"], record.measurements["per_row"]
+        seed = int(name.rsplit("seed-", 1)[1])
+        assert study["subset_seed"] == seed and len(study["subset_digest"]) == 16
+        digests.setdefault(seed, set()).add(study["subset_digest"])
+        assert len(per_row["test_correct"]) == len(per_row["test_ids"]) == record.data.sizes["test"]
+        assert sum(per_row["test_correct"]) / len(per_row["test_correct"]) == pytest.approx(record.test["accuracy"])
+        assert per_row["shift"] and all(len(v) == len(per_row["test_ids"]) for v in per_row["shift"].values())
+        budget = study["budget"]
+        if record.run.method == "linear_probe":
+            assert budget["solver"] == "lbfgs" and budget["stopped"] in ("converged", "cap")
+            assert study["selection"]["searched"] == {"l2_C": [0.01, 1.0]}
+            assert study["selection"]["split"] == "validation"
+        else:
+            assert study["variant"] == "converged" and budget["cap_steps"] == 12 and budget["patience_evals"] == 2
+            assert budget["stopped"] in ("early_stopping", "cap")
+            assert budget["stopped"] == "cap" or budget["steps"] < 12
+        if record.run.method == "full":
+            chosen = study["selection"]
+            assert chosen["searched"] == {"learning_rate": [1.0e-4, 3.0e-3]} and chosen["trials"] == 2
+            assert chosen["split"] == "validation" and chosen["selection_seed"] == 1000
+            assert read_record(Path(report / "runs" / name)).run.name == name
+        if record.run.method == "lp_ft":  # phase 2 starts from the L-BFGS head; phase 1 took no loop steps
+            assert budget["probe_phase"]["solver"] == "lbfgs" and "l2_C" in study["selection"]["chosen"]
+    assert digests[0] != digests[1] and all(len(d) == 1 for d in digests.values())  # one subset per seed
+
+
+
+def test_the_selection_never_reads_the_test_split(tmp_path, tiny_recipe, topic_csv):
+    spec = load_spec(_spec(tmp_path, tiny_recipe))
+    trials = selection_trials(spec, tmp_path / "report")
+    assert list(trials) == ["topics__tiny_bert0__full__shots-6"]
+    for trial in trials["topics__tiny_bert0__full__shots-6"]:
+        cfg = trial.run.config
+        assert cfg.evaluation.test is False and not (cfg.evaluation.shift or cfg.evaluation.forgetting)
+        assert cfg.training.seed == cfg.data.subset_seed == 1000
+
+
+def _split_folder(topic_csv: Path, dest: Path, scramble_test: bool) -> Path:
+    """train/validation/test CSVs from the topic CSV; scramble_test: the test labels rotated (all wrong)."""
+    rows = list(csv.DictReader(topic_csv.open()))
+    labels = sorted({r["label"] for r in rows})
+    parts = {"train": rows[:80], "validation": rows[80:100], "test": rows[100:]}
+    if scramble_test:
+        parts["test"] = [dict(r, label=labels[(labels.index(r["label"]) + 1) % len(labels)]) for r in parts["test"]]
+    dest.mkdir(parents=True)
+    for split, part in parts.items():
+        with (dest / f"{split}.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["text", "label"])
+            writer.writeheader()
+            writer.writerows(part)
+    return dest
+
+
+def test_a_selection_is_the_same_whatever_the_test_labels(tmp_path, tiny_recipe, topic_csv):
+    """Selection runs never score test, and the choice reads validation only: scrambling test changes nothing."""
+    chosen = []
+    for scramble in (False, True):
+        where = tmp_path / f"scrambled-{scramble}"
+        data = _split_folder(topic_csv, where / "data", scramble)
+        recipe = yaml.safe_load(tiny_recipe.read_text())
+        recipe["data"]["source"] = str(data)
+        (where / "tiny.yaml").write_text(yaml.safe_dump(recipe))
+        spec = load_spec(_spec(where, where / "tiny.yaml", methods=["full"], seeds=[0], measure={}))
+        picked = select_cells(spec, where / "report", lambda runs: run_grid(runs, where / "report", LocalExecutor(2), 1),
+                              echo=lambda _: None)  # fmt: skip
+        trials = selection_trials(spec, where / "report")["topics__tiny_bert0__full__shots-6"]
+        for trial in trials:
+            assert read_record(trial.run.run_dir).test == {}  # never scored
+        record = json.loads(expand(spec, where / "report", picked)[0].config.study.selection)
+        chosen.append((record["chosen"], [t["value"] for t in record["per_trial"]]))
+    assert chosen[0] == chosen[1]
