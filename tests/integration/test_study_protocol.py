@@ -36,7 +36,7 @@ def tiny_recipe(tmp_path, tiny_bert, topic_csv) -> Path:
 
 def _spec(tmp_path: Path, recipe: Path, **extra) -> Path:
     spec = {
-        "methods": ["linear_probe", "full", "lp_ft"],
+        "methods": ["linear_probe", "lp_ft"],
         "shots_per_class": [6],
         "seeds": [0, 1],
         "max_parallel": 2,
@@ -44,7 +44,7 @@ def _spec(tmp_path: Path, recipe: Path, **extra) -> Path:
                       "method.probe.c_grid=[0.01, 1.0]"],
         "measure": {"shift": True},
         "datasets": [{"name": "topics", "recipe": str(recipe),
-                      "learning_rates": {"full": [1.0e-4, 3.0e-3], "lp_ft": 1.0e-3}}],
+                      "learning_rates": {"full": [1.0e-4, 3.0e-3], "lp_ft": [1.0e-4, 3.0e-3]}}],
         **extra,
     }  # fmt: skip
     path = tmp_path / "spec.yaml"
@@ -56,9 +56,16 @@ def test_a_tiny_study_writes_the_contract_fields(tmp_path, tiny_recipe):
     report = tmp_path / "report"
     compare(_spec(tmp_path, tiny_recipe), report, echo=lambda _: None)
     records = {p.parent.name: read_record(p.parent) for p in (report / "runs").glob("*/results.json")}
-    assert len(records) == 3 * 2  # the reported runs; selection runs live under runs/selection/
-    selection = sorted((report / "runs" / "selection").glob("*/results.json"))
-    assert len(selection) == 2  # full's two rates at the selection seed
+    assert len(records) == 2 * 2  # the reported runs; selection runs live under runs/selection/
+    spec = load_spec(_spec(tmp_path, tiny_recipe))
+    trials = selection_trials(spec, report)
+    assert list(trials) == ["topics__tiny_bert0__lp_ft__shots-6"]  # lp_ft's two rates; the probe sweeps C in-run
+    for trial in trials["topics__tiny_bert0__lp_ft__shots-6"]:
+        cfg = trial.run.config
+        assert cfg.evaluation.test is False and not (cfg.evaluation.shift or cfg.evaluation.forgetting)
+        assert cfg.training.seed == cfg.data.subset_seed == 1000
+        record = read_record(trial.run.run_dir)  # validation scores only: the choice cannot read test
+        assert record.test == {} and "per_row" not in record.measurements and "accuracy" in record.eval
 
     test_ids = {json.dumps(r.measurements["per_row"]["test_ids"]) for r in records.values()}
     assert len(test_ids) == 1  # every run of the data set scores the same test rows, in one order
@@ -80,25 +87,13 @@ def test_a_tiny_study_writes_the_contract_fields(tmp_path, tiny_recipe):
             assert study["variant"] == "converged" and budget["cap_steps"] == 12 and budget["patience_evals"] == 2
             assert budget["stopped"] in ("early_stopping", "cap")
             assert budget["stopped"] == "cap" or budget["steps"] < 12
-        if record.run.method == "full":
-            chosen = study["selection"]
-            assert chosen["searched"] == {"learning_rate": [1.0e-4, 3.0e-3]} and chosen["trials"] == 2
-            assert chosen["split"] == "validation" and chosen["selection_seed"] == 1000
-            assert read_record(Path(report / "runs" / name)).run.name == name
         if record.run.method == "lp_ft":  # phase 2 starts from the L-BFGS head; phase 1 took no loop steps
-            assert budget["probe_phase"]["solver"] == "lbfgs" and "l2_C" in study["selection"]["chosen"]
+            chosen = study["selection"]
+            assert chosen["searched"] == {"learning_rate": [1.0e-4, 3.0e-3], "l2_C": [0.01, 1.0]}
+            assert chosen["trials"] == 2 and chosen["split"] == "validation" and chosen["selection_seed"] == 1000
+            assert budget["probe_phase"]["solver"] == "lbfgs" and "l2_C" in chosen["chosen"]
     assert digests[0] != digests[1] and all(len(d) == 1 for d in digests.values())  # one subset per seed
 
-
-
-def test_the_selection_never_reads_the_test_split(tmp_path, tiny_recipe, topic_csv):
-    spec = load_spec(_spec(tmp_path, tiny_recipe))
-    trials = selection_trials(spec, tmp_path / "report")
-    assert list(trials) == ["topics__tiny_bert0__full__shots-6"]
-    for trial in trials["topics__tiny_bert0__full__shots-6"]:
-        cfg = trial.run.config
-        assert cfg.evaluation.test is False and not (cfg.evaluation.shift or cfg.evaluation.forgetting)
-        assert cfg.training.seed == cfg.data.subset_seed == 1000
 
 
 def _split_folder(topic_csv: Path, dest: Path, scramble_test: bool) -> Path:
@@ -117,6 +112,7 @@ def _split_folder(topic_csv: Path, dest: Path, scramble_test: bool) -> Path:
     return dest
 
 
+@pytest.mark.slow  # 4 runs; the fast suite's end-to-end test checks that selection runs never score test
 def test_a_selection_is_the_same_whatever_the_test_labels(tmp_path, tiny_recipe, topic_csv):
     """Selection runs never score test, and the choice reads validation only: scrambling test changes nothing."""
     chosen = []
