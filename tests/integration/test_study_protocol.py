@@ -123,7 +123,8 @@ def test_a_selection_is_the_same_whatever_the_test_labels(tmp_path, tiny_recipe,
         recipe["data"]["source"] = str(data)
         (where / "tiny.yaml").write_text(yaml.safe_dump(recipe))
         spec = load_spec(_spec(where, where / "tiny.yaml", methods=["full"], seeds=[0], measure={}))
-        picked = select_cells(spec, where / "report", lambda runs: run_grid(runs, where / "report", LocalExecutor(2), 1),
+        report = where / "report"
+        picked = select_cells(spec, report, lambda runs, report=report: run_grid(runs, report, LocalExecutor(2), 1),
                               echo=lambda _: None)  # fmt: skip
         trials = selection_trials(spec, where / "report")["topics__tiny_bert0__full__shots-6"]
         for trial in trials:
