@@ -45,6 +45,7 @@ def test_text_run_with_a_frozen_backbone_forgets_nothing(quick_overrides, tmp_pa
     assert t["logme"] == pytest.approx(logme(train, y_train), rel=1e-6)
     assert t["knn_accuracy"] == pytest.approx(knn_accuracy(train, y_train, val, y_val, k=t["k"]))
     assert t["probe_accuracy"] == pytest.approx(probe_accuracy(train, y_train, val, y_val, seed=cfg.training.seed))
+    assert (t["n_rows"], t["feature_dim"], t["n_le_d"]) == (len(y_train), train.shape[1], len(y_train) <= train.shape[1])
 
     s = results["shift"]
     assert list(s["variants"]) == ["first_sentence"] and s["n_samples"] == results["data"]["test"]
@@ -55,6 +56,8 @@ def test_text_run_with_a_frozen_backbone_forgets_nothing(quick_overrides, tmp_pa
     assert f["probe"] == "zoo:fortunes" and (f["n_train"], f["n_test"]) == (60, 30)
     # linear_probe never changes the backbone: the same features before and after.
     assert f["knn_accuracy_before"] == f["knn_accuracy_after"]
+    assert f["correct_before"] == f["correct_after"] and f["probe_rows"] == 30 and f["paired_change_se"] == 0.0
+    assert f["control"] is True  # the probe is the zero-change control
     assert f["cka"] == pytest.approx(1.0, abs=1e-9)
     assert f["wer_before"] is None and f["wer_after"] is None
 
@@ -114,7 +117,12 @@ def test_text_full_fine_tuning_changes_the_backbone(quick_overrides, tmp_path):
     f = results["forgetting"]
     assert f["cka"] < 0.99, f
     assert f["knn_accuracy_after"] != f["knn_accuracy_before"], f
+    assert f["control"] is False and np.mean(f["correct_after"]) == pytest.approx(f["knn_accuracy_after"])
 
+
+def test_scratch_is_not_measured_for_forgetting(quick_overrides, tmp_path):
+    results = _run([*quick_overrides, "method.name=scratch", "training.epochs=1", "evaluation.forgetting=true"])
+    assert "forgetting" not in results  # it never had the source's knowledge
 
 def test_vision_full_fine_tuning_changes_the_backbone(tmp_path):
     from tests.test_vision import write_pattern_folder

@@ -42,6 +42,10 @@ def transferability(
         "probe_accuracy": probe_accuracy(train, train_labels, val, val_labels, seed=cfg.training.seed),
         "n_train": len(train_labels),
         "n_validation": len(val_labels),
+        # LogME with no more rows than feature dimensions is dominated by its prior: flagged for the reader
+        "n_rows": len(train_labels),
+        "feature_dim": int(train.shape[1]),
+        "n_le_d": bool(len(train_labels) <= train.shape[1]),
         "k": KNN_K,
         "seconds": round(time.perf_counter() - started, 2),
     }
