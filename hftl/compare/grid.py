@@ -116,25 +116,29 @@ def make_run(spec: CompareSpec, ds: DatasetSpec, backbone: str, method: str, sho
     return GridRun(name, ds.name, cfg.modality, backbone, method, shots, seed, cfg)
 
 
-def cells(spec: CompareSpec, report_dir: Path) -> list[tuple[DatasetSpec, str, str, int | str]]:
+def cells(spec: CompareSpec) -> list[tuple[DatasetSpec, str, str, int | str]]:
     """Every (data set, backbone, method, size) of the spec, each data set's recipe checked once.
 
     Raises:
         ConfigError: a recipe or override that does not make a valid run config (naming the data set).
     """
-    out = []
-    for shots in spec.shots_per_class:
-        for ds in spec.datasets:
-            try:
-                base = load_config(ds.recipe, [*spec.overrides, *ds.overrides])
-            except ConfigError as err:
-                raise ConfigError(f"dataset {ds.name}: {err}") from err
-            backbones = ds.backbones or [base.model.source]
-            labels = [backbone_label(b) for b in backbones]
-            if len(set(labels)) != len(labels):
-                raise ConfigError(f"dataset {ds.name}: backbones {ds.backbones} share a short name {labels}; rename a folder")
-            out += [(ds, backbone, method, shots) for backbone in backbones for method in spec.methods]
-    return out
+    backbones = {}
+    for ds in spec.datasets:
+        try:
+            base = load_config(ds.recipe, [*spec.overrides, *ds.overrides])
+        except ConfigError as err:
+            raise ConfigError(f"dataset {ds.name}: {err}") from err
+        backbones[ds.name] = ds.backbones or [base.model.source]
+        labels = [backbone_label(b) for b in backbones[ds.name]]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"dataset {ds.name}: backbones {ds.backbones} share a short name {labels}; rename a folder")
+    return [
+        (ds, backbone, method, shots)
+        for shots in spec.shots_per_class
+        for ds in spec.datasets
+        for backbone in backbones[ds.name]
+        for method in spec.methods
+    ]
 
 
 def runs_dir_of(spec: CompareSpec, report_dir: Path) -> Path:
@@ -150,7 +154,7 @@ def expand(spec: CompareSpec, report_dir: Path, tuned: dict[str, list[str]] | No
         ConfigError: a recipe or override that does not make a valid run config (naming the data set and run).
     """
     runs_dir = runs_dir_of(spec, report_dir)
-    grid = cells(spec, report_dir)
+    grid = cells(spec)
     runs = []
     for seed in spec.seeds:
         for ds, backbone, method, shots in grid:

@@ -43,7 +43,7 @@ def selection_trials(spec: CompareSpec, report_dir: Path) -> dict[str, list[Tria
     """Per cell with a learning-rate grid, its selection runs (one per rate)."""
     runs_dir = runs_dir_of(spec, report_dir) / "selection"
     out: dict[str, list[Trial]] = {}
-    for ds, backbone, method, shots in cells(spec, report_dir):
+    for ds, backbone, method, shots in cells(spec):
         rates = getattr(ds.learning_rates, method)
         if not isinstance(rates, list):
             continue
@@ -64,7 +64,7 @@ def curve_runs(spec: CompareSpec, report_dir: Path) -> list[GridRun]:
     runs_dir = runs_dir_of(spec, report_dir) / "curve"
     out = []
     for seed in spec.seeds:
-        for ds, backbone, method, shots in cells(spec, report_dir):
+        for ds, backbone, method, shots in cells(spec):
             rates = getattr(ds.learning_rates, method)
             if method not in spec.curve_methods or not isinstance(rates, list):
                 continue

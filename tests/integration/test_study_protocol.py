@@ -132,3 +132,17 @@ def test_a_selection_is_the_same_whatever_the_test_labels(tmp_path, tiny_recipe,
         record = json.loads(expand(spec, where / "report", picked)[0].config.study.selection)
         chosen.append((record["chosen"], [t["value"] for t in record["per_trial"]]))
     assert chosen[0] == chosen[1]
+
+
+def test_lp_ft_fine_tunes_from_the_converged_logistic_head(quick_overrides, tmp_path):
+    """With a vanishing fine-tune step, LP-FT's model IS the probe: its phase 2 starts from the L-BFGS head."""
+    from hftl.config import load_config
+    from hftl.recipe import run
+
+    common = [*quick_overrides, "training.tracking=none", "method.probe.c_grid=[0.1, 1.0]", "study.per_row=true"]
+    probe = run(load_config(None, [*common, "method.name=linear_probe", f"output.dir={tmp_path / 'probe'}"]))
+    lp_ft = run(load_config(None, [*common, "method.name=lp_ft", "training.max_steps=1", "training.learning_rate=1e-12",
+                                   f"output.dir={tmp_path / 'lp_ft'}"]))  # fmt: skip
+    assert lp_ft["per_row"]["test_correct"] == probe["per_row"]["test_correct"]
+    assert lp_ft["study"]["selection"]["chosen"]["l2_C"] == probe["study"]["selection"]["chosen"]["l2_C"]
+    assert lp_ft["study"]["budget"]["cap_steps"] == 1 and lp_ft["study"]["budget"]["probe_phase"]["solver"] == "lbfgs"
