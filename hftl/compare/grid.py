@@ -71,6 +71,12 @@ def _value(value: object) -> str:
     return json.dumps(value)
 
 
+def _fixed(rate: float) -> dict:
+    """study.selection of a rate the spec sets: declared, not chosen (the report's checklist says which were tuned)."""
+    return {"searched": {"learning_rate": [rate]}, "chosen": {"learning_rate": rate}, "trials": 0,
+            "how": "fixed by the spec, not selected"}  # fmt: skip
+
+
 def run_overrides(
     spec: CompareSpec, ds: DatasetSpec, backbone: str, method: str, shots: int | str, seed: int, name: str,
     run_dir: Path, extra: list[str] = (),
@@ -80,8 +86,9 @@ def run_overrides(
     return [
         *spec.overrides,
         *ds.overrides,
-        # a list is swept by the selection, whose choice comes in ``extra``
-        *([f"training.learning_rate={_value(rate)}"] if isinstance(rate, float) else []),
+        # a list is swept by the selection, whose choice (and its record) comes in ``extra``
+        *([f"training.learning_rate={_value(rate)}", f"study.selection={_value(json.dumps(_fixed(rate)))}"]
+          if isinstance(rate, float) else []),
         *getattr(ds.method_overrides, method),
         *extra,
         f"model.source={_value(backbone)}",

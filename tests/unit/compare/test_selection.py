@@ -50,6 +50,14 @@ def test_each_cell_with_a_rate_list_gets_one_validation_only_run_per_rate(tmp_pa
     assert [r.config.data.subset_seed for r in full4] == [0, 1]  # seeds draw their own subsets
 
 
+def test_a_rate_the_spec_fixes_is_recorded_as_not_selected(tmp_path, recipe):
+    spec = load_spec(_spec(tmp_path, recipe, dataset={"learning_rates": {"full": 0.002}}))
+    assert selection_trials(spec, tmp_path / "r") == {}
+    for run in expand(spec, tmp_path / "r"):
+        record = json.loads(run.config.study.selection) if run.method == "full" else None
+        assert run.method != "full" or (record["trials"] == 0 and record["chosen"] == {"learning_rate": 0.002})
+
+
 
 def test_choose_takes_the_best_validation_score_and_the_first_on_ties(tmp_path, recipe):
     spec = load_spec(_spec(tmp_path, recipe))
