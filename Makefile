@@ -67,7 +67,8 @@ bench: setup
 	$(BIN)/hftl zoo prepare $(BENCH_ZOO)
 	$(BIN)/python bench/report.py
 
-# The cross-modality study (recipes/compare/default.yaml: 135 runs, under 60 minutes on 2 cores) and its report.
+# The cross-modality study (recipes/compare/default.yaml: 36 selection + 90 reported runs, under 60 minutes on 2 cores)
+# and its report.
 # Resumable: a second `make compare` skips the finished runs and only rewrites the report.
 compare: setup
 	$(BIN)/hftl zoo prepare minilm-l6 bbc-news dinov2-small fashion-mnist whisper-tiny speech-commands-tts digits fortunes

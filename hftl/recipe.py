@@ -37,7 +37,7 @@ from hftl.errors import ConfigError
 from hftl.evaluation import cached_probe, forgetting, measure
 from hftl.modalities import Modality, get_modality
 from hftl.models import refuse_export
-from hftl.run import checkpoints, launcher, precision, rundir
+from hftl.run import checkpoints, launcher, precision, rundir, study
 from hftl.run.data import load_splits
 from hftl.run.hooks import Hook
 from hftl.run.methods import apply_method, get_method
@@ -194,6 +194,7 @@ class Setup:
     augment_rng: AugmentRng
     prepared: dict[str, Any]  # model-ready splits
     measurements: dict[str, Any] = field(default_factory=dict)  # taken so far (transferability, before training)
+    row_ids: dict[str, list[str]] = field(default_factory=dict)  # each split's rows as "SOURCE_SPLIT:ROW", in order
 
     def loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
         cfg = self.cfg
@@ -254,8 +255,9 @@ def setup(cfg: Config) -> Setup:
 
     # data (the main process builds caches first; the others then read them)
     skipped: list[dict[str, Any]] = []
+    row_ids: dict[str, list[str]] = {}
     with accelerator.main_process_first():
-        splits, label_names = load_splits(cfg.data, lambda value: modality.check_input(value, cfg), skipped)
+        splits, label_names = load_splits(cfg.data, lambda value: modality.check_input(value, cfg), skipped, row_ids)
     if accelerator.is_main_process and cfg.data.on_bad_sample == "skip":
         files.write_json_atomic(run_dir / rundir.SKIPPED, skipped)
     # model + method
@@ -288,7 +290,7 @@ def setup(cfg: Config) -> Setup:
         }
     return Setup(
         cfg, run_dir, started, accelerator, modality, splits, label_names, skipped, built, processor, model, params,
-        augment_rng, prepared, measurements,
+        augment_rng, prepared, measurements, row_ids,
     )  # fmt: skip
 
 
@@ -342,6 +344,13 @@ def score(ready: Setup, fitted: Fitted) -> Scores:
     after = measure.after_training(
         cfg, ready.modality, ready.processor, model, accelerator, ready.splits, ready.label_names
     )
+    shift_correct = after["shift"].pop("correct", {}) if "shift" in after else {}
+    if cfg.study.per_row and cfg.evaluation.test:  # the same test rows, in one order, for every run of a data set
+        after["per_row"] = {
+            "test_ids": ready.row_ids.get("test", []),
+            "test_correct": study.correct(test_preds, test_labels),
+            "shift": shift_correct,
+        }
     return Scores(test_metrics, {**ready.measurements, **after}, per_class)
 
 
@@ -372,7 +381,10 @@ def record_of(ready: Setup, fitted: Fitted, scores: Scores) -> RunRecord:
         test=scores.test,
         history=result.state.history,
         per_class=scores.per_class,
-        measurements=scores.measurements,
+        measurements={
+            **scores.measurements,
+            "study": study.study_section(cfg, ready.row_ids.get("train", []), result, probe_result),
+        },
     )
     if probe_result is not None:  # lp_ft: the time and steps of both phases, each phase apart, one history
         record.train = both_phases(probe_result, result, cfg.training.metric_for_best)

@@ -4,6 +4,7 @@
     grid.py       spec -> one run config per cell and seed, with deterministic names
     runner.py     the driver: skips finished runs with the same config, runs the rest on an executor, retries
     executors/    where runs execute: local (process pool), ray (Ray tasks), slurm (submitit job arrays)
+    selection.py  a list of learning rates per method: each cell's rate chosen on validation before its seeds run
     tuning.py     the spec's `tune` section: each cell's hyper-parameters searched on validation before its runs
     aggregate.py  results.csv and each cell's mean with its 95% interval
     stats.py      intervals, paired differences, McNemar;  effects.py  the paired effects (gain, shift, forgetting)
@@ -17,9 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hftl.compare.executors import make_executor
-from hftl.compare.grid import expand
+from hftl.compare.grid import GridRun, expand
 from hftl.compare.report import write_report
-from hftl.compare.runner import run_grid, run_state, usable_cores
+from hftl.compare.runner import Outcome, run_grid, run_state, usable_cores
+from hftl.compare.selection import curve_runs, select_cells
 from hftl.compare.spec import EXECUTORS, load_spec
 from hftl.errors import ConfigError, HftlError
 
@@ -46,11 +48,23 @@ def compare(
     where = executor or spec.executor
     if where not in EXECUTORS:
         raise ConfigError(f"--executor {where!r}: expected one of {list(EXECUTORS)}")
+    # local: the machine's cores shared by the parallel runs; elsewhere each run gets what it asks the scheduler for
+    threads = spec.resources.cpus or (max(1, usable_cores() // parallel) if where == "local" else 1)
+
+    def run_all(runs: list[GridRun]) -> list[Outcome]:
+        return run_grid(
+            runs, report_dir, make_executor(where, spec, parallel), threads, retries=spec.retries,
+            keep_checkpoints=spec.keep_checkpoints, echo=echo,
+        )  # fmt: skip
+
     runs = expand(spec, report_dir)
-    if spec.tune is not None and not dry_run:  # search each cell first; its runs then use what it chose
+    # each cell's hyper-parameters chosen on validation first; its seeds then train with the choice
+    chosen = select_cells(spec, report_dir, None if dry_run else run_all, echo)
+    if spec.tune is not None and not dry_run:
         from hftl.compare.tuning import tune_cells
 
-        runs = expand(spec, report_dir, tune_cells(spec, runs, report_dir, where, echo))
+        chosen.update(tune_cells(spec, runs, report_dir, where, echo))
+    runs = expand(spec, report_dir, chosen)
     if dry_run:
         states = [run_state(run) for run in runs]
         for run, state in zip(runs, states, strict=True):
@@ -58,12 +72,8 @@ def compare(
         echo(f"{len(runs)} runs, {states.count('done')} done; would run {len(runs) - states.count('done')}, "
              f"{parallel} at a time, and report to {report_dir}")  # fmt: skip
         return None
-    # local: the machine's cores shared by the parallel runs; elsewhere each run gets what it asks the scheduler for
-    threads = spec.resources.cpus or (max(1, usable_cores() // parallel) if where == "local" else 1)
-    outcomes = run_grid(
-        runs, report_dir, make_executor(where, spec, parallel), threads, retries=spec.retries,
-        keep_checkpoints=spec.keep_checkpoints, echo=echo,
-    )  # fmt: skip
+    curve = curve_runs(spec, report_dir)  # the learning-vs-forgetting curve's extra points, reported apart
+    outcomes = run_all(runs + curve)
     page = write_report(spec, runs, report_dir)
     echo(f"report: {page}  (tables: {report_dir / 'results.md'}, every run: {report_dir / 'results.csv'})")
     failed = [o for o in outcomes if not o.ok]

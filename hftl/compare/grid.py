@@ -1,8 +1,9 @@
 """Expand a compare spec into ordinary run configs: one per data set x backbone x method x training size x seed.
 
 Each run is the data set's base recipe with, in this order, the spec's overrides, the data set's overrides, the
-method's learning rate and overrides, then the grid's own keys (model.source, method.name, data.shots_per_class,
-training.seed, name, output.dir, output.overwrite, evaluation.* of ``measure``, ...). Names are deterministic:
+method's learning rate and overrides, what a selection chose (compare/selection.py), then the grid's own keys
+(model.source, method.name, data.shots_per_class, training.seed and data.subset_seed -- each seed draws its own
+training subset --, name, output.dir, output.overwrite, study.per_row, evaluation.* of ``measure``). Names are deterministic:
 ``DATASET__BACKBONE__METHOD__shots-N__seed-S``, so a rerun of the same spec finds its earlier runs.
 """
 
@@ -14,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from hftl.compare.spec import CompareSpec
+from hftl.compare.spec import CompareSpec, DatasetSpec
 from hftl.config import Config, EvaluationConfig, load_config
 from hftl.errors import ConfigError
 
@@ -70,55 +71,101 @@ def _value(value: object) -> str:
     return json.dumps(value)
 
 
+def _fixed(rate: float) -> dict:
+    """study.selection of a rate the spec sets: declared, not chosen (the report's checklist says which were tuned)."""
+    return {"searched": {"learning_rate": [rate]}, "chosen": {"learning_rate": rate}, "trials": 0,
+            "how": "fixed by the spec, not selected"}  # fmt: skip
+
+
+def run_overrides(
+    spec: CompareSpec, ds: DatasetSpec, backbone: str, method: str, shots: int | str, seed: int, name: str,
+    run_dir: Path, extra: list[str] = (),
+) -> list[str]:
+    """The overrides of one run, in the order the module docstring gives (``extra``: a selection's choice)."""
+    rate = getattr(ds.learning_rates, method)
+    return [
+        *spec.overrides,
+        *ds.overrides,
+        # a list is swept by the selection, whose choice (and its record) comes in ``extra``
+        *([f"training.learning_rate={_value(rate)}", f"study.selection={_value(json.dumps(_fixed(rate)))}"]
+          if isinstance(rate, float) else []),
+        *getattr(ds.method_overrides, method),
+        *extra,
+        f"model.source={_value(backbone)}",
+        f"method.name={method}",
+        f"data.shots_per_class={_value(None if shots == 'all' else shots)}",
+        "data.max_train_samples=null",  # the grid's size is the only subsampling
+        "data.train_fraction=null",
+        f"training.seed={seed}",
+        # each seed draws its own training subset (validation and test rows stay the split seed's)
+        f"data.subset_seed={seed if spec.resample_subsets else 'null'}",
+        "training.resume_from=null",  # an unfinished run starts over: runs are short
+        f"name={_value(name)}",
+        f"output.dir={_value(str(run_dir))}",
+        "output.overwrite=true",  # reruns replace stale or half-written runs (finished ones are skipped)
+        "study.per_row=true",  # the contract's paired per-row correctness (test, shifted test)
+        *_measure_overrides(spec),
+    ]
+
+
+def make_run(spec: CompareSpec, ds: DatasetSpec, backbone: str, method: str, shots: int | str, seed: int,
+             name: str, run_dir: Path, extra: list[str] = (), after: list[str] = ()) -> GridRun:  # fmt: skip
+    """One run's config, loaded and checked (``after``: overrides applied last, e.g. a selection run's switches).
+
+    Raises:
+        ConfigError: naming the data set and run.
+    """
+    overrides = [*run_overrides(spec, ds, backbone, method, shots, seed, name, run_dir, extra), *after]
+    try:
+        cfg = load_config(ds.recipe, overrides)
+    except ConfigError as err:
+        raise ConfigError(f"dataset {ds.name}, run {name}: {err}") from err
+    return GridRun(name, ds.name, cfg.modality, backbone, method, shots, seed, cfg)
+
+
+def cells(spec: CompareSpec) -> list[tuple[DatasetSpec, str, str, int | str]]:
+    """Every (data set, backbone, method, size) of the spec, each data set's recipe checked once.
+
+    Raises:
+        ConfigError: a recipe or override that does not make a valid run config (naming the data set).
+    """
+    backbones = {}
+    for ds in spec.datasets:
+        try:
+            base = load_config(ds.recipe, [*spec.overrides, *ds.overrides])
+        except ConfigError as err:
+            raise ConfigError(f"dataset {ds.name}: {err}") from err
+        backbones[ds.name] = ds.backbones or [base.model.source]
+        labels = [backbone_label(b) for b in backbones[ds.name]]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"dataset {ds.name}: backbones {ds.backbones} share a short name {labels}; rename a folder")
+    return [
+        (ds, backbone, method, shots)
+        for shots in spec.shots_per_class
+        for ds in spec.datasets
+        for backbone in backbones[ds.name]
+        for method in spec.methods
+    ]
+
+
+def runs_dir_of(spec: CompareSpec, report_dir: Path) -> Path:
+    return Path(spec.runs_dir) if spec.runs_dir else Path(report_dir) / "runs"
+
+
 def expand(spec: CompareSpec, report_dir: Path, tuned: dict[str, list[str]] | None = None) -> list[GridRun]:
     """Every run of the spec, its config loaded and checked; seeds outermost, so a cut-short grid has whole seeds.
 
-    tuned: per cell name, the overrides a search chose (after the method's own, before the grid's keys).
+    tuned: per cell name, the overrides a selection chose (after the method's own, before the grid's keys).
 
     Raises:
         ConfigError: a recipe or override that does not make a valid run config (naming the data set and run).
     """
-    runs_dir = Path(spec.runs_dir) if spec.runs_dir else Path(report_dir) / "runs"
-    measure = _measure_overrides(spec)
-    bases = {}
-    for ds in spec.datasets:
-        try:
-            bases[ds.name] = load_config(ds.recipe, [*spec.overrides, *ds.overrides])
-        except ConfigError as err:
-            raise ConfigError(f"dataset {ds.name}: {err}") from err
-        labels = [backbone_label(b) for b in ds.backbones or [bases[ds.name].model.source]]
-        if len(set(labels)) != len(labels):
-            raise ConfigError(f"dataset {ds.name}: backbones {ds.backbones} share a short name {labels}; rename a folder")
-
+    runs_dir = runs_dir_of(spec, report_dir)
+    grid = cells(spec)
     runs = []
     for seed in spec.seeds:
-        for shots in spec.shots_per_class:
-            for ds in spec.datasets:
-                for backbone in ds.backbones or [bases[ds.name].model.source]:
-                    for method in spec.methods:
-                        name = run_name(ds.name, backbone, method, shots, seed)
-                        rate = getattr(ds.learning_rates, method)
-                        overrides = [
-                            *spec.overrides,
-                            *ds.overrides,
-                            *([f"training.learning_rate={_value(rate)}"] if rate is not None else []),
-                            *getattr(ds.method_overrides, method),
-                            *(tuned or {}).get(cell_name(ds.name, backbone, method, shots), []),
-                            f"model.source={_value(backbone)}",
-                            f"method.name={method}",
-                            f"data.shots_per_class={_value(None if shots == 'all' else shots)}",
-                            "data.max_train_samples=null",  # the grid's size is the only subsampling
-                            "data.train_fraction=null",
-                            f"training.seed={seed}",
-                            "training.resume_from=null",  # an unfinished run starts over: runs are short
-                            f"name={_value(name)}",
-                            f"output.dir={_value(str(runs_dir / name))}",
-                            "output.overwrite=true",  # reruns replace stale or half-written runs (finished ones are skipped)
-                            *measure,
-                        ]
-                        try:
-                            cfg = load_config(ds.recipe, overrides)
-                        except ConfigError as err:
-                            raise ConfigError(f"dataset {ds.name}, run {name}: {err}") from err
-                        runs.append(GridRun(name, ds.name, cfg.modality, backbone, method, shots, seed, cfg))
+        for ds, backbone, method, shots in grid:
+            name = run_name(ds.name, backbone, method, shots, seed)
+            extra = (tuned or {}).get(cell_name(ds.name, backbone, method, shots), [])
+            runs.append(make_run(spec, ds, backbone, method, shots, seed, name, runs_dir / name, extra))
     return runs

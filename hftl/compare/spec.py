@@ -50,8 +50,10 @@ def _per_method(class_name: str, doc: str, annotation: Any, help_of: Callable[[M
 
 
 MethodLearningRates = _per_method(
-    "MethodLearningRates", "Peak learning rate per method; null keeps the recipe's training.learning_rate.",
-    float | None, lambda m: f"learning rate of method={m.name}{m.learning_rate_note}", default=None,
+    "MethodLearningRates",
+    "Peak learning rate per method: one value, or a list swept on validation per (backbone, size) before the seeds "
+    "run (compare/selection.py); null keeps the recipe's training.learning_rate.",
+    float | list[float] | None, lambda m: f"learning rate(s) of method={m.name}{m.learning_rate_note}", default=None,
 )  # fmt: skip
 MethodOverrides = _per_method(
     "MethodOverrides", "key=value overrides applied to one method's runs only.",
@@ -69,6 +71,9 @@ class DatasetSpec:
     method_overrides: MethodOverrides = _help("key=value overrides per method", factory=MethodOverrides)
 
     def __post_init__(self) -> None:
+        for method, rate in vars(self.learning_rates).items():
+            if isinstance(rate, list) and (not rate or len(set(rate)) != len(rate) or min(rate) <= 0):
+                raise ConfigError(f"dataset {self.name}: learning_rates.{method} must be distinct values > 0, got {rate}")
         if not self.name or not _NAME.match(self.name):
             raise ConfigError(f"name must be letters, digits, '.', '_' or '-' (it names run folders), got {self.name!r}")
         if not self.recipe:
@@ -124,7 +129,22 @@ class CompareSpec:
     shots_per_class: list[int | Literal["all"]] = _help(
         "training sizes: rows per class, or 'all' for the whole train split", factory=lambda: [5, 20, 100, "all"]
     )
-    seeds: list[int] = _help("training seeds (init, data order, dropout); the data subset stays the same", factory=lambda: [0, 1, 2])
+    seeds: list[int] = _help(
+        "seeds: each sets the initialisation, data order and dropout and (resample_subsets) draws its own training "
+        "subset", factory=lambda: [0, 1, 2]
+    )
+    resample_subsets: bool = _help(
+        "each seed draws its own stratified training subset (data.subset_seed = the seed); false: one subset for all",
+        True,
+    )
+    curve_methods: list[Method] = _help(
+        "methods whose every listed learning rate also trains every seed, for the learning-vs-forgetting curve "
+        "(Biderman 2024: compare LoRA and full along the rate, not at one rate each); these runs go to "
+        "RUNS_DIR/curve/ and study.role='curve', apart from the cells' reported runs", factory=list
+    )
+    selection_seed: int = _help(
+        "seed (and training subset) of the selection runs that sweep a list of learning rates on validation", 1000
+    )
     datasets: list[DatasetSpec] = _help("data sets, each with its base recipe", factory=list)
     measure: Measurements = _help("extra measurements in every run", factory=Measurements)
     overrides: list[str] = _help("key=value overrides for every run (before the data set's own)", factory=list)
@@ -169,6 +189,24 @@ class CompareSpec:
             raise ConfigError(f"datasets: names must be unique, got {names}")
 
 
+def check_zoo_backbones(spec: CompareSpec, path: Path) -> None:
+    """Every zoo:NAME backbone (with zoo19's @Lk / @random suffixes) names a model of the zoo: an unknown name is an
+    error at spec load, before any run, not a failed run an hour later."""
+    from hftl import zoo
+
+    models = sorted(e.name for e in zoo.entries() if e.kind == "model")
+    for i, ds in enumerate(spec.datasets):
+        for source in ds.backbones or []:
+            if not source.startswith("zoo:"):
+                continue
+            name = source.removeprefix("zoo:").split("@", 1)[0]
+            if name not in models:
+                raise ConfigError(
+                    f"datasets[{i}] ({ds.name}).backbones: {source!r} is not a model of the zoo ({path}); "
+                    f"zoo models: {', '.join(models)}"
+                )
+
+
 def load_spec(path: str | Path) -> CompareSpec:
     """Read and check a compare spec.
 
@@ -201,6 +239,7 @@ def load_spec(path: str | Path) -> CompareSpec:
         raise ConfigError(f"{err} ({path})") from err
     if spec.name is None:
         spec.name = path.stem
+    check_zoo_backbones(spec, path)
     if tune_raw is not None:
         from hftl.tune.space import parse_search
 

@@ -8,6 +8,7 @@ On executor ray the searches run as Ray Tune experiments on the same cluster; ot
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,9 +33,15 @@ def tune_cells(spec: CompareSpec, runs: list[GridRun], report_dir: Path, executo
         base = out / "base.yaml"
         save_config(run.config, base)
         echo(f"tuning {cell}")
-        best, _ = tune(
+        best, trials = tune(
             str(base), [], spec.tune, out, executor="ray" if executor == "ray" else "local",
             ray_address=spec.ray.address, echo=lambda line: echo(f"  {line}"),
         )  # fmt: skip
-        chosen[cell] = as_overrides(best.params)
+        record = {
+            "searched": {key.rsplit(".", 1)[-1]: str(param) for key, param in spec.tune.space_for(run.method).items()},
+            "chosen": {key.rsplit(".", 1)[-1]: value for key, value in best.params.items()},
+            "metric": run.config.training.metric_for_best, "split": "validation", "value": best.value,
+            "trials": len(trials), "selection_seed": run.seed, "how": f"hftl tune ({out})",
+        }  # fmt: skip
+        chosen[cell] = [*as_overrides(best.params), f"study.selection={json.dumps(json.dumps(record))}"]
     return chosen

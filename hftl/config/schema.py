@@ -82,10 +82,15 @@ class DataConfig:
     validation_fraction: float = _help("share of train carved out as validation when the data has none", 0.1)
     test_fraction: float = _help("share of train carved out as test when the data has none", 0.2)
     split_seed: int = _help("seed of carved splits and subsampling (independent of the training seed)", 42)
+    subset_seed: int | None = _help(
+        "seed of the training subset draw (shots_per_class / max_train_samples / train_fraction); a study sets it per "
+        "seed so each seed draws its own subset; null: split_seed", None
+    )
     max_train_samples: int | None = _help("stratified subsample of the train split to this many rows", None)
     train_fraction: float | None = _help("stratified subsample of the train split to this share", None)
     shots_per_class: int | None = _help("few-shot: this many training rows per class", None)
     max_eval_samples: int | None = _help("stratified cap on validation and test rows (quick runs)", None)
+    max_test_samples: int | None = _help("stratified cap on test rows alone (overrides max_eval_samples for test)", None)
     on_bad_sample: Literal["error", "skip"] = _help(
         "a row that cannot be used (unreadable or empty file, NaN audio, empty text, unknown or missing label): "
         "error stops naming it; skip leaves it out and lists it in RUN/skipped_samples.json",
@@ -102,7 +107,7 @@ class DataConfig:
                 raise ConfigError(f"data.{key} must be in (0, 1), got {getattr(self, key)}")
         if self.train_fraction is not None and not 0.0 < self.train_fraction <= 1.0:
             raise ConfigError(f"data.train_fraction must be in (0, 1], got {self.train_fraction}")
-        for key in ("max_train_samples", "shots_per_class", "max_eval_samples"):
+        for key in ("max_train_samples", "shots_per_class", "max_eval_samples", "max_test_samples"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(f"data.{key} must be >= 1, got {value}")
@@ -142,6 +147,27 @@ class LpFtSettings:
             raise ConfigError(f"method.lp_ft.probe_learning_rate must be > 0, got {self.probe_learning_rate}")
 
 
+@dataclass
+class ProbeSettings:
+    """How a linear probe (method=linear_probe, and LP-FT's probe phase) fits its head on the frozen features."""
+
+    solver: Literal["logistic", "sgd"] = _help(
+        "logistic: an L2-regularised logistic regression (sklearn, L-BFGS) on cached features, its strength swept on "
+        "validation (Kornblith 2019, Kumar 2022); sgd: the head trained by the loop at training.learning_rate", "logistic"
+    )
+    c_grid: list[float] = _help(
+        "inverse L2 strengths C swept on validation (solver=logistic; features standardised)",
+        factory=lambda: [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0],
+    )
+    max_iter: int = _help("L-BFGS iteration cap per C (solver=logistic)", 1000)
+
+    def __post_init__(self) -> None:
+        if not self.c_grid or any(c <= 0 for c in self.c_grid):
+            raise ConfigError(f"method.probe.c_grid must be a non-empty list of values > 0, got {self.c_grid}")
+        if self.max_iter < 1:
+            raise ConfigError(f"method.probe.max_iter must be >= 1, got {self.max_iter}")
+
+
 METHODS = ("full", "lora", "linear_probe", "scratch", "lp_ft")
 
 
@@ -154,6 +180,7 @@ class MethodConfig:
     )
     lora: LoraSettings = _help("LoRA settings (method.name=lora)", factory=LoraSettings)
     lp_ft: LpFtSettings = _help("probe phase of method.name=lp_ft", factory=LpFtSettings)
+    probe: ProbeSettings = _help("how linear_probe and lp_ft's probe phase fit the head", factory=ProbeSettings)
 
 
 @dataclass
@@ -230,7 +257,12 @@ class EvaluationConfig:
         False,
     )
     probe_max_samples: int = _help(
-        "rows (stratified) each of transferability / shift / forgetting uses at most: keeps their cost small", 500
+        "rows (stratified) transferability and forgetting use at most: keeps their cost small (shift scores the "
+        "test rows themselves)", 500
+    )
+    forgetting_rows: int | None = _help(
+        "probe rows of the forgetting measurement (2/3 k-NN reference, 1/3 scored, paired before/after); "
+        "null: probe_max_samples", None
     )
 
     def __post_init__(self) -> None:
@@ -238,6 +270,31 @@ class EvaluationConfig:
             raise ConfigError(f"evaluation.shift_severities must be a non-empty list of 1..5, got {self.shift_severities}")
         if self.probe_max_samples < 10:
             raise ConfigError(f"evaluation.probe_max_samples must be >= 10, got {self.probe_max_samples}")
+        if self.forgetting_rows is not None and self.forgetting_rows < 10:
+            raise ConfigError(f"evaluation.forgetting_rows must be >= 10, got {self.forgetting_rows}")
+
+
+@dataclass
+class StudyConfig:
+    """Set by ``hftl compare`` for the runs of a study (results.json 'study' and 'per_row')."""
+
+    selection: str | None = _help(
+        "JSON of how this run's hyper-parameters were chosen on validation (searched, chosen, metric, value, trials); "
+        "hftl compare writes it, the run records it", None
+    )
+    per_row: bool = _help(
+        "record the test rows' ids and each row's correctness, clean and under every shift (results.json 'per_row')",
+        False,
+    )
+
+    def __post_init__(self) -> None:
+        if self.selection is not None:
+            import json
+
+            try:
+                json.loads(self.selection)
+            except ValueError as err:
+                raise ConfigError(f"study.selection must be JSON: {err}") from err
 
 
 @dataclass
@@ -303,6 +360,7 @@ class Config:
     method: MethodConfig = _help("how to transfer", factory=MethodConfig)
     training: TrainingConfig = _help("the optimisation loop", factory=TrainingConfig)
     evaluation: EvaluationConfig = _help("metrics", factory=EvaluationConfig)
+    study: StudyConfig = _help("what a compare study records about the run", factory=StudyConfig)
     export: ExportConfig = _help("ONNX export", factory=ExportConfig)
     output: OutputConfig = _help("where results go", factory=OutputConfig)
     push: PushConfig = _help("share the result on the Hugging Face Hub", factory=PushConfig)

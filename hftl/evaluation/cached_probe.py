@@ -173,7 +173,7 @@ def _split_key(cfg: Config, split: str, dataset: Any, fingerprint: str | None, h
         "model": model_files,
         "backbone": variant_key(cfg),  # the same files cut to k layers or re-initialised give other features
         "revision": cfg.model.revision,
-        "data": dataclasses.asdict(cfg.data),
+        "data": _data_key(cfg, split),
         "preprocessing": dataclasses.asdict(section) if section is not None else None,
         "split": split,
         "rows": len(dataset),
@@ -181,6 +181,19 @@ def _split_key(cfg: Config, split: str, dataset: Any, fingerprint: str | None, h
         "heads": heads,
         "precision": precision,
     })  # fmt: skip
+
+
+TRAIN_SUBSET_KEYS = ("shots_per_class", "max_train_samples", "train_fraction", "subset_seed")
+
+
+def _data_key(cfg: Config, split: str) -> dict[str, Any]:
+    """The data settings a split's rows depend on: validation's do not change with the training subset, so every
+    seed and size of a study shares its validation features."""
+    data = dataclasses.asdict(cfg.data)
+    if split != "train":
+        for key in TRAIN_SUBSET_KEYS:
+            data.pop(key)
+    return data
 
 
 def fit_cached_probe(
@@ -224,6 +237,10 @@ def fit_cached_probe(
         if not _head_reproduces(model, order, {"features": ordered["validation"]["features"][:2]}, logits, accelerator):
             return None
     head = CapturedHead(_unwrap_peft(model), order, len(np.unique(ordered["train"]["labels"])))
+    if cfg.method.probe.solver == "logistic":
+        result = fit_logistic_head(cfg, head, ordered, _num_labels(model))
+        if result is not None:
+            return result
     logger.info(
         "probe on cached features: %s rows x %d (head input of %s)",
         {s: len(a["labels"]) for s, a in ordered.items()}, ordered["train"]["features"].shape[1], order[0],
@@ -234,6 +251,95 @@ def fit_cached_probe(
     result = trainer.fit()  # ends with the best head loaded; the modules are the model's own
     trainer.release()
     return result
+
+
+def _num_labels(model: torch.nn.Module) -> int:
+    return int(_unwrap_peft(model).config.num_labels)
+
+
+def _head_linears(head: CapturedHead) -> list[torch.nn.Linear]:
+    return [m for name in head.order for m in getattr(head, name).modules() if isinstance(m, torch.nn.Linear)]
+
+
+@torch.no_grad()
+def write_linear_head(head: CapturedHead, weight: np.ndarray, bias: np.ndarray) -> bool:
+    """Make ``head`` compute ``weight @ x + bias``; False when its modules cannot hold that affine map exactly.
+
+    One Linear takes the map as it is; two (Whisper's projector, then the classifier: linear up to the frame mean)
+    take it in the projector's first rows and pass those rows through the classifier (an identity block), which
+    needs a projector at least as wide as the number of classes. The result is checked on random inputs.
+    """
+    linears = _head_linears(head)
+    w, b = torch.as_tensor(weight, dtype=torch.float32), torch.as_tensor(bias, dtype=torch.float32)
+    classes, width = w.shape
+    if len(linears) == 1 and tuple(linears[0].weight.shape) == (classes, width):
+        linears[0].weight.copy_(w)
+        if linears[0].bias is not None:
+            linears[0].bias.copy_(b)
+    elif len(linears) == 2 and linears[0].in_features == width and linears[0].out_features >= classes:
+        first, second = linears
+        first.weight.zero_()
+        first.weight[:classes].copy_(w)
+        if first.bias is not None:
+            first.bias.zero_()
+            first.bias[:classes].copy_(b)
+        second.weight.zero_()
+        second.weight[:, :classes].copy_(torch.eye(classes))
+        if second.bias is not None:
+            second.bias.zero_()
+    else:
+        return False
+    probe_inputs = torch.randn(4, width, dtype=torch.float32)
+    device = linears[0].weight.device
+    expected = probe_inputs @ w.T + b
+    was_training = head.training
+    head.eval()
+    got = head(probe_inputs.to(device, linears[0].weight.dtype)).logits.float().cpu()
+    head.train(was_training)
+    return bool(torch.allclose(got, expected, atol=1e-3 * max(1.0, float(expected.abs().max()))))
+
+
+def fit_logistic_head(cfg: Config, head: CapturedHead, arrays: dict[str, dict[str, np.ndarray]], num_labels: int) -> TrainResult | None:
+    """The head as an L2-swept logistic regression on the cached features (hftl/evaluation/logistic_probe.py);
+    None (the loop then trains it) when the head's modules cannot hold a linear map."""
+    import time
+
+    from hftl.evaluation.logistic_probe import fit_logistic_probe
+    from hftl.run.hooks import TrainerState
+    from hftl.run.metrics import compute_metrics
+
+    started = time.perf_counter()
+    train, val = arrays["train"], arrays["validation"]
+    settings = cfg.method.probe
+    probe = fit_logistic_probe(
+        train["features"], train["labels"], val["features"], val["labels"], settings.c_grid, num_labels, settings.max_iter
+    )
+    if not write_linear_head(head, probe.weight, probe.bias):
+        logger.warning("probe: the head (%s) is not one affine map; training it with the loop instead", ", ".join(head.order))
+        return None
+    logits = probe.logits(val["features"])
+    metrics = compute_metrics(cfg.evaluation.metrics, logits.argmax(axis=1), val["labels"])
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    metrics["loss"] = float(-log_probs[np.arange(len(val["labels"])), val["labels"]].mean())
+    seconds = time.perf_counter() - started
+    state = TrainerState(
+        step=0, best_metric=metrics.get(cfg.training.metric_for_best), best_step=0, train_seconds=seconds,
+        samples_seen=len(train["labels"]), history=[{"step": 0, "epoch": 0, **{f"eval/{k}": v for k, v in metrics.items()}}],
+    )  # fmt: skip
+    logger.info(
+        "probe: logistic regression (L-BFGS) on %d x %d cached features, C=%g chosen on validation (accuracy %.4f; "
+        "per C: %s), %d iterations", len(train["labels"]), train["features"].shape[1], probe.c,
+        probe.validation_accuracy, probe.scores, probe.iterations,
+    )  # fmt: skip
+    return TrainResult(
+        state=state, best_eval=metrics, total_steps=0,
+        selection={"searched": {"l2_C": sorted(probe.scores)}, "chosen": {"l2_C": probe.c}, "metric": "accuracy",
+                   "split": "validation", "value": probe.validation_accuracy, "trials": len(probe.scores),
+                   "per_trial": {str(c): v for c, v in probe.scores.items()}},
+        budget={"solver": "lbfgs", "cap_steps": settings.max_iter, "steps": probe.iterations,
+                "stopped": "converged" if probe.converged else "cap"},
+    )  # fmt: skip
 
 
 def _to(collate, device: torch.device):

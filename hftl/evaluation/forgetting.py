@@ -37,12 +37,13 @@ from hftl.errors import ModelError
 from hftl.evaluation.feature_cache import cache_key, cached_arrays, folder_fingerprint
 from hftl.evaluation.features import backbone_of, load_backbone, split_features
 from hftl.evaluation.similarity import linear_cka
-from hftl.evaluation.transferability import knn_accuracy
+from hftl.evaluation.transferability import knn_predict
 from hftl.evaluation.wer import word_error_rate
 from hftl.modalities import get_modality
 from hftl.modalities.whisper import POSITIONS_PER_SECOND, SAMPLE_RATE, shorten_whisper_encoder
 from hftl.run.backbone import variant_key
 from hftl.run.data import load_splits, stratified_sample
+from hftl.run.methods import get_method
 from hftl.run.models import find_adapter, resolve_model_source
 from hftl.zoo.espeak import espeak_binary, speak
 
@@ -100,7 +101,7 @@ def probe_forgetting(
         cfg, data=DataConfig(source=source, input_column=column, label_column=label, split_seed=cfg.data.split_seed)
     )
     splits, _ = load_splits(probe_cfg.data)
-    cap = cfg.evaluation.probe_max_samples
+    cap = cfg.evaluation.forgetting_rows or cfg.evaluation.probe_max_samples
     parts = []
     for name, share in (("train", cap - cap // 3), ("test", cap // 3)):
         part = splits[name]
@@ -121,18 +122,31 @@ def probe_forgetting(
     after, _ = split_features(model, modality, processor, probe_cfg, rows)
     after = next(iter(after.values()))
 
-    def knn(features: np.ndarray) -> float:
-        return knn_accuracy(features[:n_train], labels[:n_train], features[n_train:], labels[n_train:], k=KNN_K)
+    def knn_correct(features: np.ndarray) -> list[int]:
+        predicted = knn_predict(features[:n_train], labels[:n_train], features[n_train:], KNN_K)
+        return [int(p == t) for p, t in zip(predicted.tolist(), labels[n_train:].tolist(), strict=True)]
 
+    correct_before, correct_after = knn_correct(before), knn_correct(after)
     return _result(
         source,
-        knn_accuracy_before=knn(before),
-        knn_accuracy_after=knn(after),
+        knn_accuracy_before=float(np.mean(correct_before)),
+        knn_accuracy_after=float(np.mean(correct_after)),
         cka=linear_cka(before, after),
         n_train=n_train,
         n_test=len(rows) - n_train,
         k=KNN_K,
+        # paired per-row correctness on the same probe rows: the change and its interval come from these
+        probe_rows=len(correct_before),
+        correct_before=correct_before,
+        correct_after=correct_after,
+        paired_change_se=paired_change_se(correct_before, correct_after),
     )
+
+
+def paired_change_se(before: list[int], after: list[int]) -> float:
+    """Standard error of mean(after - before) over paired rows (sd of the per-row differences / sqrt(n))."""
+    diff = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
+    return float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
 
 
 def _source_key(cfg: Config, n_rows: int) -> str | None:
@@ -151,7 +165,7 @@ def _source_key(cfg: Config, n_rows: int) -> str | None:
         "model": cfg.model.source, "model_files": model_files, "modality": cfg.modality, "backbone": variant_key(cfg),
         "probe": probe, "probe_files": folder_fingerprint(zoo.entry_path(probe.removeprefix("zoo:"))),
         # the rows are a function of these (stratified_sample is seeded); the inputs of the modality's settings
-        "rows": [cfg.evaluation.probe_max_samples, cfg.data.split_seed, n_rows],
+        "rows": [cfg.evaluation.forgetting_rows or cfg.evaluation.probe_max_samples, cfg.data.split_seed, n_rows],
         "inputs": dataclasses.asdict(section) if section is not None else None,
     })  # fmt: skip
 
@@ -251,5 +265,6 @@ def measure_forgetting(
     else:
         logger.warning("forgetting: no probe for modality %s with %s", cfg.modality, type(model).__name__)
         result = _result("none")
+    result["control"] = not get_method(cfg.method.name).changes_backbone  # the probe: the zero-change control
     result["seconds"] = round(time.perf_counter() - started, 2)
     return result

@@ -10,6 +10,7 @@ from hftl.evaluation.features import split_features
 from hftl.evaluation.forgetting import measure_forgetting
 from hftl.evaluation.shift import score_shift
 from hftl.evaluation.transferability import knn_accuracy, logme, probe_accuracy
+from hftl.run.methods import get_method
 
 if TYPE_CHECKING:
     import torch
@@ -41,6 +42,10 @@ def transferability(
         "probe_accuracy": probe_accuracy(train, train_labels, val, val_labels, seed=cfg.training.seed),
         "n_train": len(train_labels),
         "n_validation": len(val_labels),
+        # LogME with no more rows than feature dimensions is dominated by its prior: flagged for the reader
+        "n_rows": len(train_labels),
+        "feature_dim": int(train.shape[1]),
+        "n_le_d": bool(len(train_labels) <= train.shape[1]),
         "k": KNN_K,
         "seconds": round(time.perf_counter() - started, 2),
     }
@@ -60,6 +65,7 @@ def after_training(
     out: dict[str, Any] = {}
     if cfg.evaluation.shift:
         out["shift"] = score_shift(cfg, modality, processor, model, accelerator, splits["test"])
-    if cfg.evaluation.forgetting and accelerator.is_main_process:
+    # scratch never had the source's knowledge: there is nothing for it to forget
+    if cfg.evaluation.forgetting and accelerator.is_main_process and get_method(cfg.method.name).pretrained:
         out["forgetting"] = measure_forgetting(cfg, modality, processor, accelerator.unwrap_model(model), label_names)
     return out

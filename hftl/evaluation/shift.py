@@ -1,6 +1,9 @@
 """The trained model's scores on shifted copies of its test split (results["shift"]).
 
 The copies come from the run's modality (``Modality.shift_variants``; the transforms: hftl/modalities/shifts.py).
+Every copy is of the SAME test rows the run's test accuracy is measured on (``data.max_test_samples`` /
+``max_eval_samples`` set how many), in the same order, so clean and shifted accuracy are a paired comparison:
+``correct`` holds each row's correctness per variant (moved to results.json 'per_row' by the recipe).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from torch.utils.data import DataLoader
 
-from hftl.run.data import stratified_sample
 from hftl.run.training import evaluate
 
 if TYPE_CHECKING:
@@ -30,25 +32,29 @@ def shifted_splits(split: Dataset, cfg: Config, modality: Modality, processor: A
 def score_shift(
     cfg: Config, modality: Modality, processor: Any, model: Any, accelerator: Any, test_split: Dataset
 ) -> dict[str, Any]:
-    """The model's metrics on the (capped) test rows and on each shifted copy of them: results["shift"]."""
+    """The model's metrics on the test rows and on each shifted copy of the same rows: results["shift"]."""
     started = time.perf_counter()
-    cap = cfg.evaluation.probe_max_samples
-    if len(test_split) > cap:
-        test_split = test_split.select(stratified_sample(np.asarray(test_split[cfg.data.label_column]), cap, cfg.data.split_seed))
     collate = modality.collator(processor, cfg)
     names = list(dict.fromkeys(["accuracy", *cfg.evaluation.metrics]))  # the mean below needs accuracy
 
-    def metrics_on(split: Dataset) -> dict[str, float]:
+    correct: dict[str, list[int]] = {}
+
+    def metrics_on(name: str, split: Dataset) -> dict[str, float]:
         prepared = modality.prepare(split, processor, cfg, train=False)
         loader = DataLoader(prepared, batch_size=cfg.evaluation.batch_size, shuffle=False, collate_fn=collate)
-        return evaluate(model, accelerator.prepare(loader), accelerator, names)[0]
+        metrics, preds, labels = evaluate(model, accelerator.prepare(loader), accelerator, names)
+        correct[name] = [int(p == t) for p, t in zip(preds.tolist(), labels.tolist(), strict=True)]
+        return metrics
 
-    clean = metrics_on(test_split)
-    variants = {name: metrics_on(split) for name, split in shifted_splits(test_split, cfg, modality, processor).items()}
+    clean = metrics_on("clean", test_split)
+    variants = {name: metrics_on(name, split) for name, split in shifted_splits(test_split, cfg, modality, processor).items()}
+    correct.pop("clean")
     return {
         "variants": variants,
         "mean_accuracy": float(np.mean([m["accuracy"] for m in variants.values()])),
         "clean_accuracy": clean["accuracy"],
         "n_samples": len(test_split),
+        "same_rows_as_test": True,
         "seconds": round(time.perf_counter() - started, 2),
+        "correct": correct,
     }

@@ -151,16 +151,26 @@ def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
 
 
 def audio_variants(split: Dataset, cfg: Config, sample_rate: int, seed: int) -> dict[str, Dataset]:
-    """One copy of ``split`` per SNR, each clip cut/padded to ``audio.clip_seconds`` and mixed with white noise."""
+    """Shifted copies of ``split``'s clips (cut/padded to ``audio.clip_seconds``): noise at each SNR, reverberation,
+    band-limiting, the telephone band, and (rows that say what was spoken) held-out espeak-ng voices and styles."""
+    from hftl.modalities.speech_shifts import respoken_variants
+
     column, root = cfg.data.input_column, data_root(cfg)
     length = cfg.audio.clip_seconds * sample_rate
     waves = [fit_length(load_audio(x, sample_rate, root), length) for x in split[column]]
-    out = {}
+    shaped: dict[str, list[np.ndarray]] = {}
     for snr in shifts.AUDIO_SNR_DB:
-        variant = f"noise_snr{snr:g}db"
-        noisy = [aug.add_noise(w, snr, shifts.row_rng(seed, variant, i)) for i, w in enumerate(waves)]
-        out[variant] = shifts.replace_column(split, column, [{"array": w, "sampling_rate": sample_rate} for w in noisy])
-    return out
+        variant = f"snr_{snr:g}db_noise"
+        shaped[variant] = [aug.add_noise(w, snr, shifts.row_rng(seed, variant, i)) for i, w in enumerate(waves)]
+    shaped["reverb"] = [shifts.reverb(w, sample_rate, shifts.row_rng(seed, "reverb", i)) for i, w in enumerate(waves)]
+    shaped["lowpass_2khz"] = [shifts.lowpass(w, sample_rate) for w in waves]
+    shaped["telephone_band"] = [shifts.telephone(w, sample_rate) for w in waves]
+    shaped.update(respoken_variants(split, cfg, sample_rate, length))
+
+    def as_column(clips: list[np.ndarray]) -> list[dict[str, Any]]:
+        return [{"array": w, "sampling_rate": sample_rate} for w in clips]
+
+    return {name: shifts.replace_column(split, column, as_column(clips)) for name, clips in shaped.items()}
 
 
 class AudioModality(Modality):

@@ -187,7 +187,7 @@ def vision_variants(split: Dataset, cfg: Config, severities: list[int], seed: in
     out = {}
     for name, corrupt in shifts.CORRUPTIONS.items():
         for severity in severities:
-            variant = f"{name}_s{severity}"
+            variant = shifts.corruption_name(name, severity)
             shifted = [shifts.png(corrupt(im, severity, shifts.row_rng(seed, variant, i))) for i, im in enumerate(images)]
             out[variant] = shifts.replace_column(raw, column, shifted)
     return out

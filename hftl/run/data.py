@@ -259,6 +259,7 @@ def load_splits(
     cfg: DataConfig,
     check_input: Callable[[Any], None] | None = None,
     skipped: list[dict[str, Any]] | None = None,
+    row_ids: dict[str, list[str]] | None = None,
 ) -> tuple[DatasetDict, list[str]]:
     """train / validation / test splits with a ClassLabel label column, subsampled as configured, and the class names.
 
@@ -295,17 +296,21 @@ def load_splits(
 
     before = {k: len(v) for k, v in ds.items()}
     train_labels = np.asarray(ds["train"][cfg.label_column])
+    # The training subset has its own seed (a study draws one per seed); validation and test stay the split seed's,
+    # so every run of a data set is selected and scored on the same rows.
+    subset_seed = cfg.split_seed if cfg.subset_seed is None else cfg.subset_seed
     if cfg.shots_per_class is not None:
-        ds["train"] = ds["train"].select(shots_sample(train_labels, cfg.shots_per_class, cfg.split_seed))
+        ds["train"] = ds["train"].select(shots_sample(train_labels, cfg.shots_per_class, subset_seed))
     elif cfg.max_train_samples is not None:
-        ds["train"] = ds["train"].select(stratified_sample(train_labels, cfg.max_train_samples, cfg.split_seed))
+        ds["train"] = ds["train"].select(stratified_sample(train_labels, cfg.max_train_samples, subset_seed))
     elif cfg.train_fraction is not None and cfg.train_fraction < 1.0:
         n = max(len(names), round(cfg.train_fraction * len(train_labels)))
-        ds["train"] = ds["train"].select(stratified_sample(train_labels, n, cfg.split_seed))
-    if cfg.max_eval_samples is not None:
-        for split in ("validation", "test"):
+        ds["train"] = ds["train"].select(stratified_sample(train_labels, n, subset_seed))
+    caps = {"validation": cfg.max_eval_samples, "test": cfg.max_test_samples or cfg.max_eval_samples}
+    for split, cap in caps.items():
+        if cap is not None:
             labels = np.asarray(ds[split][cfg.label_column])
-            ds[split] = ds[split].select(stratified_sample(labels, cfg.max_eval_samples, cfg.split_seed))
+            ds[split] = ds[split].select(stratified_sample(labels, cap, cfg.split_seed))
     for role, part in ds.items():
         if len(part) != before[role]:
             history[role].append(f"subsampled to {len(part)} (data.shots_per_class / max_*_samples / train_fraction)")
@@ -317,6 +322,8 @@ def load_splits(
     _check_not_empty(ds, history, list(_SPLIT_NAMES))
     if bad.skipped:
         logger.warning("data.on_bad_sample=skip: left out %d rows (first: %s)", len(bad.skipped), bad.skipped[0])
+    if row_ids is not None:
+        row_ids.update({role: [f"{origin[role]}:{i}" for i in part[_ROW]] for role, part in ds.items()})
     return ds.remove_columns(_ROW), names
 
 

@@ -59,6 +59,8 @@ class TrainResult:
     state: TrainerState
     best_eval: dict[str, float]
     total_steps: int
+    selection: dict[str, Any] | None = None  # a fit that chose its own hyper-parameters on validation (the probe's C)
+    budget: dict[str, Any] | None = None  # a fit that is not the loop's steps (L-BFGS iterations)
 
 
 def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:

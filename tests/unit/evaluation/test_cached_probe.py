@@ -30,7 +30,7 @@ def _eval_curve(results: dict) -> list[float]:
 
 
 def test_linear_probe_on_cached_features_matches_the_step_by_step_probe(quick_overrides, tmp_path, cache_home, caplog):
-    common = ["method.name=linear_probe", "training.epochs=4"]
+    common = ["method.name=linear_probe", "training.epochs=4", "method.probe.solver=sgd"]
     with caplog.at_level(logging.INFO, logger="hftl"):
         cached = _run(quick_overrides, tmp_path, "cached", *common)
     assert "probe on cached features" in caplog.text
@@ -48,7 +48,7 @@ def test_linear_probe_on_cached_features_matches_the_step_by_step_probe(quick_ov
 
 
 def test_lp_ft_probe_phase_uses_the_cache_and_matches(quick_overrides, tmp_path, cache_home):
-    common = ["method.name=lp_ft", "method.lp_ft.probe_epochs=2", "training.epochs=1"]
+    common = ["method.name=lp_ft", "method.lp_ft.probe_epochs=2", "training.epochs=1", "method.probe.solver=sgd"]
     cached = _run(quick_overrides, tmp_path, "cached", *common)
     stepwise = _run(quick_overrides, tmp_path, "stepwise", *common, "training.feature_cache=false")
     probe = [[h["eval/loss"] for h in r["history"] if h["phase"] == "probe"] for r in (cached, stepwise)]

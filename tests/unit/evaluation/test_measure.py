@@ -45,6 +45,7 @@ def test_text_run_with_a_frozen_backbone_forgets_nothing(quick_overrides, tmp_pa
     assert t["logme"] == pytest.approx(logme(train, y_train), rel=1e-6)
     assert t["knn_accuracy"] == pytest.approx(knn_accuracy(train, y_train, val, y_val, k=t["k"]))
     assert t["probe_accuracy"] == pytest.approx(probe_accuracy(train, y_train, val, y_val, seed=cfg.training.seed))
+    assert (t["n_rows"], t["feature_dim"], t["n_le_d"]) == (len(y_train), train.shape[1], len(y_train) <= train.shape[1])
 
     s = results["shift"]
     assert list(s["variants"]) == ["first_sentence"] and s["n_samples"] == results["data"]["test"]
@@ -55,6 +56,8 @@ def test_text_run_with_a_frozen_backbone_forgets_nothing(quick_overrides, tmp_pa
     assert f["probe"] == "zoo:fortunes" and (f["n_train"], f["n_test"]) == (60, 30)
     # linear_probe never changes the backbone: the same features before and after.
     assert f["knn_accuracy_before"] == f["knn_accuracy_after"]
+    assert f["correct_before"] == f["correct_after"] and f["probe_rows"] == 30 and f["paired_change_se"] == 0.0
+    assert f["control"] is True  # the probe is the zero-change control
     assert f["cka"] == pytest.approx(1.0, abs=1e-9)
     assert f["wer_before"] is None and f["wer_after"] is None
 
@@ -81,7 +84,10 @@ def test_vision_run_scores_corruptions_and_digits_probe(tmp_path):
         *ALL, "evaluation.shift_severities=[2, 5]", "evaluation.probe_max_samples=30",
     ])  # fmt: skip
     s = results["shift"]
-    assert sorted(s["variants"]) == sorted(f"{c}_s{v}" for c in ("gaussian_noise", "gaussian_blur", "contrast", "rotation") for v in (2, 5))
+    assert sorted(s["variants"]) == sorted(
+        [f"{c}@{v}" for c in ("gaussian_noise", "gaussian_blur", "contrast") for v in (2, 5)]
+        + ["rotation_20deg (not CIFAR-10-C)", "rotation_50deg (not CIFAR-10-C)"]
+    )
     assert s["mean_accuracy"] == pytest.approx(np.mean([m["accuracy"] for m in s["variants"].values()]))
     f = results["forgetting"]
     assert f["probe"] == "zoo:digits" and (f["n_train"], f["n_test"]) == (20, 10)
@@ -97,7 +103,9 @@ def test_audio_run_scores_noise_and_reports_no_wer_without_a_decoder(tmp_path):
         "audio.clip_seconds=1", "method.name=full", "training.epochs=1", "training.batch_size=8",
         "training.tracking=none", f"output.dir={tmp_path / 'run'}", *ALL,
     ])  # fmt: skip
-    assert sorted(results["shift"]["variants"]) == ["noise_snr0db", "noise_snr5db"]
+    assert sorted(results["shift"]["variants"]) == [
+        "lowpass_2khz", "reverb", "snr_0db_noise", "snr_10db_noise", "snr_5db_noise", "telephone_band"
+    ]
     f = results["forgetting"]
     assert f["probe"].startswith("espeak-ng") and f["wer_before"] is None and f["cka"] is None
     assert results["transferability"]["n_train"] == results["data"]["train"]
@@ -109,7 +117,12 @@ def test_text_full_fine_tuning_changes_the_backbone(quick_overrides, tmp_path):
     f = results["forgetting"]
     assert f["cka"] < 0.99, f
     assert f["knn_accuracy_after"] != f["knn_accuracy_before"], f
+    assert f["control"] is False and np.mean(f["correct_after"]) == pytest.approx(f["knn_accuracy_after"])
 
+
+def test_scratch_is_not_measured_for_forgetting(quick_overrides, tmp_path):
+    results = _run([*quick_overrides, "method.name=scratch", "training.epochs=1", "evaluation.forgetting=true"])
+    assert "forgetting" not in results  # it never had the source's knowledge
 
 def test_vision_full_fine_tuning_changes_the_backbone(tmp_path):
     from tests.helpers.vision_data import write_pattern_folder

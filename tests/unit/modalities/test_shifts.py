@@ -95,7 +95,8 @@ def test_vision_variants_corrupt_every_row_deterministically():
     split = Dataset.from_dict({"image": [photo(seed=i) for i in range(4)], "label": [0, 1, 0, 1]}, features=features)
     cfg = load_config(None, ["modality=vision", "data.input_column=image"])
     variants = vision_variants(split, cfg, [1, 5], seed=3)
-    assert sorted(variants) == sorted(f"{n}_s{s}" for n in shift.CORRUPTIONS for s in (1, 5))
+    assert sorted(variants) == sorted(shift.corruption_name(n, s) for n in shift.CORRUPTIONS for s in (1, 5))
+    assert "gaussian_noise@5" in variants and "rotation_50deg (not CIFAR-10-C)" in variants
     again = vision_variants(split, cfg, [1, 5], seed=3)
     for name, shifted in variants.items():
         assert shifted["label"] == [0, 1, 0, 1] and len(shifted) == 4
@@ -113,10 +114,11 @@ def test_audio_variants_hit_the_snr_over_the_clip(tmp_path):
     split = Dataset.from_dict({"audio": paths, "label": [0, 1, 2]})
     cfg = load_config(None, ["modality=audio", "data.input_column=audio", "audio.clip_seconds=1", f"data.source={tmp_path}"])
     variants = audio_variants(split, cfg, rate, seed=0)
-    assert sorted(variants) == ["noise_snr0db", "noise_snr5db"]
+    # no word/voice columns: the signal-processing shifts only (the re-spoken ones: tests/unit/compare/test_shifts.py)
+    assert sorted(variants) == ["lowpass_2khz", "reverb", "snr_0db_noise", "snr_10db_noise", "snr_5db_noise", "telephone_band"]
     from hftl.modalities.audio import fit_length, load_audio
 
-    for name, snr in (("noise_snr5db", 5.0), ("noise_snr0db", 0.0)):
+    for name, snr in (("snr_5db_noise", 5.0), ("snr_0db_noise", 0.0), ("snr_10db_noise", 10.0)):
         for path, item in zip(paths, variants[name]["audio"], strict=True):
             clean = fit_length(load_audio(path, rate), rate)
             noisy = np.asarray(item["array"], np.float64)

@@ -16,8 +16,10 @@ from hftl.recipe import run
 from hftl.run.checkpoints import list_checkpoints
 from hftl.run.freezing import freeze_backbone, unfreeze
 
+# the probe phase trained by the loop (sgd), whose steps, checkpoints and resume these tests follow; the default
+# L-BFGS probe phase: tests/integration/test_study_protocol.py
 LP_FT = ["method.name=lp_ft", "method.lp_ft.probe_epochs=2", "method.lp_ft.probe_learning_rate=3e-2",
-         "training.epochs=2", "training.save_total_limit=10"]  # fmt: skip
+         "training.epochs=2", "training.save_total_limit=10", "method.probe.solver=sgd"]  # fmt: skip
 
 
 def finetune(overrides, *extra):
