@@ -4,6 +4,8 @@ key=value overrides, type checks that name the key and its origin, ``hftl config
 from hftl.config.loader import describe, from_mapping, load_config, parse_override, read_yaml, save_config
 from hftl.config.schema import (
     METHODS,
+    TASKS,
+    TRANSCRIPT_METRICS,
     Config,
     DataConfig,
     EvaluationConfig,
@@ -14,12 +16,13 @@ from hftl.config.schema import (
     ModelConfig,
     OutputConfig,
     PushConfig,
+    SpeechRecognitionConfig,
     TrainingConfig,
     _help,
 )
 
 __all__ = [
-    "METHODS", "Config", "DataConfig", "EvaluationConfig", "ExportConfig", "LoraSettings", "LpFtSettings",
-    "MethodConfig", "ModelConfig", "OutputConfig", "PushConfig", "TrainingConfig", "_help",
+    "METHODS", "TASKS", "TRANSCRIPT_METRICS", "Config", "DataConfig", "EvaluationConfig", "ExportConfig", "LoraSettings", "LpFtSettings",
+    "MethodConfig", "ModelConfig", "OutputConfig", "PushConfig", "SpeechRecognitionConfig", "TrainingConfig", "_help",
     "describe", "from_mapping", "load_config", "parse_override", "read_yaml", "save_config",
 ]  # fmt: skip

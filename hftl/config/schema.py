@@ -207,6 +207,32 @@ class EvaluationConfig:
             raise ConfigError(f"evaluation.probe_max_samples must be >= 10, got {self.probe_max_samples}")
 
 
+TASKS = ("classification", "speech_recognition")
+TRANSCRIPT_METRICS = ("wer", "cer")
+
+
+@dataclass
+class SpeechRecognitionConfig:
+    """task=speech_recognition: how transcripts are generated and what is measured besides the splits' WER."""
+
+    num_beams: int = _help("evaluation generates transcripts greedily (1) or with beam search of this width", 1)
+    max_new_tokens: int = _help("longest transcript generated, in tokens", 96)
+    source_baseline: bool = _help(
+        "before training: WER/CER of the source model on validation, test and asr.extra_splits "
+        "(results.json measurements.source_model)", True
+    )
+    extra_splits: list[str] = _help(
+        "further splits of data.source scored before and after training, e.g. test_noisy (shift) and source_probe "
+        "(forgetting) (results.json measurements.extra_splits)", factory=list
+    )
+
+    def __post_init__(self) -> None:
+        if self.num_beams < 1:
+            raise ConfigError(f"asr.num_beams must be >= 1, got {self.num_beams}")
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"asr.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
 @dataclass
 class ExportConfig:
     enabled: bool = _help("export to ONNX at the end of training", False)
@@ -262,6 +288,10 @@ class PushConfig:
 class Config:
     name: str | None = _help("run name (default: the output folder's name)", None)
     modality: str = _help("what the inputs are: a registered modality (text, vision, audio)", "text")
+    task: str = _help(
+        "what the model outputs: classification (one label per input) or speech_recognition (a transcript; "
+        "data.label_column holds it)", "classification"
+    )
     model: ModelConfig = _help("backbone", factory=ModelConfig)
     data: DataConfig = _help("data source, columns, splits, subsampling", factory=DataConfig)
     method: MethodConfig = _help("how to transfer", factory=MethodConfig)
@@ -273,10 +303,17 @@ class Config:
     text: TextConfig = _help("text preprocessing and augmentation (modality=text)", factory=TextConfig)
     vision: VisionConfig = _help("image size and augmentation (modality=vision)", factory=VisionConfig)
     audio: AudioConfig = _help("clip length, decoding and augmentation (modality=audio)", factory=AudioConfig)
+    asr: SpeechRecognitionConfig = _help(
+        "transcript generation and extra measurements (task=speech_recognition)", factory=SpeechRecognitionConfig
+    )
 
     def __post_init__(self) -> None:
         if self.modality not in registered_modalities():
             raise ConfigError(f"modality: {self.modality!r} is not one of {registered_modalities()}")
+        if self.task not in TASKS:
+            raise ConfigError(f"task: {self.task!r} is not one of {list(TASKS)}")
+        if self.task == "speech_recognition":
+            self._check_speech_recognition()
         # Checked before training starts, so a run does not end with a push that cannot happen.
         push = self.push
         if push.enabled and push.what == "adapter" and self.method.name != "lora":
@@ -289,6 +326,34 @@ class Config:
         if self.method.name == "lp_ft" and resume is not None and resume != "latest":
             # Two phases keep two checkpoint series (RUN/probe_phase/checkpoints, RUN/checkpoints): 'latest' picks both.
             raise ConfigError(f"method.name=lp_ft resumes with training.resume_from=latest only (got {resume!r})")
+
+    def _check_speech_recognition(self) -> None:
+        if self.modality != "audio":
+            raise ConfigError(f"task=speech_recognition needs modality=audio (got {self.modality})")
+        if self.method.name in ("linear_probe", "lp_ft"):
+            raise ConfigError(
+                f"method.name={self.method.name}: a probe trains a new head on frozen features; a speech recogniser "
+                "has no new head (its decoder writes the words). Use lora, full or scratch"
+            )
+        measured = [k for k in ("transferability", "shift", "forgetting") if getattr(self.evaluation, k)]
+        if measured:
+            raise ConfigError(
+                f"evaluation.{measured[0]} measures a classifier's features; a speech recogniser measures shift and "
+                "forgetting as WER on further splits: set it to false and list them in asr.extra_splits"
+            )
+        wrong = [m for m in self.evaluation.metrics if m not in TRANSCRIPT_METRICS]
+        if wrong:
+            raise ConfigError(
+                f"evaluation.metrics: {wrong} do not score transcripts; task=speech_recognition computes "
+                f"{list(TRANSCRIPT_METRICS)} (set evaluation.metrics=[wer, cer], training.metric_for_best=wer, "
+                "training.greater_is_better=false)"
+            )
+        if self.training.metric_for_best not in (*self.evaluation.metrics, "loss"):
+            raise ConfigError(f"training.metric_for_best={self.training.metric_for_best!r} is not computed for "
+                              f"task=speech_recognition; choose from {[*self.evaluation.metrics, 'loss']}")  # fmt: skip
+        if self.training.metric_for_best in TRANSCRIPT_METRICS and self.training.greater_is_better:
+            raise ConfigError(f"training.metric_for_best={self.training.metric_for_best}: lower is better; set "
+                              "training.greater_is_better=false")  # fmt: skip
 
     @property
     def run_name(self) -> str:

@@ -26,6 +26,7 @@ from hftl.config import Config
 from hftl.errors import ConfigError, ModelError
 from hftl.modalities import Modality
 from hftl.run.methods import get_method
+from hftl.tasks import get_task
 
 logger = logging.getLogger("hftl")
 
@@ -268,7 +269,7 @@ def load_processor(cfg: Config, modality: Modality, built: BuiltModel) -> Any:
     """The processor saved beside the built model (for an adapter: beside it, else beside its base)."""
     if built.revision != cfg.model.revision:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, revision=built.revision))
-    return modality.load_processor(built.source, cfg)
+    return get_task(cfg.task).load_processor(modality, built.source, cfg)
 
 
 def _head_modules(model: torch.nn.Module, missing_keys: list[str]) -> list[str]:
@@ -287,12 +288,16 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
 
     A PEFT adapter as model.source is loaded on its base (see the module docstring for what each method does then).
     """
+    task = get_task(cfg.task)
     adapter = find_adapter(cfg.model.source, cfg.model.revision)
     if adapter is not None:
+        if task.new_head is False:
+            raise ModelError(f"model.source={cfg.model.source} is a PEFT adapter: task={task.name} starts from a full "
+                             "model folder (a run's model/ holds the merged one)")  # fmt: skip
         return _build_from_adapter(cfg, modality, label_names, adapter)
     source = resolve_model_source(cfg.model.source)
-    auto = modality.auto_model()
-    label_kwargs = _label_kwargs(label_names)
+    auto = task.auto_model(modality)
+    label_kwargs = task.label_kwargs(label_names)
     common = {"revision": cfg.model.revision, "trust_remote_code": cfg.model.trust_remote_code}
     try:
         if not get_method(cfg.method.name).pretrained:
@@ -301,7 +306,7 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
             config = AutoConfig.from_pretrained(source, **common, **label_kwargs)
             model = auto.from_config(config, trust_remote_code=cfg.model.trust_remote_code)
             modality.adapt_model(model, cfg)
-            return BuiltModel(model, source, _head_modules(model, []), cfg.model.revision)
+            return BuiltModel(model, source, _head_modules(model, []) if task.new_head else [], cfg.model.revision)
         refuse_pickled_weights(source, f"model.source={cfg.model.source}", cfg.model.allow_pickle)
         model, info = auto.from_pretrained(
             source,
@@ -316,6 +321,8 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
         raise _load_error(what, err, cfg.model.allow_pickle) from err
     modality.adapt_model(model, cfg)
     missing = list(info["missing_keys"]) + [k for k, *_ in info.get("mismatched_keys", [])]
+    if not task.new_head:  # the pretrained model is the whole task model (a speech recogniser's decoder writes words)
+        return BuiltModel(model, source, [], cfg.model.revision)
     return BuiltModel(model, source, _head_modules(model, missing), cfg.model.revision)
 
 

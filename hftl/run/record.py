@@ -36,6 +36,7 @@ class RunInfo:
     model: str
     dataset: str
     seed: int
+    task: str = "classification"  # what the model outputs (hftl.tasks): classification, speech_recognition
     world_size: int = 1
     device: str = "cpu"
     mixed_precision: str = "no"

@@ -208,4 +208,14 @@ def resolve(ref: str) -> Path | None:
 
 
 # Entry modules register themselves on import; they need the names above, hence the late import.
-from hftl.zoo import bbc_news, digits, dinov2, fashion_mnist, fortunes, minilm, speech_commands, whisper_tiny  # noqa: E402, F401
+from hftl.zoo import (  # noqa: E402, F401
+    bbc_news,
+    digits,
+    dinov2,
+    espeak_sentences,
+    fashion_mnist,
+    fortunes,
+    minilm,
+    speech_commands,
+    whisper_tiny,
+)

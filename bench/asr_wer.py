@@ -1,0 +1,99 @@
+"""Speech recognition transfer on unseen voices AND sentences: the source model vs LoRA vs full fine-tuning.
+
+    OMP_NUM_THREADS=1 python bench/asr_wer.py                      # 3 seeds x (lora, full), the two ASR recipes
+    OMP_NUM_THREADS=1 python bench/asr_wer.py --seeds 0 --methods lora --set training.max_steps=20   # a smoke run
+
+Each (method, seed) is one ``hftl train`` of recipes/configs/audio/whisper_asr_{method}.yaml (run directories under
+runs/asr_wer/). The table comes from their results.json files only: test WER/CER (mean and spread over seeds), the
+source model's WER on the same split (measurements.source_model, taken before training), the relative cut, the
+trainable-parameter share, training time, WER on test_noisy (10 dB SNR) and forgetting = WER on the source_probe split
+(en-us voice, held-out fortunes text, never trained on) before -> after. Writes runs/asr_wer/summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _train(method: str, seed: int, out: Path, overrides: list[str]) -> dict[str, Any]:
+    run_dir = out / f"{method}_seed{seed}"
+    results = run_dir / "results.json"
+    if not results.is_file():  # a finished run is reused: the script can be restarted after an interruption
+        config = REPO / "recipes" / "configs" / "audio" / f"whisper_asr_{method}.yaml"
+        cmd = [sys.executable, "-m", "hftl.cli", "train", str(config), f"training.seed={seed}", f"output.dir={run_dir}",
+               "output.overwrite=true", "training.tracking=none", *overrides]  # fmt: skip
+        print("$", " ".join(cmd), file=sys.stderr, flush=True)
+        subprocess.run(cmd, check=True, cwd=REPO)
+    return json.loads(results.read_text())
+
+
+def _mean(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    first = next(iter(runs.values()))[0]
+    source = first["source_model"]
+    summary: dict[str, Any] = {"source": {k: v["wer"] for k, v in source.items()}, "methods": {}}
+    for method, records in runs.items():
+        wer = [r["test"]["wer"] for r in records]
+        mean, spread = _mean(wer)
+        extra = {name: _mean([r["extra_splits"][name]["wer"] for r in records])[0] for name in records[0].get("extra_splits", {})}
+        summary["methods"][method] = {
+            "seeds": [r["run"]["seed"] for r in records],
+            "test_wer": wer, "test_wer_mean": mean, "test_wer_std": spread,
+            "test_cer_mean": _mean([r["test"]["cer"] for r in records])[0],
+            "relative_cut": 1 - mean / source["test"]["wer"],
+            "trainable_share": records[0]["params"]["trainable"] / records[0]["params"]["total"],
+            "train_seconds_mean": _mean([r["train"]["runtime_s"] for r in records])[0],
+            "extra_splits_wer_mean": extra,
+        }  # fmt: skip
+    return summary
+
+
+def table(summary: dict[str, Any]) -> str:
+    src = summary["source"]
+    lines = [
+        "| model | test WER (mean ± sd) | rel. cut | trainable | train s | noisy test WER | source_probe WER (before -> after) |",
+        "|---|---|---|---|---|---|---|",
+        f"| source (tiny.en) | {src['test']:.3f} | - | - | - | {src.get('test_noisy', float('nan')):.3f} | "
+        f"{src.get('source_probe', float('nan')):.3f} |",
+    ]
+    for method, m in summary["methods"].items():
+        extra = m["extra_splits_wer_mean"]
+        lines.append(
+            f"| {method} ({len(m['seeds'])} seeds) | {m['test_wer_mean']:.3f} ± {m['test_wer_std']:.3f} | "
+            f"{100 * m['relative_cut']:.0f}% | {100 * m['trainable_share']:.2f}% | {m['train_seconds_mean']:.0f} | "
+            f"{extra.get('test_noisy', float('nan')):.3f} | {src.get('source_probe', float('nan')):.3f} -> "
+            f"{extra.get('source_probe', float('nan')):.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=["lora", "full"], choices=["lora", "full", "scratch"])
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "asr_wer")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every run")
+    args = parser.parse_args(argv)
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.methods}
+    for seed in args.seeds:  # interleaved: the methods' training times are measured under the same load
+        for method in args.methods:
+            runs[method].append(_train(method, seed, args.out, args.overrides))
+    summary = summarise(runs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(table(summary))
+
+
+if __name__ == "__main__":
+    main()
