@@ -4,7 +4,7 @@
     OMP_NUM_THREADS=1 python bench/asr_wer.py --seeds 0 --methods lora --set training.max_steps=20   # a smoke run
 
 Each (method, seed) is one ``hftl train`` of recipes/configs/audio/whisper_asr_{method}.yaml (run directories under
-runs/asr_wer/). The table comes from their results.json files only: test WER/CER (mean and spread over seeds), the
+runs/asr_wer/); the methods of one seed run side by side (one thread each), so their training times share one load. The table comes from their results.json files only: test WER/CER (mean and spread over seeds), the
 source model's WER on the same split (measurements.source_model, taken before training), the relative cut, the
 trainable-parameter share, training time, WER on test_noisy (10 dB SNR) and forgetting = WER on the source_probe split
 (en-us voice, held-out fortunes text, never trained on) before -> after. Writes runs/asr_wer/summary.json.
@@ -23,16 +23,22 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _train(method: str, seed: int, out: Path, overrides: list[str]) -> dict[str, Any]:
+def _start(method: str, seed: int, out: Path, overrides: list[str], baseline: bool) -> subprocess.Popen | None:
+    """Start one run (None when its results.json exists: a restarted script reuses finished runs)."""
     run_dir = out / f"{method}_seed{seed}"
-    results = run_dir / "results.json"
-    if not results.is_file():  # a finished run is reused: the script can be restarted after an interruption
-        config = REPO / "recipes" / "configs" / "audio" / f"whisper_asr_{method}.yaml"
-        cmd = [sys.executable, "-m", "hftl.cli", "train", str(config), f"training.seed={seed}", f"output.dir={run_dir}",
-               "output.overwrite=true", "training.tracking=none", *overrides]  # fmt: skip
-        print("$", " ".join(cmd), file=sys.stderr, flush=True)
-        subprocess.run(cmd, check=True, cwd=REPO)
-    return json.loads(results.read_text())
+    if (run_dir / "results.json").is_file():
+        return None
+    config = REPO / "recipes" / "configs" / "audio" / f"whisper_asr_{method}.yaml"
+    cmd = [sys.executable, "-m", "hftl.cli", "train", str(config), f"training.seed={seed}", f"output.dir={run_dir}",
+           "output.overwrite=true", "training.tracking=none", f"asr.source_baseline={str(baseline).lower()}",
+           *overrides]  # fmt: skip
+    print("$", " ".join(cmd), file=sys.stderr, flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(cmd, cwd=REPO, stdout=(out / f"{method}_seed{seed}.log").open("w"), stderr=subprocess.STDOUT)
+
+
+def _results(method: str, seed: int, out: Path) -> dict[str, Any]:
+    return json.loads((out / f"{method}_seed{seed}" / "results.json").read_text())
 
 
 def _mean(values: list[float]) -> tuple[float, float]:
@@ -40,8 +46,7 @@ def _mean(values: list[float]) -> tuple[float, float]:
 
 
 def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    first = next(iter(runs.values()))[0]
-    source = first["source_model"]
+    source = next(r["source_model"] for records in runs.values() for r in records if "source_model" in r)
     summary: dict[str, Any] = {"source": {k: v["wer"] for k, v in source.items()}, "methods": {}}
     for method, records in runs.items():
         wer = [r["test"]["wer"] for r in records]
@@ -85,10 +90,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "asr_wer")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every run")
     args = parser.parse_args(argv)
-    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.methods}
-    for seed in args.seeds:  # interleaved: the methods' training times are measured under the same load
-        for method in args.methods:
-            runs[method].append(_train(method, seed, args.out, args.overrides))
+    for seed in args.seeds:  # the methods of a seed run side by side: their training times are taken under one load
+        # The source model's WER does not depend on the method or seed: the first run measures it (before training).
+        procs = [_start(m, seed, args.out, args.overrides, baseline=(seed, m) == (args.seeds[0], args.methods[0]))
+                 for m in args.methods]  # fmt: skip
+        for method, proc in zip(args.methods, procs, strict=True):
+            if proc is not None and proc.wait() != 0:
+                sys.exit(f"{method} seed {seed} failed: see {args.out / f'{method}_seed{seed}.log'}")
+    runs = {m: [_results(m, s, args.out) for s in args.seeds] for m in args.methods}
     summary = summarise(runs)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
