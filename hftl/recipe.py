@@ -283,6 +283,7 @@ def setup(cfg: Config) -> Setup:
     if cfg.evaluation.transferability and accelerator.is_main_process:
         measurements["transferability"] = measure.transferability(cfg, modality, processor, built.model, splits)
     model = apply_method(cfg, modality, built)
+    task.adapt_method(model, cfg)
     if cfg.training.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     params = count_parameters(model)

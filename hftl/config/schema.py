@@ -221,6 +221,10 @@ class SpeechRecognitionConfig:
         "before training: WER/CER of the source model on validation, test and asr.extra_splits "
         "(results.json measurements.source_model)", True
     )
+    freeze_encoder: bool = _help(
+        "the encoder keeps the source's weights, only the decoder adapts (full: decoder fine-tuning; lora: the "
+        "decoder's adapters): for a shift in the words more than in the sound", False
+    )
     extra_splits: list[str] = _help(
         "further splits of data.source scored before and after training, e.g. test_noisy (shift) and source_probe "
         "(forgetting) (results.json measurements.extra_splits)", factory=list
@@ -348,6 +352,8 @@ class Config:
                 f"{list(TRANSCRIPT_METRICS)} (set evaluation.metrics=[wer, cer], training.metric_for_best=wer, "
                 "training.greater_is_better=false)"
             )
+        if self.asr.freeze_encoder and self.method.name == "scratch":
+            raise ConfigError("asr.freeze_encoder=true with method.name=scratch would freeze a random encoder")
         if self.training.metric_for_best not in (*self.evaluation.metrics, "loss"):
             raise ConfigError(f"training.metric_for_best={self.training.metric_for_best!r} is not computed for "
                               f"task=speech_recognition; choose from {[*self.evaluation.metrics, 'loss']}")  # fmt: skip

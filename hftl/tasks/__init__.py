@@ -51,6 +51,9 @@ class Task:
         """Module names LoRA adapts by default for this task, or None: the modality's choice."""
         return None
 
+    def adapt_method(self, model: torch.nn.Module, cfg: Config) -> None:
+        """What the task changes on the model once the method is applied (e.g. freeze a part), in place. Default: nothing."""
+
     def load_processor(self, modality: Modality, source: str, cfg: Config) -> Any:
         return modality.load_processor(source, cfg)
 

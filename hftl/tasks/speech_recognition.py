@@ -112,6 +112,16 @@ class SpeechRecognition(Task):
     def lora_targets(self, model_type: str | None) -> list[str] | None:
         return LORA_TARGETS.get(model_type)
 
+    def adapt_method(self, model: torch.nn.Module, cfg: Config) -> None:
+        """asr.freeze_encoder: every encoder weight (LoRA's included) stops training; the decoder alone adapts."""
+        if not cfg.asr.freeze_encoder:
+            return
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        encoder = {id(p) for p in base.get_encoder().parameters()}
+        for param in model.parameters():
+            if id(param) in encoder:
+                param.requires_grad = False
+
     def load_processor(self, modality: Modality, source: str, cfg: Config) -> Any:
         """The checkpoint's processor (tokenizer + feature extractor), the feature extractor fitted to the clips."""
         from transformers import AutoProcessor

@@ -140,3 +140,17 @@ def test_two_process_evaluation_equals_one_process(tiny_asr, transcribed_csv, tm
         assert metrics["cer"] == pytest.approx(reported["cer"]), split
         assert metrics["loss"] == pytest.approx(reported["loss"], abs=1e-4), split
     assert torch.cuda.is_available() or results["run"]["device"] == "cpu"
+
+
+def test_freeze_encoder_adapts_the_decoder_only(tiny_asr, transcribed_csv, tmp_path):
+    out = tmp_path / "decoder"
+    overrides = _overrides(tiny_asr, transcribed_csv, out, "method.name=full", "asr.freeze_encoder=true",
+                           "training.max_steps=2", "asr.source_baseline=false")  # fmt: skip
+    results = run(load_config(None, overrides))
+    source = load_file(tiny_asr / "model.safetensors")
+    trained = load_file(out / "model" / "model.safetensors")
+    encoder = [k for k in trained if k.startswith("model.encoder.") and "embed_positions" not in k]
+    decoder = [k for k in trained if k.startswith("model.decoder.layers.")]
+    assert encoder and all(torch.equal(trained[k], source[k]) for k in encoder)
+    assert any(not torch.equal(trained[k], source[k]) for k in decoder)
+    assert results["params"]["trainable"] == sum(trained[k].numel() for k in trained if k.startswith("model.decoder."))
