@@ -4,7 +4,7 @@
     OMP_NUM_THREADS=1 python bench/asr_wer.py --seeds 0 --methods lora --set training.max_steps=20   # a smoke run
 
 Each (method, seed) is one ``hftl train`` of recipes/configs/audio/whisper_asr_{method}.yaml (run directories under
-runs/asr_wer/); the methods of one seed run side by side (one thread each), so their training times share one load. The table comes from their results.json files only: test WER/CER (mean and spread over seeds), the
+runs/asr_wer/); up to --jobs runs at once, seed-major (one thread each), so the methods' training times share one load. The table comes from their results.json files only: test WER/CER (mean and spread over seeds), the
 source model's WER on the same split (measurements.source_model, taken before training), the relative cut, the
 trainable-parameter share, training time, WER on test_noisy (10 dB SNR) and forgetting = WER on the source_probe split
 (en-us voice, held-out fortunes text, never trained on) before -> after. Writes runs/asr_wer/summary.json.
@@ -17,6 +17,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,15 +89,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["lora", "full"], choices=["lora", "full", "scratch"])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "asr_wer")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once (one thread each)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every run")
     args = parser.parse_args(argv)
-    for seed in args.seeds:  # the methods of a seed run side by side: their training times are taken under one load
-        # The source model's WER does not depend on the method or seed: the first run measures it (before training).
-        procs = [_start(m, seed, args.out, args.overrides, baseline=(seed, m) == (args.seeds[0], args.methods[0]))
-                 for m in args.methods]  # fmt: skip
-        for method, proc in zip(args.methods, procs, strict=True):
-            if proc is not None and proc.wait() != 0:
-                sys.exit(f"{method} seed {seed} failed: see {args.out / f'{method}_seed{seed}.log'}")
+    # Seed-major order, up to --jobs runs at once: the methods' training times are taken under one load.
+    # The source model's WER depends on neither method nor seed: the first run measures it (before training).
+    queue = [(m, s) for s in args.seeds for m in args.methods]
+    running: list[tuple[str, int, subprocess.Popen]] = []
+    while queue or running:
+        while queue and len(running) < args.jobs:
+            method, seed = queue.pop(0)
+            proc = _start(method, seed, args.out, args.overrides, baseline=(method, seed) == (args.methods[0], args.seeds[0]))
+            if proc is not None:
+                running.append((method, seed, proc))
+        for method, seed, proc in list(running):
+            if proc.poll() is not None:
+                running.remove((method, seed, proc))
+                if proc.returncode != 0:
+                    sys.exit(f"{method} seed {seed} failed: see {args.out / f'{method}_seed{seed}.log'}")
+        time.sleep(1)
     runs = {m: [_results(m, s, args.out) for s in args.seeds] for m in args.methods}
     summary = summarise(runs)
     args.out.mkdir(parents=True, exist_ok=True)

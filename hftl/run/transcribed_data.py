@@ -21,7 +21,15 @@ from datasets import DatasetDict
 from hftl.config import DataConfig
 from hftl.errors import DataError
 from hftl.run.bad_rows import BadRows
-from hftl.run.data import _ROW, _SPLIT_NAMES, _check_columns, _check_not_empty, _line_locator, _screen_inputs, load_source
+from hftl.run.data import (
+    _ROW,
+    _SPLIT_NAMES,
+    _check_columns,
+    _check_not_empty,
+    _line_locator,
+    _screen_inputs,
+    load_source,
+)
 
 logger = logging.getLogger("hftl")
 
