@@ -1,7 +1,7 @@
 """Speech recognition transfer on unseen voices AND sentences: the source model vs LoRA vs full fine-tuning.
 
-    OMP_NUM_THREADS=1 python bench/asr_wer.py                      # 3 seeds x (lora, full), the two ASR recipes
-    OMP_NUM_THREADS=1 python bench/asr_wer.py --seeds 0 --methods lora --set training.max_steps=20   # a smoke run
+    OMP_NUM_THREADS=1 python bench/asr_wer.py --jobs 6             # 3 seeds x (lora, full), the two ASR recipes
+    OMP_NUM_THREADS=1 python bench/asr_wer.py --seeds 0 --methods lora --set training.max_steps=2   # a smoke run
 
 Each (method, seed) is one ``hftl train`` of recipes/configs/audio/whisper_asr_{method}.yaml (run directories under
 runs/asr_wer/); up to --jobs runs at once, seed-major (one thread each), so the methods' training times share one load. The table comes from their results.json files only: test WER/CER (mean and spread over seeds), the
@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+# The budget of the measurement (on 2 shared cores): 20 LoRA / full steps of batch 8 (160 clips, a third of an epoch),
+# 30 rows of each evaluated split, transcripts of at most 48 tokens (the longest sentence has 11 words).
+BUDGET = ["training.max_steps=20", "training.eval_steps=20", "data.max_eval_samples=30", "asr.max_new_tokens=48"]
 
 
 def _start(method: str, seed: int, out: Path, overrides: list[str], baseline: bool) -> subprocess.Popen | None:
@@ -32,7 +35,7 @@ def _start(method: str, seed: int, out: Path, overrides: list[str], baseline: bo
     config = REPO / "recipes" / "configs" / "audio" / f"whisper_asr_{method}.yaml"
     cmd = [sys.executable, "-m", "hftl.cli", "train", str(config), f"training.seed={seed}", f"output.dir={run_dir}",
            "output.overwrite=true", "training.tracking=none", f"asr.source_baseline={str(baseline).lower()}",
-           *overrides]  # fmt: skip
+           *BUDGET, *overrides]  # fmt: skip
     print("$", " ".join(cmd), file=sys.stderr, flush=True)
     out.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(cmd, cwd=REPO, stdout=(out / f"{method}_seed{seed}.log").open("w"), stderr=subprocess.STDOUT)
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="+", default=["lora", "full"], choices=["lora", "full", "scratch"])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "asr_wer")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (one thread each)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every run")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every run (after BUDGET)")
     args = parser.parse_args(argv)
     # Seed-major order, up to --jobs runs at once: the methods' training times are taken under one load.
     # The source model's WER depends on neither method nor seed: the first run measures it (before training).

@@ -291,7 +291,7 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
     task = get_task(cfg.task)
     adapter = find_adapter(cfg.model.source, cfg.model.revision)
     if adapter is not None:
-        if task.new_head is False:
+        if not task.new_head:
             raise ModelError(f"model.source={cfg.model.source} is a PEFT adapter: task={task.name} starts from a full "
                              "model folder (a run's model/ holds the merged one)")  # fmt: skip
         return _build_from_adapter(cfg, modality, label_names, adapter)
