@@ -41,7 +41,7 @@ class DataConfig:
     source: str = _help("zoo:NAME, a Hub dataset id, a local file (csv/json/jsonl/parquet) or folder", "zoo:bbc-news")
     subset: str | None = _help("Hub dataset configuration name", None)
     input_column: str = _help("column holding the input (text, image or audio path)", "text")
-    label_column: str = _help("column holding the class label", "label")
+    label_column: str = _help("column holding the class label (task=speech_recognition: the transcript)", "label")
     labels: list[str] | None = _help("class names in label-id order; default: from the data", None)
     train_split: str = _help("split to train on", "train")
     validation_split: str | None = _help("split for model selection; carved from train when absent", "validation")
@@ -219,7 +219,7 @@ class SpeechRecognitionConfig:
     max_new_tokens: int = _help("longest transcript generated, in tokens", 96)
     source_baseline: bool = _help(
         "before training: WER/CER of the source model on validation, test and asr.extra_splits "
-        "(results.json measurements.source_model)", True
+        "(results.json source_model)", True
     )
     freeze_encoder: bool = _help(
         "the encoder keeps the source's weights, only the decoder adapts (full: decoder fine-tuning; lora: the "
@@ -227,7 +227,7 @@ class SpeechRecognitionConfig:
     )
     extra_splits: list[str] = _help(
         "further splits of data.source scored before and after training, e.g. test_noisy (shift) and source_probe "
-        "(forgetting) (results.json measurements.extra_splits)", factory=list
+        "(forgetting) (results.json extra_splits)", factory=list
     )
 
     def __post_init__(self) -> None:
