@@ -135,11 +135,12 @@ def test_two_process_evaluation_equals_one_process(tiny_asr, transcribed_csv, tm
     results = json.loads((out / "results.json").read_text())
     assert results["run"]["world_size"] == 2
     for split, reported in (("validation", results["eval"]), ("test", results["test"])):
-        metrics, _ = evaluate_saved_model(out / "model", overrides, split)
+        metrics, hyps = evaluate_saved_model(out / "model", overrides, split)
+        assert len(set(hyps)) > 1, hyps  # transcripts that differ by row: a repeated or lost row changes the scores
         assert metrics["wer"] == pytest.approx(reported["wer"]), split
         assert metrics["cer"] == pytest.approx(reported["cer"]), split
+        # the mean token loss counts every row once: a repeated row of the uneven last batch would move it
         assert metrics["loss"] == pytest.approx(reported["loss"], abs=1e-4), split
-    assert torch.cuda.is_available() or results["run"]["device"] == "cpu"
 
 
 def test_freeze_encoder_adapts_the_decoder_only(tiny_asr, transcribed_csv, tmp_path):
