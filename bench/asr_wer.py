@@ -41,6 +41,19 @@ def _start(method: str, seed: int, out: Path, overrides: list[str], baseline: bo
     return subprocess.Popen(cmd, cwd=REPO, stdout=(out / f"{method}_seed{seed}.log").open("w"), stderr=subprocess.STDOUT)
 
 
+def source_scores(out: Path, overrides: list[str]) -> dict[str, Any]:
+    """The source model's WER/CER on the same (subsampled) splits, without training: the recipe's setup() alone."""
+    from hftl.config import load_config
+    from hftl.recipe import setup
+
+    config = REPO / "recipes" / "configs" / "audio" / "whisper_asr_lora.yaml"
+    cfg = load_config(config, [f"output.dir={out / 'source'}", "output.overwrite=true", "training.tracking=none",
+                               "asr.source_baseline=true", *BUDGET, *overrides])  # fmt: skip
+    scores = setup(cfg).measurements["source_model"]
+    (out / "source_model.json").write_text(json.dumps(scores, indent=1))
+    return scores
+
+
 def _results(method: str, seed: int, out: Path) -> dict[str, Any]:
     return json.loads((out / f"{method}_seed{seed}" / "results.json").read_text())
 
@@ -49,8 +62,10 @@ def _mean(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    source = next(r["source_model"] for records in runs.values() for r in records if "source_model" in r)
+def summarise(runs: dict[str, list[dict[str, Any]]], out: Path) -> dict[str, Any]:
+    """The table's numbers; the source model's from a run that measured it, else from --source-only's file."""
+    measured = [r["source_model"] for records in runs.values() for r in records if "source_model" in r]
+    source = measured[0] if measured else json.loads((out / "source_model.json").read_text())
     summary: dict[str, Any] = {"source": {k: v["wer"] for k, v in source.items()}, "methods": {}}
     for method, records in runs.items():
         wer = [r["test"]["wer"] for r in records]
@@ -92,9 +107,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["lora", "full"], choices=["lora", "full", "scratch"])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "asr_wer")
+    parser.add_argument("--source-only", action="store_true", help="only the source model's scores (no training)")
+    parser.add_argument("--summary-only", action="store_true", help="the table of the runs finished so far")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (one thread each)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every run (after BUDGET)")
     args = parser.parse_args(argv)
+    if args.summary_only:
+        done = {m: [_results(m, s, args.out) for s in args.seeds if (args.out / f"{m}_seed{s}" / "results.json").is_file()]
+                for m in args.methods}  # fmt: skip
+        print(table(summarise({m: r for m, r in done.items() if r}, args.out)))
+        return
+    if args.source_only:
+        print(json.dumps(source_scores(args.out, args.overrides), indent=1))
+        return
     # Seed-major order, up to --jobs runs at once: the methods' training times are taken under one load.
     # The source model's WER depends on neither method nor seed: the first run measures it (before training).
     queue = [(m, s) for s in args.seeds for m in args.methods]
@@ -112,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
                     sys.exit(f"{method} seed {seed} failed: see {args.out / f'{method}_seed{seed}.log'}")
         time.sleep(1)
     runs = {m: [_results(m, s, args.out) for s in args.seeds] for m in args.methods}
-    summary = summarise(runs)
+    summary = summarise(runs, args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(table(summary))
