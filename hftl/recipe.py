@@ -54,7 +54,9 @@ from hftl.run.models import (
     merge_adapter,
 )
 from hftl.run.record import DataInfo, RunInfo, RunRecord, TrainInfo, write_record
-from hftl.run.training import LoopInputs, TrainResult, evaluate
+from hftl.run.training import LoopInputs, TrainResult
+from hftl.run.transcribed_data import load_transcribed_splits
+from hftl.tasks import Evaluator, Task, get_task
 
 logger = logging.getLogger("hftl")
 
@@ -196,9 +198,18 @@ class Setup:
     measurements: dict[str, Any] = field(default_factory=dict)  # taken so far (transferability, before training)
     row_ids: dict[str, list[str]] = field(default_factory=dict)  # each split's rows as "SOURCE_SPLIT:ROW", in order
 
+    @property
+    def task(self) -> Task:
+        return get_task(self.cfg.task)
+
+    @property
+    def evaluator(self) -> Evaluator:
+        """Scores a model on a prepared loader the task's way (argmax + metrics; generated transcripts + WER)."""
+        return self.task.evaluator(self.cfg, self.accelerator, self.processor)
+
     def loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
         cfg = self.cfg
-        collate = self.modality.collator(self.processor, cfg, train=name == "train", augment_rng=self.augment_rng)
+        collate = self.task.collator(self.modality, self.processor, cfg, train=name == "train", augment_rng=self.augment_rng)
         return DataLoader(
             self.prepared[name], batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
             num_workers=cfg.training.num_workers,
@@ -243,7 +254,9 @@ def setup(cfg: Config) -> Setup:
     started = time.time()
     run_dir = Path(cfg.output.dir)
     modality = get_modality(cfg.modality)
-    check_metric_names(cfg.evaluation.metrics)
+    task = get_task(cfg.task)
+    if task.labels == "class":
+        check_metric_names(cfg.evaluation.metrics)
     accelerator = make_accelerator(cfg, run_dir)
     if accelerator.is_main_process:
         rundir.prepare_run_dir(run_dir, overwrite=cfg.output.overwrite, resuming=cfg.training.resume_from is not None)
@@ -257,7 +270,11 @@ def setup(cfg: Config) -> Setup:
     skipped: list[dict[str, Any]] = []
     row_ids: dict[str, list[str]] = {}
     with accelerator.main_process_first():
-        splits, label_names = load_splits(cfg.data, lambda value: modality.check_input(value, cfg), skipped, row_ids)
+        check = lambda value: modality.check_input(value, cfg)  # noqa: E731
+        if task.labels == "transcript":
+            splits, label_names = load_transcribed_splits(cfg.data, cfg.asr.extra_splits, check, skipped), []
+        else:
+            splits, label_names = load_splits(cfg.data, check, skipped, row_ids)
     if accelerator.is_main_process and cfg.data.on_bad_sample == "skip":
         files.write_json_atomic(run_dir / rundir.SKIPPED, skipped)
     # model + method
@@ -271,6 +288,7 @@ def setup(cfg: Config) -> Setup:
     if cfg.evaluation.transferability and accelerator.is_main_process:
         measurements["transferability"] = measure.transferability(cfg, modality, processor, built.model, splits)
     model = apply_method(cfg, modality, built)
+    task.adapt_method(model, cfg)
     if cfg.training.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     params = count_parameters(model)
@@ -285,13 +303,25 @@ def setup(cfg: Config) -> Setup:
         rundir.check_free_space(run_dir, needed)
     with accelerator.main_process_first():
         prepared = {
-            name: modality.prepare(split, processor, cfg, train=name == "train", augment_rng=augment_rng)
+            name: task.prepare(modality, split, processor, cfg, train=name == "train", augment_rng=augment_rng)
             for name, split in splits.items()
         }
-    return Setup(
+    ready = Setup(
         cfg, run_dir, started, accelerator, modality, splits, label_names, skipped, built, processor, model, params,
         augment_rng, prepared, measurements, row_ids,
     )  # fmt: skip
+    if task.labels == "transcript" and cfg.asr.source_baseline:
+        # The method applied leaves the source's outputs as they were (LoRA's B starts at zero): this is the source model.
+        model.to(accelerator.device)
+        measurements["source_model"] = score_splits(ready, model, ["validation", "test", *cfg.asr.extra_splits])
+    return ready
+
+
+def score_splits(ready: Setup, model: torch.nn.Module, names: list[str]) -> dict[str, dict[str, float]]:
+    """The task's metrics of ``model`` on each named prepared split (every process takes part)."""
+    batch = ready.cfg.evaluation.batch_size
+    return {name: ready.evaluator(model, ready.accelerator.prepare(ready.loader(name, batch, shuffle=False)))[0]
+            for name in names}  # fmt: skip
 
 
 def fit(ready: Setup, hooks: Sequence[Hook] = ()) -> Fitted:
@@ -304,6 +334,7 @@ def fit(ready: Setup, hooks: Sequence[Hook] = ()) -> Fitted:
         cfg, accelerator, ready.model, ready.built.head_modules, ready.train_and_eval_loaders, ready.run_dir,
         ready.augment_rng.set_epoch, hooks,
         fit_probe=_cached_probe_fitter(ready, hooks) if method.probes_frozen_features else None,
+        evaluate=ready.evaluator,
     )  # fmt: skip
     model, result, probe_result = method.fit(loop)
     return Fitted(model, result, probe_result)
@@ -338,8 +369,9 @@ def score(ready: Setup, fitted: Fitted) -> Scores:
     per_class: dict[str, Any] = {}
     if cfg.evaluation.test:
         test_loader = accelerator.prepare(ready.loader("test", cfg.evaluation.batch_size, shuffle=False))
-        test_metrics, test_preds, test_labels = evaluate(model, test_loader, accelerator, cfg.evaluation.metrics)
-        per_class = {"split": "test", **per_class_report(test_preds, test_labels, ready.label_names)}
+        test_metrics, test_preds, test_labels = ready.evaluator(model, test_loader)
+        if ready.task.per_class:
+            per_class = {"split": "test", **per_class_report(test_preds, test_labels, ready.label_names)}
         accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=fitted.result.state.step)
     after = measure.after_training(
         cfg, ready.modality, ready.processor, model, accelerator, ready.splits, ready.label_names
@@ -351,6 +383,8 @@ def score(ready: Setup, fitted: Fitted) -> Scores:
             "test_correct": study.correct(test_preds, test_labels),
             "shift": shift_correct,
         }
+    if ready.task.labels == "transcript" and cfg.asr.extra_splits:  # e.g. noisy test (shift), source probe (forgetting)
+        after["extra_splits"] = score_splits(ready, model, list(cfg.asr.extra_splits))
     return Scores(test_metrics, {**ready.measurements, **after}, per_class)
 
 
@@ -361,6 +395,7 @@ def record_of(ready: Setup, fitted: Fitted, scores: Scores) -> RunRecord:
         run=RunInfo(
             name=cfg.run_name,
             modality=cfg.modality,
+            task=cfg.task,
             method=cfg.method.name,
             model=cfg.model.source,
             backbone=ready.built.candidate,

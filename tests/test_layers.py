@@ -3,7 +3,8 @@
     layer 0  errors, files                    (basics)
     layer 1  modalities, augment, zoo         (what inputs and models are; each modality defines its config section)
     layer 2  config                           (the run config: asks the modality table for their sections, checks)
-    layer 3  run                              (one run: data, models, methods, the loop, checkpoints, the record)
+    layer 3  run, tasks                       (one run: data, models, methods, the loop, checkpoints, the record;
+                                               what a model outputs and how it is scored: classification, ASR)
     layer 4  evaluation, deploy               (transfer science; export, parity, Hub, card)
     layer 5  recipe, report, evaluate_run, serve, compare, tune, cli
 
@@ -35,7 +36,7 @@ LAYERS = {
     "hftl": 0, "hftl.errors": 0, "hftl.files": 0,
     "hftl.modalities": 1, "hftl.augment": 1, "hftl.zoo": 1, "hftl.models": 1,
     "hftl.config": 2,
-    "hftl.run": 3,
+    "hftl.run": 3, "hftl.tasks": 3,
     "hftl.evaluation": 4, "hftl.deploy": 4,
     "hftl.recipe": 5, "hftl.report": 5, "hftl.evaluate_run": 5, "hftl.serve": 5, "hftl.compare": 5, "hftl.tune": 5,
     "hftl.cli": 5,

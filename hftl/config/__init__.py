@@ -4,6 +4,8 @@ loader.py (YAML + key=value overrides, type checks that name the key and its ori
 from hftl.config.loader import describe, from_mapping, load_config, parse_override, read_yaml, save_config
 from hftl.config.schema import (
     METHODS,
+    TASKS,
+    TRANSCRIPT_METRICS,
     Config,
     DataConfig,
     EvaluationConfig,
@@ -14,13 +16,14 @@ from hftl.config.schema import (
     ModelConfig,
     OutputConfig,
     PushConfig,
+    SpeechRecognitionConfig,
     TrainingConfig,
     _help,
     modality_sections,
 )
 
 __all__ = [
-    "METHODS", "Config", "DataConfig", "EvaluationConfig", "ExportConfig", "LoraSettings", "LpFtSettings",
-    "MethodConfig", "ModelConfig", "OutputConfig", "PushConfig", "TrainingConfig", "_help",
-    "describe", "from_mapping", "load_config", "modality_sections", "parse_override", "read_yaml", "save_config",
+    "METHODS", "TASKS", "TRANSCRIPT_METRICS", "Config", "DataConfig", "EvaluationConfig", "ExportConfig", "LoraSettings",
+    "LpFtSettings", "MethodConfig", "ModelConfig", "OutputConfig", "PushConfig", "SpeechRecognitionConfig", "TrainingConfig",
+    "_help", "describe", "from_mapping", "load_config", "modality_sections", "parse_override", "read_yaml", "save_config",
 ]  # fmt: skip

@@ -74,7 +74,7 @@ class DataConfig:
     source: str = _help("zoo:NAME, a Hub dataset id, a local file (csv/json/jsonl/parquet) or folder", "zoo:bbc-news")
     subset: str | None = _help("Hub dataset configuration name", None)
     input_column: str = _help("column holding the input (text, image or audio path)", "text")
-    label_column: str = _help("column holding the class label", "label")
+    label_column: str = _help("column holding the class label (task=speech_recognition: the transcript)", "label")
     labels: list[str] | None = _help("class names in label-id order; default: from the data", None)
     train_split: str = _help("split to train on", "train")
     validation_split: str | None = _help("split for model selection; carved from train when absent", "validation")
@@ -297,6 +297,36 @@ class StudyConfig:
                 raise ConfigError(f"study.selection must be JSON: {err}") from err
 
 
+TASKS = ("classification", "speech_recognition")
+TRANSCRIPT_METRICS = ("wer", "cer")
+
+
+@dataclass
+class SpeechRecognitionConfig:
+    """task=speech_recognition: how transcripts are generated and what is measured besides the splits' WER."""
+
+    num_beams: int = _help("evaluation generates transcripts greedily (1) or with beam search of this width", 1)
+    max_new_tokens: int = _help("longest transcript generated, in tokens", 96)
+    source_baseline: bool = _help(
+        "before training: WER/CER of the source model on validation, test and asr.extra_splits "
+        "(results.json source_model)", True
+    )
+    freeze_encoder: bool = _help(
+        "the encoder keeps the source's weights, only the decoder adapts (full: decoder fine-tuning; lora: the "
+        "decoder's adapters): for a shift in the words more than in the sound", False
+    )
+    extra_splits: list[str] = _help(
+        "further splits of data.source scored before and after training, e.g. test_noisy (shift) and source_probe "
+        "(forgetting) (results.json extra_splits)", factory=list
+    )
+
+    def __post_init__(self) -> None:
+        if self.num_beams < 1:
+            raise ConfigError(f"asr.num_beams must be >= 1, got {self.num_beams}")
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"asr.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
 @dataclass
 class ExportConfig:
     enabled: bool = _help("export to ONNX at the end of training", False)
@@ -355,6 +385,10 @@ class PushConfig:
 class Config:
     name: str | None = _help("run name (default: the output folder's name)", None)
     modality: str = _help("what the inputs are: a registered modality (text, vision, audio)", "text")
+    task: str = _help(
+        "what the model outputs: classification (one label per input) or speech_recognition (a transcript; "
+        "data.label_column holds it)", "classification"
+    )
     model: ModelConfig = _help("backbone", factory=ModelConfig)
     data: DataConfig = _help("data source, columns, splits, subsampling", factory=DataConfig)
     method: MethodConfig = _help("how to transfer", factory=MethodConfig)
@@ -364,6 +398,9 @@ class Config:
     export: ExportConfig = _help("ONNX export", factory=ExportConfig)
     output: OutputConfig = _help("where results go", factory=OutputConfig)
     push: PushConfig = _help("share the result on the Hugging Face Hub", factory=PushConfig)
+    asr: SpeechRecognitionConfig = _help(
+        "transcript generation and extra measurements (task=speech_recognition)", factory=SpeechRecognitionConfig
+    )
     # modality name -> that modality's settings; YAML and to_dict() show each as a top-level section (``text:``)
     sections: dict[str, Any] = field(
         default_factory=dict, repr=False, metadata={"help": "the modalities' own settings", MODALITY_SECTIONS: True}
@@ -379,6 +416,10 @@ class Config:
             if not isinstance(value, known[name]):
                 raise ConfigError(f"section '{name}' must be a {known[name].__name__}, got {type(value).__name__}")
         self.sections = {name: self.sections.get(name) or schema() for name, schema in known.items()}
+        if self.task not in TASKS:
+            raise ConfigError(f"task: {self.task!r} is not one of {list(TASKS)}")
+        if self.task == "speech_recognition":
+            self._check_speech_recognition()
         # Checked before training starts, so a run does not end with a push that cannot happen.
         push = self.push
         if push.enabled and push.what == "adapter" and self.method.name != "lora":
@@ -402,6 +443,36 @@ class Config:
     def section(self, modality: str) -> Any:
         """The settings of ``modality`` (a dataclass), or None when it declares none."""
         return self.sections.get(modality)
+
+    def _check_speech_recognition(self) -> None:
+        if self.modality != "audio":
+            raise ConfigError(f"task=speech_recognition needs modality=audio (got {self.modality})")
+        if self.method.name in ("linear_probe", "lp_ft"):
+            raise ConfigError(
+                f"method.name={self.method.name}: a probe trains a new head on frozen features; a speech recogniser "
+                "has no new head (its decoder writes the words). Use lora, full or scratch"
+            )
+        measured = [k for k in ("transferability", "shift", "forgetting") if getattr(self.evaluation, k)]
+        if measured:
+            raise ConfigError(
+                f"evaluation.{measured[0]} measures a classifier's features; a speech recogniser measures shift and "
+                "forgetting as WER on further splits: set it to false and list them in asr.extra_splits"
+            )
+        wrong = [m for m in self.evaluation.metrics if m not in TRANSCRIPT_METRICS]
+        if wrong:
+            raise ConfigError(
+                f"evaluation.metrics: {wrong} do not score transcripts; task=speech_recognition computes "
+                f"{list(TRANSCRIPT_METRICS)} (set evaluation.metrics=[wer, cer], training.metric_for_best=wer, "
+                "training.greater_is_better=false)"
+            )
+        if self.asr.freeze_encoder and self.method.name == "scratch":
+            raise ConfigError("asr.freeze_encoder=true with method.name=scratch would freeze a random encoder")
+        if self.training.metric_for_best not in (*self.evaluation.metrics, "loss"):
+            raise ConfigError(f"training.metric_for_best={self.training.metric_for_best!r} is not computed for "
+                              f"task=speech_recognition; choose from {[*self.evaluation.metrics, 'loss']}")  # fmt: skip
+        if self.training.metric_for_best in TRANSCRIPT_METRICS and self.training.greater_is_better:
+            raise ConfigError(f"training.metric_for_best={self.training.metric_for_best}: lower is better; set "
+                              "training.greater_is_better=false")  # fmt: skip
 
     @property
     def run_name(self) -> str:

@@ -27,6 +27,7 @@ from hftl.modalities import Modality
 from hftl.run.freezing import freeze_backbone
 from hftl.run.lp_ft import fit_lp_ft
 from hftl.run.training import LoopInputs, Trainer, TrainResult
+from hftl.tasks import get_task
 
 if TYPE_CHECKING:  # models.py asks this registry whether a method starts pretrained; it is only a type here
     from hftl.run.models import BuiltModel
@@ -39,7 +40,8 @@ FitLoops = Callable[[LoopInputs], tuple[torch.nn.Module, TrainResult, TrainResul
 def fit_one_loop(loop: LoopInputs) -> tuple[torch.nn.Module, TrainResult, None]:
     """What most methods do: one Trainer over the prepared model."""
     trainer = Trainer(
-        loop.cfg, loop.accelerator, loop.model, *loop.make_loaders(), loop.run_dir, loop.on_epoch_start, hooks=loop.hooks
+        loop.cfg, loop.accelerator, loop.model, *loop.make_loaders(), loop.run_dir, loop.on_epoch_start, hooks=loop.hooks,
+        evaluator=loop.evaluate,
     )
     result = trainer.fit()
     return trainer.model, result, None
@@ -92,6 +94,9 @@ def lora_targets(cfg: Config, modality: Modality, model: torch.nn.Module) -> lis
     if cfg.method.lora.target_modules:
         return list(cfg.method.lora.target_modules)
     model_type = getattr(model.config, "model_type", None)
+    by_task = get_task(cfg.task).lora_targets(model_type)
+    if by_task is not None:
+        return by_task
     if model_type in modality.lora_targets:
         return modality.lora_targets[model_type]
     if model_type in peft_defaults:
@@ -109,7 +114,7 @@ def _lora(cfg: Config, modality: Modality, built: BuiltModel) -> torch.nn.Module
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=lora_targets(cfg, modality, model),
-        modules_to_save=built.head_modules,  # the new head trains fully and is saved with the adapter
+        modules_to_save=built.head_modules or None,  # the new head trains fully and is saved with the adapter
     )
     try:
         return get_peft_model(model, peft_config)

@@ -27,6 +27,7 @@ from hftl.errors import ConfigError, ModelError
 from hftl.modalities import Modality
 from hftl.run.backbone import backbone_config, candidate_record, seeded_init
 from hftl.run.methods import get_method
+from hftl.tasks import get_task
 from hftl.zoo.candidates import parse_candidate
 
 logger = logging.getLogger("hftl")
@@ -275,7 +276,7 @@ def load_processor(cfg: Config, modality: Modality, built: BuiltModel) -> Any:
     """The processor saved beside the built model (for an adapter: beside it, else beside its base)."""
     if built.revision != cfg.model.revision:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, revision=built.revision))
-    return modality.load_processor(built.source, cfg)
+    return get_task(cfg.task).load_processor(modality, built.source, cfg)
 
 
 def _head_modules(model: torch.nn.Module, missing_keys: list[str]) -> list[str]:
@@ -294,8 +295,12 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
 
     A PEFT adapter as model.source is loaded on its base (see the module docstring for what each method does then).
     """
+    task = get_task(cfg.task)
     adapter = find_adapter(cfg.model.source, cfg.model.revision)
     if adapter is not None:
+        if not task.new_head:
+            raise ModelError(f"model.source={cfg.model.source} is a PEFT adapter: task={task.name} starts from a full "
+                             "model folder (a run's model/ holds the merged one)")  # fmt: skip
         if cfg.model.keep_layers is not None or cfg.model.init != "pretrained":
             raise ModelError(
                 f"model.source={cfg.model.source} is an adapter: model.keep_layers / model.init (@L, @random) "
@@ -303,13 +308,14 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
             )
         return _build_from_adapter(cfg, modality, label_names, adapter)
     source = resolve_model_source(cfg.model.source)
-    auto = modality.auto_model()
-    config = backbone_config(source, cfg, **_label_kwargs(label_names))
+    auto = task.auto_model(modality)
+    config = backbone_config(source, cfg, **task.label_kwargs(label_names))
     if not get_method(cfg.method.name).pretrained or cfg.model.init == "random":
         with seeded_init(cfg.training.seed):
             model = auto.from_config(config, trust_remote_code=cfg.model.trust_remote_code)
         modality.adapt_model(model, cfg)
-        return BuiltModel(model, source, _head_modules(model, []), cfg.model.revision, candidate=candidate_record(cfg, config))
+        heads = _head_modules(model, []) if task.new_head else []
+        return BuiltModel(model, source, heads, cfg.model.revision, candidate=candidate_record(cfg, config))
     refuse_pickled_weights(source, f"model.source={cfg.model.source}", cfg.model.allow_pickle)
     try:
         model, info = auto.from_pretrained(
@@ -326,7 +332,9 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
         raise _load_error(what, err, cfg.model.allow_pickle) from err
     modality.adapt_model(model, cfg)
     missing = list(info["missing_keys"]) + [k for k, *_ in info.get("mismatched_keys", [])]
-    return BuiltModel(model, source, _head_modules(model, missing), cfg.model.revision, candidate=candidate_record(cfg, config))
+    # a speech recogniser's pretrained model is the whole task model (its decoder writes the words): no new head
+    heads = _head_modules(model, missing) if task.new_head else []
+    return BuiltModel(model, source, heads, cfg.model.revision, candidate=candidate_record(cfg, config))
 
 
 def enable_gradient_checkpointing(model: torch.nn.Module) -> None:

@@ -1,7 +1,8 @@
 """The run record: RUN/results.json as typed dataclasses, written here and read back only through here.
 
     schema_version  SCHEMA_VERSION (absent in files written before it existed: read as version 0, same layout)
-    run             RunInfo: what ran where (name, modality, method, model, data set, seed, devices, versions, time)
+    run             RunInfo: what ran where (name, modality, task, method, model, data set, seed, devices, versions,
+                    time); task is "classification" in files written before it was recorded
     params          trainable / total parameter counts
     data            DataInfo: label names, rows per split, rows skipped as bad samples
     train           TrainInfo: steps, time, throughput, best step, early stop (lp_ft: each phase under ``phases``)
@@ -36,6 +37,7 @@ class RunInfo:
     model: str
     dataset: str
     seed: int
+    task: str = "classification"  # what the model outputs (hftl.tasks): classification, speech_recognition
     world_size: int = 1
     device: str = "cpu"
     mixed_precision: str = "no"

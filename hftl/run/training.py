@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
@@ -29,7 +28,8 @@ from hftl.config import Config
 from hftl.errors import ConfigError
 from hftl.run import checkpoints
 from hftl.run.hooks import Hook, Hooks, TrainerState
-from hftl.run.metrics import compute_metrics
+from hftl.tasks import Evaluator
+from hftl.tasks.classification import evaluate  # the classifier's (callers import it from here)
 
 logger = logging.getLogger("hftl")
 
@@ -52,6 +52,8 @@ class LoopInputs:
     # probing methods: trains the head another way (on cached features) and returns its result, or None to run the
     # probe step by step; (config of the probe phase, its checkpoint folder, its tracker key prefix) -> result
     fit_probe: Callable[[Config, Path, str], TrainResult | None] | None = None
+    # scores the model on a prepared loader (the task's: hftl.tasks); None: the classifier's evaluate
+    evaluate: Evaluator | None = None
 
 
 @dataclass
@@ -70,25 +72,6 @@ def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[s
         if param.requires_grad:
             (decay if param.ndim >= 2 else no_decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def evaluate(
-    model: torch.nn.Module, loader: DataLoader, accelerator: Accelerator, metric_names: list[str]
-) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """Metrics (+ mean loss) over a prepared loader; every sample counted once across processes."""
-    model.eval()
-    preds, labels, losses = [], [], []
-    with torch.no_grad():
-        for batch in loader:
-            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-            loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"], reduction="none")
-            gathered = accelerator.gather_for_metrics((logits.argmax(-1), batch["labels"], loss))
-            for bucket, value in zip((preds, labels, losses), gathered, strict=True):
-                bucket.append(value.cpu().numpy())
-    preds, labels = np.concatenate(preds), np.concatenate(labels)
-    metrics = compute_metrics(metric_names, preds, labels)
-    metrics["loss"] = float(np.concatenate(losses).mean())
-    return metrics, preds, labels
 
 
 def training_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -144,6 +127,7 @@ class Trainer:
         hooks: Sequence[Hook] = (),
         evaluation: bool = True,
         progress_bar: bool = True,
+        evaluator: Evaluator | None = None,
     ) -> None:
         """run_dir holds this loop's checkpoints; log_prefix goes before tracker keys (a phase of lp_ft: 'probe/').
 
@@ -158,6 +142,8 @@ class Trainer:
         self.log_prefix = log_prefix
         self.hooks = Hooks(hooks)
         self.evaluation, self.progress_bar = evaluation, progress_bar
+        # the task's scoring (hftl.tasks): generation + WER for a speech recogniser; argmax + metrics by default
+        self.evaluator = evaluator or (lambda m, loader: evaluate(m, loader, accelerator, cfg.evaluation.metrics))
         # fused: one kernel over all parameters (what Trainer uses by default); measured ~7% of a LoRA step on 2 CPU cores.
         self.optimizer = torch.optim.AdamW(
             optimizer_groups(model, self.tc.weight_decay), lr=self.tc.learning_rate, fused=True
@@ -243,7 +229,7 @@ class Trainer:
 
     def _evaluate_and_checkpoint(self) -> bool:
         """Evaluate, track the best model, checkpoint; True when early stopping says stop."""
-        metrics, _, _ = evaluate(self.model, self.eval_loader, self.accelerator, self.cfg.evaluation.metrics)
+        metrics, _, _ = self.evaluator(self.model, self.eval_loader)
         self.model.train()
         if self.tc.metric_for_best not in metrics:
             raise ConfigError(f"training.metric_for_best={self.tc.metric_for_best!r} is not computed; have {sorted(metrics)}")

@@ -217,6 +217,7 @@ from hftl.zoo import (  # noqa: E402, F401
     digits,
     dinov2,
     efficientnet_lite,
+    espeak_sentences,
     fashion_mnist,
     fortunes,
     minilm,

@@ -37,7 +37,10 @@ def test_an_old_results_file_reads_and_writes_back_the_same_sections(tmp_path):
     assert {k: again[k] for k in OLD_RESULTS if k not in ("train", "run")} == {
         k: v for k, v in OLD_RESULTS.items() if k not in ("train", "run")
     }
-    assert again["run"] == {**OLD_RESULTS["run"], "gradient_checkpointing": None, "backbone": None}  # not recorded before
+    # not recorded before schema 1; every older run was a classifier
+    assert again["run"] == {
+        **OLD_RESULTS["run"], "gradient_checkpointing": None, "backbone": None, "task": "classification"
+    }
     assert again["train"] == {**OLD_RESULTS["train"], "stop_reason": ""}
     assert "run lora on zoo:minilm-l6" not in summarize(tmp_path) and "lora on zoo:minilm-l6" in summarize(tmp_path)
 
