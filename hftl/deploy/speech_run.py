@@ -16,6 +16,7 @@ from typing import Any
 
 from hftl.config import Config, load_config
 from hftl.deploy.export import EXPORT_CONFIG
+from hftl.deploy.speech_card import SPEECH_TASK
 from hftl.deploy.speech_export import export_speech_and_check
 from hftl.deploy.speech_runtime import Clip, load_clip
 from hftl.errors import DataError, ExportError, HftlError
@@ -24,7 +25,7 @@ from hftl.run.data import load_source
 
 logger = logging.getLogger("hftl")
 
-SPEECH_TASK = "speech_recognition"
+__all__ = ["SPEECH_TASK", "export_speech_run", "held_out_clips", "run_task"]
 
 
 def run_task(run_dir: str | Path) -> str:

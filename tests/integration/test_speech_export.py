@@ -18,7 +18,13 @@ from hftl.cli import main
 from hftl.config import ExportConfig
 from hftl.deploy import speech_export
 from hftl.deploy.speech_parity import evaluate_recognizers, gate_problems
-from hftl.deploy.speech_runtime import DECODER_FILE, ENCODER_FILE, Clip, load_onnx_recognizer, load_torch_recognizer
+from hftl.deploy.speech_runtime import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    Clip,
+    load_onnx_recognizer,
+    load_torch_recognizer,
+)
 from hftl.errors import ExportError
 from tests.integration.speech_fixtures import RATE, chirp, tiny_recogniser, write_clips
 
