@@ -23,6 +23,7 @@ from pathlib import Path
 from hftl.config import ExportConfig
 from hftl.deploy.speech_export import export_speech_and_check
 from hftl.deploy.speech_runtime import Clip
+from hftl.errors import ExportError
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -85,6 +86,14 @@ def tables(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _print_differences(report: dict) -> None:
+    """The clips whose int8 transcript differs from PyTorch's, with the reference when there is one."""
+    transcripts = report["transcripts"]
+    for i, (ref, int8) in enumerate(zip(transcripts["torch"], transcripts.get("onnx_int8", []), strict=False)):
+        if ref != int8:
+            print(f"  clip {i}: torch {ref!r}\n          int8  {int8!r}", file=sys.stderr)
+
+
 def _f(value, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -96,23 +105,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timed calls per backend and mode (default 3)")
     p.add_argument("--threads", type=int, help="threads for every backend (default: all usable cores)")
     p.add_argument("--out", default="runs/bench/asr_export", help="export folder parent without --run")
+    p.add_argument("--max-int8-wer-increase", type=float, help="the int8 gate (default: export.max_int8_wer_increase)")
     args = p.parse_args(argv)
     started = time.perf_counter()
-    overrides = [f"export.latency_repeats={args.repeats}"] + ([f"export.num_threads={args.threads}"] if args.threads else [])
-    if args.run:
-        from hftl.deploy.speech_run import export_speech_run
+    settings = {"latency_repeats": args.repeats, "num_threads": args.threads, "max_int8_wer_increase": args.max_int8_wer_increase}
+    settings = {k: v for k, v in settings.items() if v is not None}
+    try:
+        if args.run:
+            from hftl.deploy.speech_run import export_speech_run
 
-        report = export_speech_run(args.run, overrides)
-    else:
-        from hftl import zoo
+            report = export_speech_run(args.run, [f"export.{k}={v}" for k, v in settings.items()])
+        else:
+            from hftl import zoo
 
-        clips, texts = espeak_clips(args.clips)
-        export = ExportConfig(latency_repeats=args.repeats, num_threads=args.threads)
-        report = export_speech_and_check(
-            zoo.prepare("whisper-tiny"), Path(args.out) / "onnx", clips, texts, export,
-            source="espeak-ng clips (whisper-tiny.en)",
-        )  # fmt: skip
+            clips, texts = espeak_clips(args.clips)
+            report = export_speech_and_check(
+                zoo.prepare("whisper-tiny"), Path(args.out) / "onnx", clips, texts, ExportConfig(**settings),
+                source="espeak-ng clips (whisper-tiny.en)",
+            )  # fmt: skip
+    except ExportError as err:  # a refused export still has its numbers (no latency: timing runs after the gates)
+        if err.report is None:
+            raise
+        print(f"REFUSED: {err}\n\n{tables(err.report)}")
+        _print_differences(err.report)
+        return 1
     print(tables(report))
+    _print_differences(report)
     print(f"\n({time.perf_counter() - started:.0f} s; transcripts: {json.dumps(report['transcripts']['onnx_fp32'][:3])} ...)",
           file=sys.stderr)  # fmt: skip
     return 0

@@ -213,7 +213,7 @@ class ExportConfig:
     quantize: bool = _help("also write a dynamic int8 model", True)
     parity_atol: float = _help("max abs logit difference allowed between PyTorch and ONNX fp32", 1e-4)
     max_int8_accuracy_drop: float = _help("max test accuracy lost by int8 (0.01 = 1 point)", 0.01)
-    max_int8_wer_increase: float = _help("speech recognition: max test WER added by int8 over ONNX fp32 (0.01 = 1 point)", 0.01)
+    max_int8_wer_increase: float = _help("speech recognition: max test WER added by int8 over ONNX fp32 (0.02 = 2 points)", 0.02)
     # Whisper's decoder logits run to ~+-20 over a 51k vocabulary: whisper-tiny's ORT fp32 differed by 1.5e-4.
     speech_logits_atol: float = _help(
         "speech recognition: max abs decoder-logit difference between PyTorch and ONNX fp32 on a fixed prefix", 1e-3

@@ -11,11 +11,12 @@ a refused export leaves OUT as it was and says why.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from hftl.config import ExportConfig
 from hftl.deploy.onnx import _jsonable, _opset, _scratch_cwd, _size_mb, _versions, publish
 from hftl.deploy.speech_latency import measure_speech_latency
 from hftl.deploy.speech_parity import evaluate_recognizers, gate_problems, int8_wer_delta
+from hftl.deploy.speech_report import speech_report_lines
 from hftl.deploy.speech_runtime import (
     DECODER_FILE,
     ENCODER_FILE,
@@ -87,7 +89,7 @@ def quantize_speech_export(folder: Path) -> dict[str, Any]:
     target.mkdir(exist_ok=True)
     isa = cpu.int8_isa()
     reduce_range = isa in ("avx2", "avx512bw", "sse")
-    with _scratch_cwd():
+    with _scratch_cwd(), _quiet_root_logger():
         for name in (ENCODER_FILE, DECODER_FILE):
             quantize_dynamic(
                 folder / name, target / name, op_types_to_quantize=["MatMul"], per_channel=True,
@@ -102,6 +104,18 @@ def quantize_speech_export(folder: Path) -> dict[str, Any]:
         "weights_dtype": "QInt8", "activations_dtype": "QUInt8", "reduce_range": reduce_range,
         "kernel_isa": f"{isa} (MLAS u8s8 GEMM)", "files": [f"{INT8_SUBFOLDER}/{ENCODER_FILE}", f"{INT8_SUBFOLDER}/{DECODER_FILE}"],
     }  # fmt: skip
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime's quantizer logs through the root logger: a pre-processing hint on every call, a line per node."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def export_speech_and_check(
@@ -192,14 +206,5 @@ def _report(
 
 def print_speech_report(report: Mapping[str, Any]) -> None:
     """A short human summary of a speech export's export_report.json."""
-    parity, wer = report["parity"], report["wer"]
     print(f"ONNX export (speech recognition, {report['num_clips']} {report['clips']}, {report['audio_seconds']:.1f} s of audio)")
-    print(f"  transcripts differing from PyTorch: fp32 {parity['fp32_differing_transcripts']}"
-          f"  int8 {parity.get('int8_differing_transcripts', '-')}  (of {report['num_clips']})")  # fmt: skip
-    print(f"  max |logit diff| on a {parity['prefix_tokens']}-token prefix: fp32 {parity['fp32_max_abs_logit_diff']:.2e}"
-          f" (gate {parity['logits_atol']:g})  int8 {parity.get('int8_max_abs_logit_diff') or float('nan'):.2e}")  # fmt: skip
-    cells = "  ".join(f"{k} {wer[k]:.4f}" for k in ("torch", "onnx_fp32", "onnx_int8") if wer.get(k) is not None)
-    print(f"  WER ({wer['references']}): {cells or '-'}  int8 - fp32 {wer.get('int8_minus_fp32')}")
-    latency = report.get("latency") or {}
-    for mode, row in (latency.get("ms_per_audio_second") or {}).items():
-        print(f"  ms per second of audio, {mode}: " + "  ".join(f"{k} {v:.1f}" for k, v in row.items()))
+    print("\n".join(speech_report_lines(report, indent="  ")))

@@ -75,9 +75,15 @@ def resolve_export_dir(path: str | Path) -> Path:
         HftlError: neither ``path`` nor ``path/onnx`` is an hftl export (names what is missing).
     """
     from hftl.deploy.export import EXPORT_CONFIG
+    from hftl.deploy.speech_runtime import is_speech_export
 
     path = Path(path).expanduser()
     for candidate in (path, path / "onnx"):
+        if is_speech_export(candidate):
+            raise HftlError(
+                f"{candidate} is a speech recognition export: hftl serve serves classifiers only; transcribe with "
+                f"`hftl predict {candidate} AUDIO...` or ORTModelForSpeechSeq2Seq"
+            )
         if (candidate / EXPORT_CONFIG).is_file():
             return candidate.resolve()
     raise HftlError(

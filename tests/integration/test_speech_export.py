@@ -207,3 +207,15 @@ def test_real_whisper_tiny_export_gives_identical_transcripts(real_home, tmp_pat
     assert report["parity"]["fp32_max_abs_logit_diff"] <= ExportConfig().speech_logits_atol
     assert report["wer"]["onnx_fp32"] == report["wer"]["torch"] < 0.5
     assert report["wer"]["int8_minus_fp32"] <= ExportConfig().max_int8_wer_increase
+
+
+def test_summary_shows_the_speech_export_and_serve_refuses_it(exported_run, capsys):
+    from hftl.errors import HftlError
+    from hftl.serve.settings import resolve_export_dir
+
+    assert main(["summary", str(exported_run)]) == 0
+    out = capsys.readouterr().out
+    assert "transcripts differing from PyTorch: fp32 0" in out and "ms per second of audio, batch_1" in out
+    with pytest.raises(HftlError, match="speech recognition export: hftl serve serves classifiers only"):
+        resolve_export_dir(exported_run)
+
