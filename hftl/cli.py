@@ -100,14 +100,19 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         loaded, items, batch_size=args.batch_size, top_k=args.top_k,
         progress=args.output is not None or len(items) > args.batch_size,
     )  # fmt: skip
-    failed = sum(1 for p in predictions if p.error)
-    if args.output:
-        bp.write_predictions(predictions, args.output)
-        print(f"{len(predictions)} predictions written to {args.output}" + (f" ({failed} inputs unreadable)" if failed else ""))
+    _show_predictions(args.output, predictions, bp.write_predictions, bp.format_table, "predictions", "read")
+
+
+def _show_predictions(output: str | None, rows: list, write, table, noun: str, failure: str) -> None:
+    """Rows to the --output file (a count on stdout) or as a table; unreadable inputs counted on stderr."""
+    failed = sum(1 for r in rows if r.error)
+    if output:
+        write(rows, output)
+        print(f"{len(rows)} {noun} written to {output}" + (f" ({failed} inputs unreadable)" if failed else ""))
     else:
-        print(bp.format_table(predictions))
+        print(table(rows))
     if failed:
-        print(f"hftl predict: {failed} of {len(predictions)} inputs could not be read (their rows say why)", file=sys.stderr)
+        print(f"hftl predict: {failed} of {len(rows)} inputs could not be {failure} (their rows say why)", file=sys.stderr)
 
 
 def _predict_speech(args: argparse.Namespace, target) -> None:
@@ -117,14 +122,7 @@ def _predict_speech(args: argparse.Namespace, target) -> None:
     recognizer, column = sp.load_recognizer(target, quantized=args.quantized)
     items = bp.gather_inputs(args.inputs, "audio", args.column or column, args.encoding)
     results = sp.transcribe_items(recognizer, items, batch_size=min(args.batch_size, 8), progress=args.output is not None)
-    failed = sum(1 for t in results if t.error)
-    if args.output:
-        sp.write_transcripts(results, args.output)
-        print(f"{len(results)} transcripts written to {args.output}" + (f" ({failed} inputs unreadable)" if failed else ""))
-    else:
-        print(sp.format_transcripts(results))
-    if failed:
-        print(f"hftl predict: {failed} of {len(results)} inputs could not be transcribed (their rows say why)", file=sys.stderr)
+    _show_predictions(args.output, results, sp.write_transcripts, sp.format_transcripts, "transcripts", "transcribed")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:

@@ -15,13 +15,12 @@ import contextlib
 import json
 import logging
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hftl.config import ExportConfig
-from hftl.deploy.onnx import _jsonable, _opset, _scratch_cwd, _size_mb, _versions, publish
+from hftl.deploy.onnx import _jsonable, _opset, _scratch_cwd, _size_mb, _versions, publish, work_folder
 from hftl.deploy.speech_latency import measure_speech_latency
 from hftl.deploy.speech_parity import evaluate_recognizers, gate_problems, int8_wer_delta
 from hftl.deploy.speech_report import speech_report_lines
@@ -146,11 +145,7 @@ def export_speech_and_check(
         raise ExportError(f"no audio clips to check the export of {model_dir} on")
     if references is not None and len(references) != len(clips):
         raise ExportError(f"{len(clips)} clips but {len(references)} reference transcripts")
-    model_dir, out_dir = Path(model_dir).resolve(), Path(out_dir).resolve()
-    if out_dir == model_dir or out_dir in model_dir.parents:
-        raise ExportError(f"out_dir {out_dir} would replace the model folder {model_dir}")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    model_dir, out_dir, work = work_folder(model_dir, out_dir)
     try:
         logger.info("exporting %s to ONNX (%s)", model_dir, ONNX_TASK)
         export_speech_onnx(model_dir, work, opset=export.opset)

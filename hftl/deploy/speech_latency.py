@@ -9,12 +9,11 @@ per round, the median is reported, and the share of the CPU that other processes
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from hftl.deploy.latency import _cpu_seconds, time_blocks
+from hftl.deploy.latency import _cpu_seconds, other_processes_share, time_blocks
 from hftl.deploy.runtime import default_num_threads
 from hftl.deploy.speech_runtime import Clip, SpeechRecognizer
 
@@ -68,11 +67,7 @@ def measure_speech_latency(
             ms_per_second[mode] = {name: round(ms / audio_s, 3) for name, ms in per_call.items()}
     finally:
         torch.set_num_threads(previous)
-    after, wall = _cpu_seconds(), time.perf_counter() - start
-    other_share = None
-    if before and after:
-        other = (after[0] - before[0]) - (after[1] - before[1])
-        other_share = round(max(0.0, other) / (wall * (os.cpu_count() or 1)), 3)
+    other_share = other_processes_share(before, _cpu_seconds(), time.perf_counter() - start)
     return {
         "ms_per_audio_second": ms_per_second,
         "speedup_vs_torch": {
