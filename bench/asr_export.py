@@ -1,6 +1,7 @@
 """Speech recognition export: PyTorch vs ORT fp32 vs ORT int8 on the same clips, transcripts, WER and latency.
 
     python bench/asr_export.py [--run RUN_DIR] [--clips 12] [--repeats 3] [--threads N] [--out runs/bench/asr_export]
+    python bench/asr_export.py --data ~/.cache/hftl/datasets/espeak-sentences --clip-seconds 10 [--max-clips 100]
 
 Exports with ``hftl.deploy.speech_export`` (what ``hftl export`` does for a speech recognition run) and prints:
 identical greedy transcripts (ORT fp32 and int8 vs PyTorch) out of the clips, WER of each backend and the int8 WER
@@ -8,7 +9,9 @@ delta, the largest decoder-logit difference on a fixed prefix, and milliseconds 
 and all clips batched; shuffled blocks, medians; ``hftl.deploy.speech_latency``) with the CPU it ran on.
 
 Without ``--run``: the zoo's whisper-tiny.en on sentences spoken by espeak-ng in five voices (``hftl zoo prepare
-whisper-tiny``; Debian's espeak-ng). With ``--run``: a finished speech recognition run, checked on its test split.
+whisper-tiny``; Debian's espeak-ng). ``--data SOURCE``: the test split of a data set instead (audio and transcript
+columns: ``--input-column``, ``--text-column``); ``--clip-seconds N`` cuts whisper-tiny's encoder to N-s windows first
+(as speech recognition recipes do). With ``--run``: a finished speech recognition run, checked on its test split.
 The export report lands in OUT/onnx/export_report.json (or RUN_DIR/onnx/); the printed tables are the figures.
 """
 
@@ -51,6 +54,38 @@ def espeak_clips(n: int) -> tuple[list[Clip], list[str]]:
         voice, speed = VOICES[i % len(VOICES)]
         clips.append(Clip(f"espeak {voice} {speed} wpm #{i}", speak(text, voice=voice, speed=speed), 16_000))
     return clips, texts
+
+
+def whisper_tiny(out: Path, clip_seconds: int | None) -> Path:
+    """The zoo's whisper-tiny.en folder, or a copy with its encoder cut to ``clip_seconds`` (saved under ``out``)."""
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    from hftl import zoo
+    from hftl.modalities.whisper import shorten_whisper_encoder
+
+    source = zoo.prepare("whisper-tiny")
+    if not clip_seconds:
+        return source
+    model = WhisperForConditionalGeneration.from_pretrained(source).eval()
+    extractor = shorten_whisper_encoder(model, clip_seconds)
+    target = out / f"whisper-tiny-{clip_seconds}s"
+    model.save_pretrained(target)
+    model.generation_config.save_pretrained(target)
+    tokenizer = WhisperProcessor.from_pretrained(source).tokenizer
+    WhisperProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(target)
+    return target
+
+
+def data_clips(model_dir: Path, args: argparse.Namespace) -> tuple[list[Clip], list[str]]:
+    """The test split of ``--data`` as ``hftl export`` reads a run's (hftl.deploy.speech_run.held_out_clips)."""
+    from transformers import AutoProcessor
+
+    from hftl.config import load_config
+    from hftl.deploy.speech_run import held_out_clips
+
+    overrides = ["modality=audio", f"data.source={args.data}", f"data.input_column={args.input_column}",
+                 f"data.label_column={args.text_column}"] + ([f"export.max_samples={args.max_clips}"] if args.max_clips else [])  # fmt: skip
+    return held_out_clips(load_config(None, overrides), AutoProcessor.from_pretrained(model_dir))
 
 
 def tables(report: dict) -> str:
@@ -105,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timed calls per backend and mode (default 3)")
     p.add_argument("--threads", type=int, help="threads for every backend (default: all usable cores)")
     p.add_argument("--out", default="runs/bench/asr_export", help="export folder parent without --run")
+    p.add_argument("--data", help="check on this data set's test split instead of espeak-ng sentences")
+    p.add_argument("--input-column", default="audio", help="--data's audio column (default audio)")
+    p.add_argument("--text-column", default="transcript", help="--data's transcript column (default transcript)")
+    p.add_argument("--max-clips", type=int, help="first N test clips of --data (default: all)")
+    p.add_argument("--clip-seconds", type=int, help="cut whisper-tiny's encoder to N-s windows first (default: 30 s)")
     p.add_argument("--max-int8-wer-increase", type=float, help="the int8 gate (default: export.max_int8_wer_increase)")
     args = p.parse_args(argv)
     started = time.perf_counter()
@@ -116,12 +156,17 @@ def main(argv: list[str] | None = None) -> int:
 
             report = export_speech_run(args.run, [f"export.{k}={v}" for k, v in settings.items()])
         else:
-            from hftl import zoo
-
-            clips, texts = espeak_clips(args.clips)
+            model_dir = whisper_tiny(Path(args.out), args.clip_seconds)
+            if args.data:
+                clips, texts = data_clips(model_dir, args)
+                source = f"test clips of {args.data}"
+            else:
+                clips, texts = espeak_clips(args.clips)
+                source = "espeak-ng clips"
+            window = f", encoder cut to {args.clip_seconds} s" if args.clip_seconds else ""
             report = export_speech_and_check(
-                zoo.prepare("whisper-tiny"), Path(args.out) / "onnx", clips, texts, ExportConfig(**settings),
-                source="espeak-ng clips (whisper-tiny.en)",
+                model_dir, Path(args.out) / "onnx", clips, texts, ExportConfig(**settings),
+                source=f"{source} (whisper-tiny.en{window})",
             )  # fmt: skip
     except ExportError as err:  # a refused export still has its numbers (no latency: timing runs after the gates)
         if err.report is None:
