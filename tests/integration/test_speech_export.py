@@ -26,7 +26,7 @@ from hftl.deploy.speech_runtime import (
     load_torch_recognizer,
 )
 from hftl.errors import ExportError
-from tests.integration.speech_fixtures import RATE, chirp, tiny_recogniser, write_clips
+from tests.helpers.speech_clips import RATE, chirp, tiny_recogniser, write_clips
 
 
 def fake_speech_run(run_dir: Path, model_dir: Path, data_dir: Path) -> Path:
