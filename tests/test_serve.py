@@ -331,10 +331,16 @@ def test_ray_serve_replicas_answer_like_predict_and_survive_a_replica_kill(runs,
         same_as_predict(response.json()["predictions"], predict(runs["text"] / "onnx", TEXTS))
         bad = post_json(url, {"inputs": ["a"], "typo": 1})
         assert bad.status_code == 422 and "unknown field 'typo'" in bad.json()["error"]
-        assert "hftl_serve_requests_total" in httpx.get(url + "/metrics").text
 
         replicas = {httpx.get(url + "/health").json()["pid"] for _ in range(30)}
         assert len(replicas) == 2, f"Ray Serve spread 30 requests over {replicas}"
+        for _ in range(10):
+            assert post_json(url, {"inputs": TEXTS[:1]}).status_code == 200
+        # /metrics sums both replicas, whichever answers: 1 + 10 answered predictions, 1 rejected, 30 health checks
+        for _ in range(4):
+            metrics = httpx.get(url + "/metrics").text
+            assert 'hftl_serve_requests_total{code="200",path="/predict"} 11.0' in metrics, metrics
+            assert 'hftl_serve_requests_total{code="200",path="/health"} 30.0' in metrics
         victim = replicas.pop()
         os.kill(victim, signal.SIGKILL)
         outcomes = []

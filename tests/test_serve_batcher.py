@@ -94,11 +94,33 @@ def test_full_queue_refuses_at_once_and_recovers():
     assert float(asyncio.run(with_batcher(model, go, max_batch=4, max_queue=4, max_wait_s=0.0))[0]) == 10.0
 
 
+def test_reserved_room_counts_while_decoding_and_is_used_once():
+    gate = threading.Event()
+    model = Recorder(gate)
+
+    async def go(b):
+        assert b.reserve(3) and not b.reserve(2)  # 3 of 4 held by a request still decoding: a 2-input burst is refused
+        assert b.reserve(1) and not b.has_room(1)
+        b.release(1)  # a request that failed to decode gives its room back
+        running = asyncio.ensure_future(b.submit(features(1, 2, 3), 3, reserved=True))
+        await asyncio.sleep(0.1)  # taken into a batch (blocked on the gate): its room is free again, not held twice
+        assert b.reserved_rows == 0 and b.pending_rows == 0 and b.reserve(4)
+        b.release(4)
+        gate.set()
+        return await running
+
+    out = asyncio.run(with_batcher(model, go, max_batch=4, max_queue=4, max_wait_s=0.0))
+    np.testing.assert_array_equal(out, [2.0, 4.0, 6.0])
+
+
 def test_serve_command_refuses_bad_targets_and_settings_before_starting(tmp_path, capsys):
     from hftl.cli import main
 
     assert main(["serve", str(tmp_path)]) == 2
-    assert f"{tmp_path} is not an hftl ONNX export" in capsys.readouterr().err
+    assert f"{tmp_path} is not an hftl export" in capsys.readouterr().err
     (tmp_path / "hftl_config.yaml").write_text("modality: text\n")
+    assert main(["serve", str(tmp_path)]) == 2
+    assert "holds no model file a serving runtime reads (looked for model.onnx, openvino_model.xml)" in capsys.readouterr().err
+    (tmp_path / "model.onnx").write_bytes(b"")  # settings are checked before the model is read
     assert main(["serve", str(tmp_path), "--max-batch", "64", "--max-queue", "8"]) == 2
     assert "--max-queue (8) must be >= --max-batch (64)" in capsys.readouterr().err

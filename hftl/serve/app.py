@@ -170,12 +170,18 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
         if len(values) > settings.max_queue:
             raise too_large(f"inputs: {len(values)} in one request; this server queues at most {settings.max_queue} (--max-queue)")
-        if not s.batcher.has_room(len(values)):  # refuse before decoding anything
+        # Hold the queue room before decoding: under a burst, requests that would be refused at submit time must not
+        # spend the cores on decoding first (the accepted ones would wait behind that work).
+        if not s.batcher.reserve(len(values)):
             raise busy(f"the queue is full ({settings.max_queue} inputs waiting); retry later", RETRY_AFTER_S)
-        features = await run_in_threadpool(prepare)
         try:
-            logits = await s.batcher.submit(features, len(values))
-        except QueueFull as err:
+            features = await run_in_threadpool(prepare)
+        except BaseException:
+            s.batcher.release(len(values))
+            raise
+        try:
+            logits = await s.batcher.submit(features, len(values), reserved=True)
+        except QueueFull as err:  # the server is shutting down
             raise busy(f"the queue is full: {err}; retry later", RETRY_AFTER_S) from err
         k = min(top_k or settings.top_k, len(s.model.labels))
         predictions = [[{"label": label, "score": score} for label, score in row] for row in s.model.top_k(logits, k)]

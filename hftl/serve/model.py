@@ -12,7 +12,7 @@ import numpy as np
 from hftl.deploy.export import load_preprocessing
 from hftl.deploy.runtime import softmax
 from hftl.errors import DataError, HftlError
-from hftl.serve.backend import load_backend
+from hftl.serve.backend import BACKENDS, load_backend
 from hftl.serve.errors import invalid_input
 from hftl.serve.limits import CHECKS
 from hftl.serve.settings import ServeSettings
@@ -33,8 +33,9 @@ class ServedModel:
         self.modality: str = self.cfg.modality
         if self.modality not in CHECKS:
             raise HftlError(f"hftl serve takes {sorted(CHECKS)} inputs; {self.export_dir} is a {self.modality!r} model")
-        # RUN_DIR/onnx is named after its run
-        self.name = self.export_dir.parent.name if self.export_dir.name == "onnx" else self.export_dir.name
+        # RUN_DIR/onnx (or RUN_DIR/openvino) is named after its run
+        exports = {spec.folder for spec in BACKENDS.values()}
+        self.name = self.export_dir.parent.name if self.export_dir.name in exports else self.export_dir.name
         self.backend_name = f"{settings.backend}-{'int8' if settings.quantized else 'fp32'}"
         self._backend = load_backend(
             settings.backend, self.export_dir, quantized=settings.quantized, num_threads=settings.num_threads
