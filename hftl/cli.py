@@ -2,7 +2,7 @@
 
     hftl train CONFIG [key=value ...]      fine-tune (same as recipes/finetune.py)
     hftl export RUN_DIR [--backend openvino] merged model -> ONNX (or OpenVINO IR) fp32 + int8, gated, report
-    hftl predict DIR INPUT ...             classify texts/files/folders/tables: RUN/onnx, RUN/openvino or RUN (PyTorch)
+    hftl predict DIR INPUT ...             classify texts/files/folders/tables, or transcribe audio (speech recognition)
     hftl evaluate RUN_DIR --data SOURCE    score a finished run on other labelled data (per-class, confusion matrix)
     hftl serve RUN_DIR [--port 8080]       HTTP inference server for an export (batching, metrics; --ray: Ray Serve)
     hftl push RUN_DIR --repo-id OWNER/NAME share the adapter, merged model or ONNX export on the Hub, with a card
@@ -87,7 +87,12 @@ def _cmd_export(args: argparse.Namespace) -> None:
 def _cmd_predict(args: argparse.Namespace) -> None:
     from hftl.deploy import batch_predict as bp
     from hftl.deploy.export import load_classifier
+    from hftl.deploy.speech_predict import speech_target
 
+    speech = speech_target(args.onnx_dir)
+    if speech is not None:
+        _predict_speech(args, speech)
+        return
     loaded = load_classifier(args.onnx_dir, quantized=args.quantized, precision=args.precision)
     cfg = loaded[0]
     items = bp.gather_inputs(args.inputs, cfg.modality, args.column or cfg.data.input_column, args.encoding)
@@ -95,14 +100,29 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         loaded, items, batch_size=args.batch_size, top_k=args.top_k,
         progress=args.output is not None or len(items) > args.batch_size,
     )  # fmt: skip
-    failed = sum(1 for p in predictions if p.error)
-    if args.output:
-        bp.write_predictions(predictions, args.output)
-        print(f"{len(predictions)} predictions written to {args.output}" + (f" ({failed} inputs unreadable)" if failed else ""))
+    _show_predictions(args.output, predictions, bp.write_predictions, bp.format_table, "predictions", "read")
+
+
+def _show_predictions(output: str | None, rows: list, write, table, noun: str, failure: str) -> None:
+    """Rows to the --output file (a count on stdout) or as a table; unreadable inputs counted on stderr."""
+    failed = sum(1 for r in rows if r.error)
+    if output:
+        write(rows, output)
+        print(f"{len(rows)} {noun} written to {output}" + (f" ({failed} inputs unreadable)" if failed else ""))
     else:
-        print(bp.format_table(predictions))
+        print(table(rows))
     if failed:
-        print(f"hftl predict: {failed} of {len(predictions)} inputs could not be read (their rows say why)", file=sys.stderr)
+        print(f"hftl predict: {failed} of {len(rows)} inputs could not be {failure} (their rows say why)", file=sys.stderr)
+
+
+def _predict_speech(args: argparse.Namespace, target) -> None:
+    from hftl.deploy import batch_predict as bp
+    from hftl.deploy import speech_predict as sp
+
+    recognizer, column = sp.load_recognizer(target, quantized=args.quantized)
+    items = bp.gather_inputs(args.inputs, "audio", args.column or column, args.encoding)
+    results = sp.transcribe_items(recognizer, items, batch_size=min(args.batch_size, 8), progress=args.output is not None)
+    _show_predictions(args.output, results, sp.write_transcripts, sp.format_transcripts, "transcripts", "transcribed")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -261,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="onnx: RUN_DIR/onnx (onnxruntime); openvino: RUN_DIR/openvino (IR fp32 + NNCF int8; hftl[openvino])")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("predict", help="classify inputs with an export (onnxruntime, OpenVINO) or a run (PyTorch), in batches")
+    p = sub.add_parser("predict", help="classify inputs (or transcribe audio) with an export (onnxruntime, OpenVINO) or a run (PyTorch)")
     p.add_argument("onnx_dir", help="RUN_DIR/onnx (onnxruntime), RUN_DIR/openvino (OpenVINO) or RUN_DIR (its fastest export, else PyTorch)")
     p.add_argument(
         "inputs", nargs="+",

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hftl.deploy.speech_report import speech_report_lines
 from hftl.run.metrics.per_class import format_per_class
 from hftl.run.record import read_record, results_path
 
@@ -36,7 +37,9 @@ def summarize(run_dir: str | Path) -> str:
         scores = "  ".join(f"{k} {v:.4f}" for k, v in ev["metrics"].items())
         lines.append(f"  evaluated    {ev['source']} ({ev['rows']} rows, {ev['backend']}): {scores}")
     report = _load(run_dir / "onnx" / "export_report.json")
-    if report is not None:
+    if report is not None and report.get("task") == "automatic-speech-recognition":
+        lines += speech_report_lines(report, indent="  onnx         ")
+    elif report is not None:
         acc, lat, par = report["accuracy"], report.get("latency_ms") or {}, report["parity"]
         lines.append(f"  onnx parity  fp32 max|diff| {par['fp32_max_abs_diff']:.1e}, int8 agreement {par.get('int8_agreement')}")
         lines.append(f"  {'backend':<12} {'test acc':>9} {'b1 ms':>8} {'b32 ms':>8} {'b1 speedup':>11}")

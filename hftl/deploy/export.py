@@ -57,6 +57,12 @@ def export_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
         HftlError: the run is not finished, or a gate (parity, NaN, int8 accuracy) failed; RUN_DIR/onnx is untouched then.
     """
     run_dir = Path(run_dir)
+    from hftl.deploy.speech_run import SPEECH_TASK, export_speech_run, run_task
+
+    if run_task(run_dir) == SPEECH_TASK:  # encoder-decoder: transcripts, not logits of one forward pass
+        if backend != "onnx":
+            raise HftlError(f"--backend {backend}: speech recognition runs export to onnx only")
+        return export_speech_run(run_dir, overrides)
     config_path, model_dir = run_dir / rundir.CONFIG, run_dir / "model"
     adapter_dir = run_dir / "adapter"
     has_adapter = (run_dir / rundir.RESULTS).is_file() and (adapter_dir / ADAPTER_CONFIG).is_file()
@@ -200,6 +206,10 @@ def serving_dir(path: Path) -> Path:
 
 def print_report(report: dict[str, Any]) -> None:
     """A short human summary of export_report.json."""
+    if report.get("task") == "automatic-speech-recognition":
+        from hftl.deploy.speech_export import print_speech_report
+
+        return print_speech_report(report)
     parity, acc = report["parity"], report["accuracy"]
     print(f"ONNX export ({report['task']}, {report['num_samples']} test samples)")
     print(f"  parity   fp32 max|diff| {parity['fp32_max_abs_diff']:.2e}  int8 max|diff| {parity.get('int8_max_abs_diff')}")

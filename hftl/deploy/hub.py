@@ -26,6 +26,7 @@ import yaml
 from hftl import zoo
 from hftl.config import PushConfig, load_config
 from hftl.deploy.model_card import render_card
+from hftl.deploy.speech_runtime import DECODER_FILE, ENCODER_FILE, is_speech_export
 from hftl.errors import HubError
 from hftl.modalities import get_modality
 from hftl.run import rundir
@@ -106,7 +107,10 @@ def _prepare(
 ) -> tuple[dict[str, Path | bytes], str]:
     """The files to commit (path in repo -> local file, or bytes when rewritten) and the card's text."""
     folder = run_dir / FOLDERS[push.what]
-    missing = [name for name in REQUIRED[push.what] if not (folder / name).is_file()]
+    required = REQUIRED[push.what]
+    if push.what == "onnx" and is_speech_export(folder):  # an encoder-decoder export: two graphs, no model.onnx
+        required = (ENCODER_FILE, DECODER_FILE, "hftl_config.yaml")
+    missing = [name for name in required if not (folder / name).is_file()]
     if missing:
         hint = {
             "adapter": f"method={'/'.join(m.name for m in all_methods() if m.saves_adapter)} runs have one; "
@@ -224,6 +228,7 @@ def _is_repo_id(name: str) -> bool:
 def _default_message(what: str, results: RunRecord) -> str:
     test = results.test
     score = f", test accuracy {test['accuracy']:.4f}" if "accuracy" in test else ""
+    score += f", test WER {test['wer']:.4f}" if "wer" in test else ""
     return f"hftl: {what} of run {results.run.name} ({results.run.method}{score})"
 
 

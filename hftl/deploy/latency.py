@@ -38,6 +38,16 @@ def _cpu_seconds() -> tuple[float, float] | None:
     return (sum(ticks) - ticks[3] - ticks[4]) / hz, own.user + own.system  # minus idle and iowait
 
 
+def other_processes_share(
+    before: tuple[float, float] | None, after: tuple[float, float] | None, wall_s: float
+) -> float | None:
+    """Share of all cores that other processes kept busy between two :func:`_cpu_seconds` readings."""
+    if not before or not after:
+        return None
+    other = (after[0] - before[0]) - (after[1] - before[1])
+    return round(max(0.0, other) / (wall_s * (os.cpu_count() or 1)), 3)
+
+
 def time_blocks(
     runners: Mapping[str, Callable[[], object]],
     *,
@@ -150,16 +160,11 @@ def measure_latency(
                 )
     finally:
         torch.set_num_threads(previous_threads)
-    after, wall = _cpu_seconds(), time.perf_counter() - start
-    other_share = None
-    if before and after:
-        other = (after[0] - before[0]) - (after[1] - before[1])
-        other_share = round(max(0.0, other) / (wall * (os.cpu_count() or 1)), 3)
-        if other_share > 0.1:
-            logger.warning(
-                "other processes used %.0f%% of the CPU while timing: latency numbers are unreliable",
-                100 * other_share,
-            )
+    other_share = other_processes_share(before, _cpu_seconds(), time.perf_counter() - start)
+    if other_share is not None and other_share > 0.1:
+        logger.warning(
+            "other processes used %.0f%% of the CPU while timing: latency numbers are unreliable", 100 * other_share
+        )
     speedup = {
         key: {name: round(ms_by["torch"] / ms, 3) for name, ms in ms_by.items()}
         for key, ms_by in latency.items()

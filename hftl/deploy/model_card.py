@@ -10,6 +10,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from hftl.deploy import speech_card
 from hftl.modalities import Modality, get_modality
 from hftl.run.methods import display_name
 from hftl.run.record import RunRecord
@@ -21,6 +22,7 @@ _METRIC_NAMES = {
     "f1_macro": "F1 (macro)",
     "precision_macro": "Precision (macro)",
     "recall_macro": "Recall (macro)",
+    **speech_card.METRIC_NAMES,
 }
 
 
@@ -56,15 +58,22 @@ def render_card(
     if not isinstance(results, RunRecord):
         results = RunRecord.from_dict(results)
     modality = config.get("modality", "text")
-    task = (export_report or {}).get("task") or f"{modality}-classification"
+    speech = speech_card.is_speech_run(results, config)
+    task = speech_card.PIPELINE_TAG if speech else (export_report or {}).get("task") or f"{modality}-classification"
     metadata = _metadata(what, repo_id, results, config, task, base_model, dataset_id, license)
+    if speech:
+        export = speech_card.export_section(export_report, _table) if export_report else ""
+        usage = speech_card.usage(what, repo_id, config, base_for_code or base_model, revision)
+    else:
+        export = _export(export_report) if export_report else ""
+        usage = _usage(what, repo_id, results, config, base_for_code or base_model, adapter_config, revision)
     sections = [
-        _summary(what, repo_id, results, config, base_model, license),
+        _summary(what, repo_id, results, config, base_model, license, speech),
         _method(results, config, adapter_config),
-        _data(results, config),
+        _data(results, config, speech),
         _metrics(results),
-        _export(export_report) if export_report else "",
-        _usage(what, repo_id, results, config, base_for_code or base_model, adapter_config, revision),
+        export,
+        usage,
         _versions(results, export_report),
     ]
     body = "\n\n".join(s for s in sections if s)
@@ -118,7 +127,8 @@ def _short_name(source: str) -> str:
 
 
 def _summary(
-    what: str, repo_id: str, results: RunRecord, config: dict[str, Any], base: str | None, license: str | None  # noqa: A002
+    what: str, repo_id: str, results: RunRecord, config: dict[str, Any], base: str | None, license: str | None,  # noqa: A002
+    speech: bool = False,
 ) -> str:
     labels = results.data.labels
     modality = config.get("modality", "text")
@@ -129,12 +139,12 @@ def _summary(
         "merged": f"A model fine-tuned from {base_text} ({method}, merged into the weights)",
         "onnx": f"An ONNX export (fp32 and dynamic int8) of a model fine-tuned from {base_text} ({method})",
     }[what]
-    lines = [
-        f"# {repo_id.split('/')[-1]}",
-        "",
-        f"{kind} that classifies {modality} into {len(labels)} labels ({', '.join(map(str, labels))}), trained with "
-        f"hftl on `{config['data']['source']}`.",
-    ]
+    what_it_does = (
+        speech_card.summary_line(kind, config) if speech
+        else f"{kind} that classifies {modality} into {len(labels)} labels ({', '.join(map(str, labels))}), trained "
+        f"with hftl on `{config['data']['source']}`."
+    )  # fmt: skip
+    lines = [f"# {repo_id.split('/')[-1]}", "", what_it_does]
     if not base:
         lines += ["", f"The base model was a local folder (`{results.run.model}`); load your own copy of it."]
     if not license:
@@ -179,12 +189,15 @@ def _method(results: RunRecord, config: dict[str, Any], adapter_config: dict[str
     return "## Method\n\n" + _table(rows)
 
 
-def _data(results: RunRecord, config: dict[str, Any]) -> str:
+def _data(results: RunRecord, config: dict[str, Any], speech: bool = False) -> str:
     data, sizes = config["data"], results.data
-    rows: list[tuple[str, Any]] = [
-        ("source", f"`{data['source']}`" + (f" ({data['subset']})" if data.get("subset") else "")),
+    columns: list[tuple[str, Any]] = speech_card.data_rows(config) if speech else [
         ("columns", f"input `{data['input_column']}`, label `{data['label_column']}`"),
         ("labels", ", ".join(map(str, sizes.labels))),
+    ]  # fmt: skip
+    rows: list[tuple[str, Any]] = [
+        ("source", f"`{data['source']}`" + (f" ({data['subset']})" if data.get("subset") else "")),
+        *columns,
         ("rows: train / validation / test", " / ".join(str(sizes.sizes.get(s, "-")) for s in ("train", "validation", "test"))),
     ]
     for key in ("max_train_samples", "train_fraction", "shots_per_class", "max_eval_samples"):

@@ -329,12 +329,7 @@ def export_and_check(
         ExportError: A gate failed (message with the numbers; ``.report`` holds them). ``out_dir`` is untouched.
     """
     export = export or ExportConfig()
-    model_dir, out_dir = Path(model_dir).resolve(), Path(out_dir).resolve()
-    if out_dir == model_dir or out_dir in model_dir.parents:
-        raise ValueError(f"out_dir {out_dir} would replace the model folder {model_dir}")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    # A sibling, so the final move is a rename on the same filesystem.
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    model_dir, out_dir, work = work_folder(model_dir, out_dir)
     try:
         onnx_path = export_onnx(model_dir, work, task, opset=export.opset)
         quant_info = None
@@ -366,6 +361,20 @@ def export_and_check(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return _jsonable(report)
+
+
+def work_folder(model_dir: Path, out_dir: Path) -> tuple[Path, Path, Path]:
+    """(model_dir, out_dir) resolved, and a new empty folder to build the export in: a sibling of out_dir, so the
+    final move (:func:`publish`) is a rename on the same filesystem.
+
+    Raises:
+        ValueError: out_dir is the model folder or one of its parents (publishing would replace the model).
+    """
+    model_dir, out_dir = Path(model_dir).resolve(), Path(out_dir).resolve()
+    if out_dir == model_dir or out_dir in model_dir.parents:
+        raise ValueError(f"out_dir {out_dir} would replace the model folder {model_dir}")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    return model_dir, out_dir, Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
 
 
 def publish(work: Path, out_dir: Path, report: dict, extra_files: Mapping[str, Path] | None) -> None:

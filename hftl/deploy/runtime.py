@@ -50,12 +50,20 @@ def make_session(model_path: Path, *, num_threads: int | None = None, allow_spin
     model_path = Path(model_path)
     if not model_path.is_file():
         raise FileNotFoundError(f"ONNX model not found: {model_path}")
+    opts = session_options(num_threads=num_threads, allow_spinning=allow_spinning)
+    return ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def session_options(*, num_threads: int | None = None, allow_spinning: bool = True):
+    """onnxruntime SessionOptions as :func:`make_session` sets them (also handed to optimum's ORTModel classes)."""
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = num_threads or default_num_threads()
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
-    return ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
+    return opts
 
 
 def session_feed(

@@ -79,9 +79,16 @@ def resolve_export_dir(path: str | Path, backend: str = "auto") -> tuple[Path, s
         HftlError: no export fits (the message names what is missing and the command that writes it).
     """
     from hftl.deploy.export import EXPORT_CONFIG, serving_dir
+    from hftl.deploy.speech_runtime import is_speech_export
     from hftl.serve.backend import AUTO, BACKENDS, backend_of
 
     path = Path(path).expanduser()
+    for candidate in (path, path / "onnx"):
+        if is_speech_export(candidate):
+            raise HftlError(
+                f"{candidate} is a speech recognition export: hftl serve serves classifiers only; transcribe with "
+                f"`hftl predict {candidate} AUDIO...` or ORTModelForSpeechSeq2Seq"
+            )
     if backend == AUTO:
         export_dir = serving_dir(path)
         if (export_dir / EXPORT_CONFIG).is_file():
