@@ -143,12 +143,13 @@ def run_level(server: ServerProcess, clients: int, requests: int, seconds: float
     return row
 
 
-def backend_batch_ratio(target: Path, quantized: bool, threads: int, repeats: int = 30) -> dict[str, float]:
+def backend_batch_ratio(target: Path, backend: str, quantized: bool, threads: int, repeats: int = 30) -> dict[str, float]:
     """Per-input cost of the runtime at batch 1 vs batch 32 (what dynamic batching can win at most)."""
     from hftl.serve.model import ServedModel
     from hftl.serve.settings import ServeSettings, resolve_export_dir
 
-    model = ServedModel(ServeSettings(str(resolve_export_dir(target)), quantized=quantized, num_threads=threads))
+    export_dir, backend = resolve_export_dir(target, backend)
+    model = ServedModel(ServeSettings(str(export_dir), backend=backend, quantized=quantized, num_threads=threads))
     times = {}
     for batch in (1, 32):
         features = model.encode([TEXTS[i % len(TEXTS)] for i in range(batch)])
@@ -197,7 +198,8 @@ def children(pid: int) -> list[int]:
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--target", type=Path, default=None, help="run dir or export folder (default: runs/serve_demo, else runs/demo)")
-    p.add_argument("--fp32", action="store_true", help="serve model.onnx (default: model_quantized.onnx, int8)")
+    p.add_argument("--backend", default="onnxruntime", help="serving runtime: onnxruntime (default) or openvino")
+    p.add_argument("--fp32", action="store_true", help="serve the fp32 model (default: the int8 one)")
     p.add_argument("--clients", default="1,8,32,64")
     p.add_argument("--requests", type=int, default=600, help="requests per level at most")
     p.add_argument("--seconds", type=float, default=30.0, help="seconds per level at most")
@@ -212,10 +214,10 @@ def main(argv: list[str]) -> None:
                                   if (harness.REPO / d / "onnx").is_dir()), None)  # fmt: skip
     if target is None:
         raise SystemExit("serve_load: no --target and neither runs/serve_demo/onnx nor runs/demo/onnx exists (README 'Serving')")
-    quantized = [] if args.fp32 else ["--quantized"]
+    quantized = ["--backend", args.backend] + ([] if args.fp32 else ["--quantized"])
     cores = harness.usable_cores()
     levels = [int(c) for c in args.clients.split(",")]
-    info = {**harness.machine(), "cpu_flags": cpu_flags(), "target": str(target), "int8": not args.fp32}
+    info = {**harness.machine(), "cpu_flags": cpu_flags(), "target": str(target), "int8": not args.fp32, "runtime": args.backend}
     harness.log(f"serve_load: {target} on {cores} cores, load average {info['load_average_1min']}")
     logs = Path(tempfile.mkdtemp(prefix="serve_load_"))
     common = [*quantized, "--threads", str(cores), "--max-queue", str(args.max_queue)]
@@ -241,7 +243,7 @@ def main(argv: list[str]) -> None:
     finally:
         for server in servers.values():
             server.stop()
-    results["backend"] = backend_batch_ratio(target, not args.fp32, cores)
+    results["backend"] = backend_batch_ratio(target, args.backend, not args.fp32, cores)
 
     results["worker_loss"] = []
     if not args.skip_kill:
@@ -272,7 +274,7 @@ def report(r: dict[str, Any]) -> str:
     lines = [
         f"{m['cores']} cores ({m['cpu']}; flags {' '.join(m['cpu_flags']) or 'none of ' + ', '.join(CPU_FLAGS)}), "
         f"load average {m['load_average_1min']} before, {m['load_average_after']} after; target `{m['target']}` "
-        f"({'int8' if m['int8'] else 'fp32'}, onnxruntime, {m['cores']} threads, 1 worker); loopback; closed-loop clients "
+        f"({'int8' if m['int8'] else 'fp32'}, {m.get('runtime', 'onnxruntime')}, {m['cores']} threads, 1 worker); loopback; closed-loop clients "
         f"(one text per request); at most {r['settings']['requests']} requests or {r['settings']['seconds']:g} s per row; "
         f"batching = --max-batch {r['settings']['max_batch']} --max-wait-ms {r['settings']['max_wait_ms']:g}, "
         f"no batching = --max-batch 1; --max-queue {r['settings']['max_queue']}.",

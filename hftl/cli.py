@@ -120,9 +120,10 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
     # K workers / replicas share the cores: one runtime thread each unless told otherwise.
     threads = args.threads or max(1, default_num_threads() // max(1, args.workers))
+    export_dir, backend = resolve_export_dir(args.target, args.backend)
     settings = ServeSettings(
-        export_dir=str(resolve_export_dir(args.target)),
-        backend=args.backend,
+        export_dir=str(export_dir),
+        backend=backend,
         quantized=args.quantized,
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
@@ -334,13 +335,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve_arguments(p: argparse.ArgumentParser) -> None:
-    from hftl.serve.backend import BACKENDS
+    from hftl.serve.backend import AUTO, BACKENDS
     from hftl.serve.settings import Limits, ServeSettings
 
     d, lim = ServeSettings, Limits
     p.add_argument("target", metavar="RUN_DIR_OR_EXPORT", help="a run directory (its onnx/ is served) or an export folder")
-    p.add_argument("--backend", choices=sorted(BACKENDS), default=d.backend, help=f"runtime (default: {d.backend})")
-    p.add_argument("--quantized", action="store_true", help="serve model_quantized.onnx (int8) instead of model.onnx")
+    p.add_argument("--backend", choices=[AUTO, *sorted(BACKENDS)], default=AUTO,
+                   help="runtime; auto (default): an export's own runtime, for a run its fastest export (openvino, else onnx)")
+    p.add_argument("--quantized", action="store_true", help="serve the export's int8 model instead of its fp32 one")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8080, help="default: 8080")
     p.add_argument("--max-batch", type=int, default=d.max_batch, help=f"most inputs per model run; 1 = no batching (default: {d.max_batch})")
@@ -360,9 +362,9 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    # `hftl advise DATA --models m1 m2 --layers data.key=value`, `hftl evaluate RUN --data X data.key=value`:
-    # settings may follow any option there.
-    if args.command in ("advise", "evaluate") and all(_OVERRIDE.match(e) for e in extra):
+    # `hftl export RUN --backend openvino export.key=value`, `hftl evaluate RUN --data X data.key=value`: settings
+    # may follow any option of a command that takes them (argparse stops a positional list at the first option).
+    if extra and hasattr(args, "overrides") and all(_OVERRIDE.match(e) for e in extra):
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

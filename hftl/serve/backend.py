@@ -1,20 +1,24 @@
 """The runtimes the server can run an export on: one table, one small interface.
 
 A backend is anything with ``id2label`` and ``logits(features) -> (rows, labels) float32``, where ``features`` are
-the modality's numpy inputs keyed by graph input name. Another runtime (OpenVINO, ...) plugs in by adding a loader
-to ``BACKENDS``; the batcher, limits and HTTP layer never look past this interface.
+the modality's numpy inputs keyed by graph input name. A runtime plugs in with one ``BACKENDS`` row: the folder its
+export lives in under a run, a file only its export has, and a loader. The batcher, limits and HTTP layer never look
+past this interface.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from hftl.errors import ConfigError
+from hftl.errors import ConfigError, HftlError
 
 if TYPE_CHECKING:
     import numpy as np
+
+AUTO = "auto"
 
 
 class Backend(Protocol):
@@ -23,14 +27,41 @@ class Backend(Protocol):
     def logits(self, features: Mapping[str, np.ndarray]) -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
+class BackendSpec:
+    folder: str  # RUN_DIR/<folder> holds this runtime's export (`hftl export RUN_DIR [--backend openvino]`)
+    marker: str  # the fp32 model file only this runtime's export has
+    load: Callable[[Path, bool, int | None], Backend]  # (export_dir, quantized, num_threads)
+    install: str = ""  # the extra to install when the runtime is missing
+
+
 def _onnxruntime(export_dir: Path, quantized: bool, num_threads: int | None) -> Backend:
     from hftl.deploy.runtime import OnnxClassifier
 
     return OnnxClassifier(export_dir, quantized=quantized, num_threads=num_threads)
 
 
-# name -> loader(export_dir, quantized, num_threads)
-BACKENDS: dict[str, Callable[[Path, bool, int | None], Backend]] = {"onnxruntime": _onnxruntime}
+def _openvino(export_dir: Path, quantized: bool, num_threads: int | None) -> Backend:
+    from hftl.deploy.openvino import OpenVinoClassifier
+
+    # f32 inference hint: the fp32 IR answers like `hftl predict` and PyTorch (OpenVINO would run bf16 on AMX CPUs);
+    # --quantized serves the NNCF int8 IR, the fast one.
+    return OpenVinoClassifier(export_dir, quantized=quantized, precision="f32", num_threads=num_threads)
+
+
+BACKENDS: dict[str, BackendSpec] = {
+    "onnxruntime": BackendSpec(folder="onnx", marker="model.onnx", load=_onnxruntime),
+    "openvino": BackendSpec(folder="openvino", marker="openvino_model.xml", load=_openvino, install="pip install 'hftl[openvino]'"),
+}  # fmt: skip
+
+
+def backend_of(export_dir: Path) -> str:
+    """The runtime an export folder was written for, from the model file in it."""
+    for name, spec in BACKENDS.items():
+        if (Path(export_dir) / spec.marker).is_file():
+            return name
+    markers = ", ".join(spec.marker for spec in BACKENDS.values())
+    raise HftlError(f"{export_dir} holds no model file a serving runtime reads (looked for {markers})")
 
 
 def load_backend(name: str, export_dir: Path, *, quantized: bool, num_threads: int | None) -> Backend:
@@ -42,4 +73,4 @@ def load_backend(name: str, export_dir: Path, *, quantized: bool, num_threads: i
     """
     if name not in BACKENDS:
         raise ConfigError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")
-    return BACKENDS[name](Path(export_dir), quantized, num_threads)
+    return BACKENDS[name].load(Path(export_dir), quantized, num_threads)

@@ -2,7 +2,8 @@
 ``max_wait`` after the first), and each gets its own rows back.
 
 The queue is bounded in inputs: past ``max_queue`` waiting inputs ``submit`` raises ``QueueFull`` at once, so memory
-and waiting time stay bounded under overload. The model runs on one worker thread, so the event loop keeps
+and waiting time stay bounded under overload. A request can ``reserve`` its room before it decodes its inputs, so
+a burst never spends CPU decoding inputs the queue would then refuse. The model runs on one worker thread, so the event loop keeps
 accepting (and batching) requests meanwhile. If a batch fails as a whole, each request in it is rerun alone, so one
 bad input fails only its own request.
 """
@@ -66,6 +67,7 @@ class DynamicBatcher:
         self._on_batch = on_batch or (lambda rows, seconds: None)
         self._pending: deque[_Job] = deque()
         self.pending_rows = 0
+        self.reserved_rows = 0  # room held by requests still decoding their inputs
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hftl-model")
@@ -90,15 +92,28 @@ class DynamicBatcher:
         return self._task is not None and not self._task.done()
 
     def has_room(self, rows: int) -> bool:
-        return self.pending_rows + rows <= self.max_queue
+        return self.pending_rows + self.reserved_rows + rows <= self.max_queue
 
-    async def submit(self, features: Features, rows: int) -> np.ndarray:
-        """The model's output rows for ``features``, run in some batch.
+    def reserve(self, rows: int) -> bool:
+        """Hold room for ``rows`` inputs (False when there is none); ``submit(..., reserved=True)`` uses it, ``release``
+        gives it back when the request fails before submitting."""
+        if not self.has_room(rows):
+            return False
+        self.reserved_rows += rows
+        return True
+
+    def release(self, rows: int) -> None:
+        self.reserved_rows -= rows
+
+    async def submit(self, features: Features, rows: int, *, reserved: bool = False) -> np.ndarray:
+        """The model's output rows for ``features``, run in some batch (``reserved``: in the room ``reserve`` held).
 
         Raises:
             QueueFull: the queue cannot take ``rows`` more inputs now.
         """
-        if not self.has_room(rows):
+        if reserved:
+            self.release(rows)
+        elif not self.has_room(rows):
             raise QueueFull(f"{self.pending_rows} inputs are waiting (the queue holds {self.max_queue})")
         job = _Job(features, rows, asyncio.get_running_loop().create_future())
         self._pending.append(job)

@@ -23,4 +23,7 @@ def serve_local(settings: ServeSettings, *, host: str, port: int, workers: int =
     with tempfile.TemporaryDirectory(prefix="hftl-serve-metrics-") as metrics_dir:
         os.environ[SETTINGS_ENV] = settings.to_json()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        uvicorn.run("hftl.serve.app:app_from_env", factory=True, workers=workers, **common)
+        # uvicorn kills a worker that misses a 5 s health ping (its default) and starts another: on a busy machine a
+        # worker still importing torch misses it, and the cycle never ends (seen at load average 20). A worker that
+        # is silent for a minute is hung.
+        uvicorn.run("hftl.serve.app:app_from_env", factory=True, workers=workers, timeout_worker_healthcheck=60, **common)

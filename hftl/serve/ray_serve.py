@@ -3,6 +3,9 @@
 Ray Serve's proxy spreads requests over the replicas and restarts a replica that dies; each replica loads the model
 in the app's lifespan and batches its own requests (``hftl.serve.batcher``). Requests past every replica's share
 wait in Ray's router queue, itself bounded (``max_queued_requests``): Ray answers 503 past it.
+
+``/metrics`` sums every replica, as with ``--workers K``: the Ray is local and private (one machine), so the
+replicas share prometheus_client's multiprocess files in one folder, handed to each replica's environment.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ class HftlServe:
         return create_app(self._settings)
 
 
-def deployment(settings: ServeSettings, replicas: int):
-    """The bound Serve application: ``replicas`` copies of the app, each with a bounded number of requests."""
+def deployment(settings: ServeSettings, replicas: int, metrics_dir: str):
+    """The bound Serve application: ``replicas`` copies of the app, each with a bounded number of requests, all
+    writing their Prometheus metrics into ``metrics_dir``."""
     return serve.deployment(
         HftlServe,
         name="HftlServe",
@@ -38,19 +42,25 @@ def deployment(settings: ServeSettings, replicas: int):
         # Let each replica hold enough requests for its batcher to fill batches and apply its own 503 bound.
         max_ongoing_requests=settings.max_queue + settings.max_batch,
         max_queued_requests=settings.max_queue,
-        ray_actor_options={"num_cpus": settings.num_threads or 1},
+        ray_actor_options={
+            "num_cpus": settings.num_threads or 1,
+            "runtime_env": {"env_vars": {"PROMETHEUS_MULTIPROC_DIR": metrics_dir}},
+        },
     ).bind(settings.to_json())
 
 
 def serve_ray(settings: ServeSettings, *, host: str, port: int, replicas: int) -> None:
     """Start a local Ray (as many CPUs as the replicas need), deploy, and serve until interrupted."""
+    import tempfile
+
     import ray
 
     # address="local": always a new, private Ray, never one found on the machine (another user's cluster).
     ray.init(address="local", num_cpus=max(1, replicas * (settings.num_threads or 1)), include_dashboard=False)
     try:
-        serve.start(http_options={"host": host, "port": port})
-        serve.run(deployment(settings, replicas), name=APP_NAME, route_prefix="/", blocking=True)
+        with tempfile.TemporaryDirectory(prefix="hftl-serve-metrics-") as metrics_dir:
+            serve.start(http_options={"host": host, "port": port})
+            serve.run(deployment(settings, replicas, metrics_dir), name=APP_NAME, route_prefix="/", blocking=True)
     except KeyboardInterrupt:
         pass
     finally:

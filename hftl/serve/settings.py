@@ -26,9 +26,9 @@ class ServeSettings:
     """Everything a worker process (or Ray replica) needs to build the app.
 
     Attributes:
-        export_dir: The ONNX export folder (``RUN_DIR/onnx``).
-        backend: Runtime name in ``hftl.serve.backend.BACKENDS``.
-        quantized: Serve ``model_quantized.onnx`` (int8) instead of ``model.onnx`` (fp32).
+        export_dir: The export folder (``RUN_DIR/onnx`` or ``RUN_DIR/openvino``).
+        backend: Runtime name in ``hftl.serve.backend.BACKENDS`` (resolved: never ``auto``).
+        quantized: Serve the export's int8 model instead of its fp32 one.
         max_batch: Most inputs run as one batch; 1 turns dynamic batching off.
         max_wait_ms: How long the first queued input waits for others to join its batch.
         max_queue: Most inputs waiting (not yet running); past it requests get 503 + Retry-After.
@@ -68,19 +68,34 @@ class ServeSettings:
         return cls(**{**data, "limits": Limits(**data.get("limits", {}))})
 
 
-def resolve_export_dir(path: str | Path) -> Path:
-    """RUN_DIR or RUN_DIR/onnx -> the export folder.
+def resolve_export_dir(path: str | Path, backend: str = "auto") -> tuple[Path, str]:
+    """RUN_DIR or an export folder -> (the export folder, the runtime that serves it).
+
+    ``auto``: an export folder is served by the runtime it was written for; a run by its fastest export (OpenVINO when
+    RUN_DIR/openvino exists and the extra is installed, else RUN_DIR/onnx: :func:`hftl.deploy.export.serving_dir`).
+    A named runtime serves RUN_DIR/<its folder>, or an export folder written for it.
 
     Raises:
-        HftlError: neither ``path`` nor ``path/onnx`` is an hftl export (names what is missing).
+        HftlError: no export fits (the message names what is missing and the command that writes it).
     """
-    from hftl.deploy.export import EXPORT_CONFIG
+    from hftl.deploy.export import EXPORT_CONFIG, serving_dir
+    from hftl.serve.backend import AUTO, BACKENDS, backend_of
 
     path = Path(path).expanduser()
-    for candidate in (path, path / "onnx"):
-        if (candidate / EXPORT_CONFIG).is_file():
-            return candidate.resolve()
+    if backend == AUTO:
+        export_dir = serving_dir(path)
+        if (export_dir / EXPORT_CONFIG).is_file():
+            return export_dir.resolve(), backend_of(export_dir)
+        raise HftlError(
+            f"{path} is not an hftl export (no {EXPORT_CONFIG} in it, in {path / 'onnx'} or in {path / 'openvino'}); "
+            f"run `hftl export RUN_DIR` first"
+        )
+    spec = BACKENDS[backend]
+    for candidate in (path, path / spec.folder):
+        if (candidate / EXPORT_CONFIG).is_file() and (candidate / spec.marker).is_file():
+            return candidate.resolve(), backend
+    flag = "" if spec.folder == "onnx" else f" --backend {spec.folder}"
     raise HftlError(
-        f"{path} is not an hftl ONNX export (no {EXPORT_CONFIG} in it or in {path / 'onnx'}); "
-        f"run `hftl export RUN_DIR` first"
+        f"{path} holds no {backend} export (no {spec.marker} with {EXPORT_CONFIG} in it or in {path / spec.folder}); "
+        f"run `hftl export RUN_DIR{flag}` first"
     )

@@ -1,0 +1,126 @@
+"""The dynamic batcher on its own: grouping, per-request answers, failure isolation, the bounded queue."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from hftl.serve.batcher import DynamicBatcher, QueueFull
+
+
+class Recorder:
+    """A model function that doubles its input and remembers each batch's size; rows < 0 make a batch fail."""
+
+    def __init__(self, gate: threading.Event | None = None):
+        self.batches: list[int] = []
+        self.gate = gate
+
+    def __call__(self, features):
+        if self.gate is not None:
+            self.gate.wait(5)
+        x = features["x"]
+        if (x < 0).any():
+            raise ValueError("negative input")
+        self.batches.append(len(x))
+        return x * 2.0
+
+
+def features(*values: float) -> dict[str, np.ndarray]:
+    return {"x": np.asarray(values, dtype=np.float32)}
+
+
+async def with_batcher(model, coro_fn, **kw):
+    batcher = DynamicBatcher(model, **{"max_batch": 8, "max_wait_s": 0.2, "max_queue": 16, **kw})
+    batcher.start()
+    try:
+        return await coro_fn(batcher)
+    finally:
+        await batcher.stop()
+
+
+def test_concurrent_requests_share_a_batch_and_get_their_own_rows():
+    model = Recorder()
+
+    async def go(b):
+        return await asyncio.gather(*(b.submit(features(i, i + 0.5), 2) for i in range(4)))
+
+    results = asyncio.run(with_batcher(model, go))
+    assert model.batches == [8]
+    for i, out in enumerate(results):
+        np.testing.assert_array_equal(out, [2 * i, 2 * i + 1])
+
+
+def test_max_batch_one_runs_each_request_alone():
+    model = Recorder()
+
+    async def go(b):
+        return await asyncio.gather(*(b.submit(features(i), 1) for i in range(3)))
+
+    assert [float(r[0]) for r in asyncio.run(with_batcher(model, go, max_batch=1))] == [0.0, 2.0, 4.0]
+    assert model.batches == [1, 1, 1]
+
+
+def test_a_bad_request_fails_alone():
+    model = Recorder()
+
+    async def go(b):
+        return await asyncio.gather(b.submit(features(1), 1), b.submit(features(-1), 1), b.submit(features(3), 1),
+                                    return_exceptions=True)  # fmt: skip
+
+    good, bad, other = asyncio.run(with_batcher(model, go))
+    assert isinstance(bad, ValueError)
+    assert float(good[0]) == 2.0 and float(other[0]) == 6.0
+
+
+def test_full_queue_refuses_at_once_and_recovers():
+    gate = threading.Event()
+    model = Recorder(gate)
+
+    async def go(b):
+        first = asyncio.ensure_future(b.submit(features(*range(4)), 4))  # runs, blocked on the gate
+        await asyncio.sleep(0.1)
+        waiting = asyncio.ensure_future(b.submit(features(*range(4)), 4))  # waits in the queue (4 of 4)
+        await asyncio.sleep(0.05)
+        with pytest.raises(QueueFull):
+            await b.submit(features(1), 1)
+        assert not b.has_room(1) and b.pending_rows == 4
+        gate.set()
+        await asyncio.gather(first, waiting)
+        return await b.submit(features(5), 1)
+
+    assert float(asyncio.run(with_batcher(model, go, max_batch=4, max_queue=4, max_wait_s=0.0))[0]) == 10.0
+
+
+def test_reserved_room_counts_while_decoding_and_is_used_once():
+    gate = threading.Event()
+    model = Recorder(gate)
+
+    async def go(b):
+        assert b.reserve(3) and not b.reserve(2)  # 3 of 4 held by a request still decoding: a 2-input burst is refused
+        assert b.reserve(1) and not b.has_room(1)
+        b.release(1)  # a request that failed to decode gives its room back
+        running = asyncio.ensure_future(b.submit(features(1, 2, 3), 3, reserved=True))
+        await asyncio.sleep(0.1)  # taken into a batch (blocked on the gate): its room is free again, not held twice
+        assert b.reserved_rows == 0 and b.pending_rows == 0 and b.reserve(4)
+        b.release(4)
+        gate.set()
+        return await running
+
+    out = asyncio.run(with_batcher(model, go, max_batch=4, max_queue=4, max_wait_s=0.0))
+    np.testing.assert_array_equal(out, [2.0, 4.0, 6.0])
+
+
+def test_serve_command_refuses_bad_targets_and_settings_before_starting(tmp_path, capsys):
+    from hftl.cli import main
+
+    assert main(["serve", str(tmp_path)]) == 2
+    assert f"{tmp_path} is not an hftl export" in capsys.readouterr().err
+    (tmp_path / "hftl_config.yaml").write_text("modality: text\n")
+    assert main(["serve", str(tmp_path)]) == 2
+    assert "holds no model file a serving runtime reads (looked for model.onnx, openvino_model.xml)" in capsys.readouterr().err
+    (tmp_path / "model.onnx").write_bytes(b"")  # settings are checked before the model is read
+    assert main(["serve", str(tmp_path), "--max-batch", "64", "--max-queue", "8"]) == 2
+    assert "--max-queue (8) must be >= --max-batch (64)" in capsys.readouterr().err
