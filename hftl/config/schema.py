@@ -245,7 +245,7 @@ class EvaluationConfig:
         False,
     )
     shift: bool = _help(
-        "after training: metrics on shifted copies of the test split (vision corruptions, audio noise at 5/0 dB SNR, "
+        "after training: metrics on shifted copies of the SAME test rows (vision corruptions, audio noise/reverb/band/voices, "
         "first sentence of texts) (results.json 'shift')",
         False,
     )

@@ -15,7 +15,10 @@ def test_setup_fit_score_save_each_alone(quick_overrides):
     assert (out / "config.yaml").is_file() and not (out / "results.json").exists()
     assert ready.params["trainable"] < ready.params["total"] and set(ready.prepared) == {"train", "validation", "test"}
     fitted = fit(ready)
-    assert fitted.result.state.step == 6 and fitted.probe_result is None and not (out / "results.json").exists()
+    # the default probe is an L-BFGS fit on cached features: no loop steps, its C chosen on validation
+    assert fitted.result.state.step == 0 and fitted.result.budget["solver"] == "lbfgs"
+    assert fitted.result.selection["split"] == "validation"
+    assert fitted.probe_result is None and not (out / "results.json").exists()
     scores = score(ready, fitted)
     assert 0.0 <= scores.test["accuracy"] <= 1.0 and not (out / "results.json").exists()
     results = save(ready, fitted, scores)

@@ -92,8 +92,9 @@ def test_resume_continues_exactly(quick_overrides, tmp_path, eval_steps, augment
 def test_resume_latest_in_place_and_missing_checkpoint(quick_overrides):
     with pytest.raises(ConfigError, match="no complete checkpoint"):
         finetune(quick_overrides, "training.resume_from=latest")
-    finetune(quick_overrides, "method.name=linear_probe")
-    again = finetune(quick_overrides, "method.name=linear_probe", "training.resume_from=latest")
+    sgd = "method.probe.solver=sgd"  # the loop's probe: it checkpoints and resumes (the L-BFGS one takes no steps)
+    finetune(quick_overrides, "method.name=linear_probe", sgd)
+    again = finetune(quick_overrides, "method.name=linear_probe", sgd, "training.resume_from=latest")
     assert again["train"]["steps"] == 18
 
 
@@ -104,7 +105,7 @@ def test_finished_run_is_not_overwritten_unless_asked(quick_overrides):
     with pytest.raises(RunDirError, match="finished run"):
         finetune(quick_overrides, "method.name=linear_probe", "training.epochs=1")
     assert results.read_bytes() == before
-    finetune(quick_overrides, "method.name=linear_probe", "training.epochs=2", "output.overwrite=true")
+    finetune(quick_overrides, "method.name=full", "training.epochs=2", "output.overwrite=true")
     assert json.loads(results.read_text())["train"]["steps"] == 12
 
 
