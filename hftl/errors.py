@@ -13,6 +13,10 @@ class DataError(HftlError, ValueError):
     """A data source that cannot be used as asked: missing column or split, unknown label, unreadable file."""
 
 
+class InputTooLarge(DataError):
+    """One input past a size limit (a served request's text length, image pixels, audio seconds)."""
+
+
 class ModelError(HftlError):
     """A model source that cannot be loaded or adapted as asked."""
 

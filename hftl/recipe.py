@@ -304,7 +304,9 @@ def fit(ready: Setup, hooks: Sequence[Hook] = ()) -> Fitted:
     return Fitted(model, result, probe_result)
 
 
-def _cached_probe_fitter(ready: Setup, hooks: Sequence[Hook] = ()) -> Callable[[Config, Path], TrainResult | None] | None:
+def _cached_probe_fitter(
+    ready: Setup, hooks: Sequence[Hook] = ()
+) -> Callable[[Config, Path, str], TrainResult | None] | None:
     """A function training the head on cached frozen-backbone features (hftl/evaluation/cached_probe.py), or None
     when the cache is off (logged with the reason, e.g. augmentation)."""
     cfg = ready.cfg
@@ -314,12 +316,11 @@ def _cached_probe_fitter(ready: Setup, hooks: Sequence[Hook] = ()) -> Callable[[
         return None
     collate = ready.modality.collator(ready.processor, cfg)
     fingerprints = {name: getattr(split, "_fingerprint", None) for name, split in ready.splits.items()}
-    prefix = "probe/" if get_method(cfg.method.name).changes_backbone else ""  # lp_ft logs its probe phase apart
 
-    def fit_probe(probe_cfg: Config, probe_dir: Path) -> TrainResult | None:
+    def fit_probe(probe_cfg: Config, probe_dir: Path, log_prefix: str) -> TrainResult | None:
         return cached_probe.fit_cached_probe(
             probe_cfg, ready.accelerator, ready.model, ready.built.head_modules, ready.prepared, collate, probe_dir,
-            prefix, fingerprints, hooks,
+            log_prefix, fingerprints, hooks,
         )  # fmt: skip
 
     return fit_probe

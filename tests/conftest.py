@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import random
 from pathlib import Path
 
 import pytest
 
-from tests.tiny_models import tiny_text_model
-
-# Words of the tiny model's vocabulary; each class draws most of its words from its own topic.
-TOPICS = {
-    "sport": ["sport", "team", "game", "win", "lose", "play"],
-    "business": ["money", "market", "news", "big", "small", "new"],
-    "film": ["movie", "film", "plot", "actor", "music", "song"],
-}
-FILLER = ["the", "a", "is", "was", "and", "of", "to", "in", "very", "this", "that", "it"]
-
-
-def write_topic_csv(path: Path, rows_per_class: int = 40, seed: int = 0) -> Path:
-    """A CSV (text,label) where the label is learnable from the words: a stand-in for a real topic task."""
-    rng = random.Random(seed)
-    rows = []
-    for label, words in TOPICS.items():
-        for _ in range(rows_per_class):
-            tokens = rng.choices(words, k=5) + rng.choices(FILLER, k=4)
-            rng.shuffle(tokens)
-            rows.append({"text": " ".join(tokens), "label": label})
-    rng.shuffle(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["text", "label"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+from tests.helpers.bench_scripts import write_tiny_configs
+from tests.helpers.text_data import write_topic_csv
+from tests.helpers.tiny_models import tiny_text_model
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +30,12 @@ def topic_csv(tmp_path_factory) -> Path:
     return write_topic_csv(tmp_path_factory.mktemp("data") / "topics.csv")
 
 
+@pytest.fixture(scope="session")
+def tiny_configs(tmp_path_factory) -> list[str]:
+    """The bench scripts' --config arguments: every modality on a tiny model and a tiny data set."""
+    return write_tiny_configs(tmp_path_factory.mktemp("bench"))
+
+
 @pytest.fixture
 def quick_overrides(tiny_bert, topic_csv, tmp_path) -> list[str]:
     """A complete, fast run on the tiny model: a few seconds on 2 cores."""
@@ -73,18 +53,3 @@ def quick_overrides(tiny_bert, topic_csv, tmp_path) -> list[str]:
     ]
 
 
-def torch_labels(run_dir: Path, inputs: list) -> list[str]:
-    """What the run's PyTorch model (RUN/model) predicts for raw inputs, with the run's own preprocessing."""
-    import torch
-
-    from hftl.config import load_config
-    from hftl.modalities import get_modality
-
-    cfg = load_config(run_dir / "config.yaml")
-    modality = get_modality(cfg.modality)
-    processor = modality.load_processor(str(run_dir / "model"), cfg)
-    model = modality.auto_model().from_pretrained(run_dir / "model").eval()
-    features = modality.encode(processor, cfg, inputs)
-    with torch.no_grad():
-        logits = model(**{k: torch.from_numpy(v) for k, v in features.items()}).logits
-    return [model.config.id2label[int(i)] for i in logits.argmax(-1)]

@@ -2,7 +2,7 @@
 
     layer 0  errors, files                    (basics)
     layer 1  modalities, augment, zoo         (what inputs and models are; each modality defines its config section)
-    layer 2  config                           (the run config: composes the modalities' sections, checks the choices)
+    layer 2  config                           (the run config: asks the modality table for their sections, checks)
     layer 3  run                              (one run: data, models, methods, the loop, checkpoints, the record)
     layer 4  evaluation, deploy               (transfer science; export, parity, Hub, card)
     layer 5  recipe, report, evaluate_run, serve, compare, tune, cli

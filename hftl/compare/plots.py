@@ -15,16 +15,17 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from hftl.compare.aggregate import mean_std  # noqa: E402
+from hftl.modalities import registered_modalities  # noqa: E402
 from hftl.run.methods import all_methods  # noqa: E402
 
 METHOD_COLORS = {m.name: m.color for m in all_methods()}
-MODALITY_ORDER = ["text", "vision", "audio"]
 _LINESTYLES = ["-", "--", ":", "-."]
 
 
 def _modalities(rows: list[dict[str, Any]]) -> list[str]:
     present = {r["modality"] for r in rows}
-    return [m for m in MODALITY_ORDER if m in present] + sorted(present - set(MODALITY_ORDER))
+    order = registered_modalities()  # the modality table's order; a name it does not know (an old report) goes last
+    return [m for m in order if m in present] + sorted(present - set(order))
 
 
 def _ordered(values: list[Any]) -> list[Any]:

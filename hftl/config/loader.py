@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from hftl.config.schema import Config
+from hftl.config.schema import MODALITY_SECTIONS, Config, modality_sections
 from hftl.errors import ConfigError
 
 
@@ -65,12 +65,25 @@ def _check_value(value: Any, annotation: Any, key: str, origin: str) -> Any:
 _SECRET_KEY = re.compile(r"token|secret|password|passwd|api_?key", re.IGNORECASE)
 
 
+def _keys(schema: type) -> dict[str, Any]:
+    """Every key the dataclass schema accepts, with its type: its fields, where a field holds the modalities'
+    sections (``Config.sections``) each registered modality's section instead, under the modality's name."""
+    hints = typing.get_type_hints(schema)
+    keys: dict[str, Any] = {}
+    for f in dataclasses.fields(schema):
+        if f.metadata.get(MODALITY_SECTIONS):
+            keys.update(modality_sections())
+        else:
+            keys[f.name] = hints[f.name]
+    return keys
+
+
 def _merge(raw: dict[str, Any], schema: type, prefix: str, origin: str, into: dict[str, Any]) -> None:
     """Check raw against the dataclass schema and merge it into `into` (a nested dict of plain values)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix or 'config'} ({origin}): expected a mapping, got {type(raw).__name__}")
-    hints = typing.get_type_hints(schema)
-    known = {f.name for f in dataclasses.fields(schema)}
+    hints = _keys(schema)
+    known = set(hints)
     for name, value in raw.items():
         key = f"{prefix}{name}"
         if name not in known:
@@ -90,10 +103,15 @@ def _merge(raw: dict[str, Any], schema: type, prefix: str, origin: str, into: di
 
 
 def _build(schema: type, values: dict[str, Any]) -> Any:
-    hints = typing.get_type_hints(schema)
-    kwargs = {}
+    hints = _keys(schema)
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    kwargs: dict[str, Any] = {}
+    sections: dict[str, Any] = {}
     for name, value in values.items():
-        kwargs[name] = _build(hints[name], value) if dataclasses.is_dataclass(hints[name]) else value
+        built = _build(hints[name], value) if dataclasses.is_dataclass(hints[name]) else value
+        (kwargs if name in fields else sections)[name] = built
+    if sections:  # the modalities' sections go into the field that holds them
+        kwargs[next(n for n, f in fields.items() if f.metadata.get(MODALITY_SECTIONS))] = sections
     return schema(**kwargs)
 
 
@@ -169,11 +187,12 @@ def save_config(cfg: Config, path: str | Path) -> None:
 def describe(schema: type = Config, prefix: str = "") -> list[tuple[str, str, Any]]:
     """(key, help, default) for every leaf field: the documentation of the schema."""
     rows = []
-    hints = typing.get_type_hints(schema)
-    for f in dataclasses.fields(schema):
-        if dataclasses.is_dataclass(hints[f.name]):
-            rows.extend(describe(hints[f.name], f"{prefix}{f.name}."))
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for name, annotation in _keys(schema).items():
+        if dataclasses.is_dataclass(annotation):
+            rows.extend(describe(annotation, f"{prefix}{name}."))
         else:
+            f = fields[name]
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            rows.append((f"{prefix}{f.name}", f.metadata.get("help", ""), default))
+            rows.append((f"{prefix}{name}", f.metadata.get("help", ""), default))
     return rows

@@ -1,4 +1,8 @@
-"""The run config's schema: typed dataclasses, each field with its one-line help; the modalities' sections included.
+"""The run config's schema: typed dataclasses, each field with its one-line help.
+
+The modalities' own sections (``text:``, ``vision:``, ``audio:``, ...) are not listed here: each modality declares its
+dataclass (``Modality.config_section``) and the config asks the modality table (``modality_sections``) whenever it
+builds, checks or writes a config, so a modality registered later brings its section without this file changing.
 
 What checks one field or section alone lives in its ``__post_init__``; reading YAML and overrides: loader.py.
 """
@@ -12,10 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hftl.errors import ConfigError
-from hftl.modalities import registered_modalities
-from hftl.modalities.audio import AudioConfig
-from hftl.modalities.text import TextConfig
-from hftl.modalities.vision import VisionConfig
+from hftl.modalities import get_modality, registered_modalities
 
 
 def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
@@ -231,6 +232,9 @@ class OutputConfig:
     save_merged: bool = _help("write model/ (merged, ready for from_pretrained)", True)
 
 
+# Field metadata marking the field that holds the modalities' sections (the loader lists them as top-level keys).
+MODALITY_SECTIONS = "modality_sections"
+
 # OWNER/NAME as the Hub accepts it (huggingface_hub's validate_repo_id, without importing it here).
 _REPO_ID = re.compile(r"^[\w.-]{1,96}/[\w.-]{1,96}$")
 
@@ -275,13 +279,21 @@ class Config:
     export: ExportConfig = _help("ONNX export", factory=ExportConfig)
     output: OutputConfig = _help("where results go", factory=OutputConfig)
     push: PushConfig = _help("share the result on the Hugging Face Hub", factory=PushConfig)
-    text: TextConfig = _help("text preprocessing and augmentation (modality=text)", factory=TextConfig)
-    vision: VisionConfig = _help("image size and augmentation (modality=vision)", factory=VisionConfig)
-    audio: AudioConfig = _help("clip length, decoding and augmentation (modality=audio)", factory=AudioConfig)
+    # modality name -> that modality's settings; YAML and to_dict() show each as a top-level section (``text:``)
+    sections: dict[str, Any] = field(
+        default_factory=dict, repr=False, metadata={"help": "the modalities' own settings", MODALITY_SECTIONS: True}
+    )
 
     def __post_init__(self) -> None:
         if self.modality not in registered_modalities():
             raise ConfigError(f"modality: {self.modality!r} is not one of {registered_modalities()}")
+        known = modality_sections()
+        for name, value in self.sections.items():
+            if name not in known:
+                raise ConfigError(f"unknown section '{name}'; the modalities' sections are {sorted(known)}")
+            if not isinstance(value, known[name]):
+                raise ConfigError(f"section '{name}' must be a {known[name].__name__}, got {type(value).__name__}")
+        self.sections = {name: self.sections.get(name) or schema() for name, schema in known.items()}
         # Checked before training starts, so a run does not end with a push that cannot happen.
         push = self.push
         if push.enabled and push.what == "adapter" and self.method.name != "lora":
@@ -295,9 +307,41 @@ class Config:
             # Two phases keep two checkpoint series (RUN/probe_phase/checkpoints, RUN/checkpoints): 'latest' picks both.
             raise ConfigError(f"method.name=lp_ft resumes with training.resume_from=latest only (got {resume!r})")
 
+    def __getattr__(self, name: str) -> Any:
+        """``cfg.text``, ``cfg.vision``, ...: a modality's section (only reached when no field has the name)."""
+        sections = self.__dict__.get("sections")  # absent while pickle / copy rebuild the object
+        if sections is not None and name in sections:
+            return sections[name]
+        raise AttributeError(f"'Config' has no field or modality section {name!r}")
+
+    def section(self, modality: str) -> Any:
+        """The settings of ``modality`` (a dataclass), or None when it declares none."""
+        return self.sections.get(modality)
+
     @property
     def run_name(self) -> str:
         return self.name or Path(self.output.dir).name
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field as plain data, the modalities' sections at the top level (the YAML a run saves)."""
+        values = dataclasses.asdict(self)
+        values.update(values.pop("sections"))
+        return values
+
+
+def modality_sections() -> dict[str, type]:
+    """Each registered modality's settings dataclass, by modality name, in the modalities' order.
+
+    Raises:
+        ConfigError: a modality's name is also a name of the config's own (e.g. ``data``), so its section would clash.
+    """
+    own = {f.name for f in dataclasses.fields(Config)}
+    sections = {}
+    for name in registered_modalities():
+        schema = get_modality(name).config_section
+        if schema is None:
+            continue
+        if name in own:
+            raise ConfigError(f"modality {name!r} cannot have a config section: '{name}' is already a config key")
+        sections[name] = schema
+    return sections

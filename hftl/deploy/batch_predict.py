@@ -17,7 +17,7 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import numpy as np
 
 from hftl import files
 from hftl.errors import DataError, HftlError
-from hftl.run.folders import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+from hftl.modalities import get_modality
 from hftl.run.text_files import check_encoding
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".jsonl", ".json"}
@@ -60,19 +60,20 @@ def gather_inputs(args: list[str], modality: str, column: str, encoding: str = "
     Raises:
         DataError: a folder without inputs, a table without ``column``, a file not in ``encoding`` (byte and line named).
     """
-    suffixes = IMAGE_SUFFIXES if modality == "vision" else AUDIO_SUFFIXES if modality == "audio" else {".txt"}
+    media = get_modality(modality).reads_files  # images, audio clips: else the inputs are texts
+    suffixes = get_modality(modality).file_suffixes if media else {".txt"}
     items: list[Item] = []
     for arg in args:
         path = Path(arg).expanduser()
         if path.is_dir():
-            items += _folder_items(path, suffixes, modality, encoding)
+            items += _folder_items(path, suffixes, media, encoding)
         elif path.is_file() and path.suffix.lower() in TABLE_SUFFIXES:
             check_encoding(path, encoding, _OPTION)
-            items += _table_items(path, column, modality, encoding)
+            items += _table_items(path, column, media, encoding)
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES | {".txt"}:
             check_encoding(path, encoding, _OPTION)
-            items += _list_items(path, modality, encoding)
-        elif modality == "text":
+            items += _list_items(path, media, encoding)
+        elif not media:
             items.append(Item(str(len(items)), arg, arg))
         else:
             items.append(Item(str(path.absolute()), str(path.absolute()), str(path.absolute())))
@@ -81,7 +82,7 @@ def gather_inputs(args: list[str], modality: str, column: str, encoding: str = "
     return items
 
 
-def _folder_items(folder: Path, suffixes: set[str], modality: str, encoding: str) -> list[Item]:
+def _folder_items(folder: Path, suffixes: Set[str], media: bool, encoding: str) -> list[Item]:
     files = sorted(
         Path(root, name).absolute()
         for root, dirs, names in os.walk(folder, followlinks=True)
@@ -90,7 +91,7 @@ def _folder_items(folder: Path, suffixes: set[str], modality: str, encoding: str
     )
     if not files:
         raise DataError(f"{folder}: no {'/'.join(sorted(suffixes))} files inside")
-    if modality == "text":
+    if not media:
         for f in files:
             check_encoding(f, encoding, _OPTION)
         return [Item(str(f), str(f), f.read_text(encoding=encoding).strip()) for f in files]
@@ -115,24 +116,24 @@ def _table_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any]
                     raise DataError(f"{path} line {line}: not a JSON object ({err.msg}); use JSON Lines") from err
 
 
-def _table_items(path: Path, column: str, modality: str, encoding: str) -> list[Item]:
+def _table_items(path: Path, column: str, media: bool, encoding: str) -> list[Item]:
     items = []
     for row, (line, record) in enumerate(_table_rows(path, encoding)):
         if column not in record:
             raise DataError(f"{path} line {line}: no column '{column}' (columns: {list(record)}); pass --column NAME")
         value = "" if record[column] is None else str(record[column])
-        shown = value if modality == "text" else str(_media_path(value, path.parent))
+        shown = str(_media_path(value, path.parent)) if media else value
         items.append(Item(str(row), shown, shown, line))
     return items
 
 
-def _list_items(path: Path, modality: str, encoding: str) -> list[Item]:
+def _list_items(path: Path, media: bool, encoding: str) -> list[Item]:
     items = []
     for line, text in enumerate(path.read_text(encoding=encoding).splitlines(), start=1):
         if not text.strip():
             continue
-        value = text.strip() if modality == "text" else str(_media_path(text.strip(), path.parent))
-        items.append(Item(str(line) if modality == "text" else value, value, value))
+        value = str(_media_path(text.strip(), path.parent)) if media else text.strip()
+        items.append(Item(value if media else str(line), value, value))
     return items
 
 

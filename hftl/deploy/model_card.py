@@ -277,7 +277,6 @@ def _usage(
     auto, processor_class = modality.auto_model_name, modality.processor_class_name
     rev = f', revision="{revision}"' if revision and revision != "main" else ""
     labels = [str(x) for x in results.data.labels]
-    max_length = (config.get("text") or {}).get("max_length", 128)
     example = modality.card_example(config)
     if what == "adapter" and base:  # the adapter names a Hub base: PEFT's Auto classes build it, as PEFT users expect
         code = _auto_peft_usage(modality, repo_id, rev, labels, example, modality.card_base_kwargs(config))
@@ -320,17 +319,17 @@ def _usage(
         ]
         after = f"With hftl: `model.source={repo_id}`."
     else:
+        inputs, takes = modality.card_onnx_inputs(config)
         code = [
             "from huggingface_hub import snapshot_download",
             "from hftl.deploy.export import predict",
             "",
             f'folder = snapshot_download("{repo_id}"{rev})',
-            'print(predict(folder, ["A text to classify."], quantized=True))  # int8; quantized=False: fp32',
+            f"print(predict(folder, {inputs}, quantized=True))  # int8; quantized=False: fp32",
         ]
         after = (
-            "`model.onnx` (fp32) and `model_quantized.onnx` (int8) take the tokenizer's output padded to "
-            f"`max_length={max_length}`; `hftl predict FOLDER TEXT...` does the same from the command line."
-            + _serve_usage(modality)
+            f"`model.onnx` (fp32) and `model_quantized.onnx` (int8) take {takes}; "
+            "`hftl predict FOLDER INPUT...` does the same from the command line." + _serve_usage(modality)
         )
     return "## Usage\n\n```python\n" + "\n".join(code) + "\n```\n\n" + after
 

@@ -42,7 +42,7 @@ CHECK_ATOL = 1e-3  # logits of the cached head vs the model on one batch (fp32; 
 
 def augmentation_settings(cfg: Config) -> list[str]:
     """The augmentation options of the run's modality section that are on (differ from their default 'off')."""
-    section = getattr(cfg, cfg.modality, None)
+    section = cfg.section(cfg.modality)
     return _augmenting_fields(section, cfg.modality) if section is not None else []
 
 
@@ -166,12 +166,13 @@ def _split_key(cfg: Config, split: str, dataset: Any, fingerprint: str | None, h
     model_files = folder_fingerprint(source)
     if model_files is None or fingerprint is None:
         return None
+    section = cfg.section(cfg.modality)
     return cache_key({
         "kind": "probe-head-inputs",
         "model": model_files,
         "revision": cfg.model.revision,
         "data": dataclasses.asdict(cfg.data),
-        "preprocessing": dataclasses.asdict(getattr(cfg, cfg.modality)),
+        "preprocessing": dataclasses.asdict(section) if section is not None else None,
         "split": split,
         "rows": len(dataset),
         "dataset": fingerprint,

@@ -145,12 +145,13 @@ def _source_key(cfg: Config, n_rows: int) -> str | None:
     if model_files is None:
         return None
     probe = get_modality(cfg.modality).forgetting_probe[0]
+    section = cfg.section(cfg.modality)
     return cache_key({
         "model": cfg.model.source, "model_files": model_files, "modality": cfg.modality,
         "probe": probe, "probe_files": folder_fingerprint(zoo.entry_path(probe.removeprefix("zoo:"))),
-        # the rows are a function of these (stratified_sample is seeded); the inputs of these settings
+        # the rows are a function of these (stratified_sample is seeded); the inputs of the modality's settings
         "rows": [cfg.evaluation.probe_max_samples, cfg.data.split_seed, n_rows],
-        "inputs": [cfg.text.max_length, cfg.vision.image_size],
+        "inputs": dataclasses.asdict(section) if section is not None else None,
     })  # fmt: skip
 
 

@@ -30,12 +30,23 @@ class Modality:
     default_input_column: str  # the input column hftl's loaders give this modality (zoo sets, folders)
     processor_class_name: str = "AutoProcessor"  # what a model card's snippet loads the saved processor with
     auto_peft_model_name: str = "AutoPeftModel"  # PEFT's Auto class that loads a pushed adapter with its base
+    # inputs are files with these suffixes (images, audio clips); empty: inputs are texts
+    file_suffixes: frozenset[str] = frozenset()
     sample_file: str | None = None  # a file name a request would upload (None: inputs are JSON strings)
+    upload_types: str | None = None  # MIME types a served page's file picker accepts, e.g. "image/*" (files only)
     # (data source, input column, label column) of the held-out task whose k-NN accuracy measures forgetting;
     # None: the modality measures forgetting its own way (``forgetting``) or not at all
     forgetting_probe: tuple[str, str, str] | None = None
     # inputs are speech: forgetting is then the backbone's own speech recognition (WER; Whisper) on synthetic speech
     speech: bool = False
+    # this modality's own settings: a dataclass the run config carries under the modality's name (YAML ``text:``,
+    # ``cfg.text``; hftl/config asks this table, so a new modality brings its section without config changing)
+    config_section: type | None = None
+
+    @property
+    def reads_files(self) -> bool:
+        """Inputs are files (paths, uploads), not texts."""
+        return bool(self.file_suffixes)
 
     def auto_model(self) -> Any:
         import transformers
@@ -59,6 +70,18 @@ class Modality:
         """Raise DataError when one raw input (as the data set stores it) cannot be used; decodes it to find out."""
         raise NotImplementedError
 
+    def check_served_input(self, value: Any, limits: Any) -> Any:
+        """One input of a served request, checked before any decoding (files by their header only); returns what
+        ``encode`` takes. Texts arrive as ``str`` (JSON strings), files (``reads_files``) as ``bytes``.
+
+        ``limits`` is hftl.serve's ``Limits`` (max_text_chars, max_image_pixels, max_audio_seconds, ...).
+
+        Raises:
+            InputTooLarge: past a limit; the message names the limit and its ``hftl serve`` option.
+            DataError: the input is empty or unreadable.
+        """
+        raise NotImplementedError
+
     def collator(
         self, processor: Any, cfg: Config, train: bool = False, augment_rng: AugmentRng | None = None
     ) -> Callable[[list[dict]], dict]:
@@ -79,6 +102,11 @@ class Modality:
     def card_base_kwargs(self, config: dict[str, Any]) -> list[str]:
         """Snippet lines of base-model settings the run changed besides the head (e.g. Whisper's encoder length)."""
         return []
+
+    def card_onnx_inputs(self, config: dict[str, Any]) -> tuple[str, str]:
+        """For an ONNX export's card: (a Python literal of example inputs for ``hftl.deploy.export.predict``, what the
+        exported graphs take as input)."""
+        return '[...]', "the saved processor's output"
 
     def card_example(self, config: dict[str, Any]) -> list[str]:
         """Lines of Python for a model card's snippet that set ``inputs`` from ``processor`` (runnable as they stand)."""
@@ -102,7 +130,11 @@ def get_modality(name: str) -> Modality:
 
 
 def registered_modalities() -> list[str]:
-    return sorted(_REGISTRY)
+    """Names in registration order (text, vision, audio, then any registered later): tables and plots follow it."""
+    return list(_REGISTRY)
 
 
-from hftl.modalities import audio, text, vision  # noqa: E402,F401  (each registers itself)
+# Each registers itself; this order is the modalities' order everywhere (config sections, plots).
+from hftl.modalities import text  # noqa: E402,F401,I001
+from hftl.modalities import vision  # noqa: E402,F401,I001
+from hftl.modalities import audio  # noqa: E402,F401,I001

@@ -18,7 +18,7 @@ import numpy as np
 from hftl import zoo
 from hftl.augment import ROW_COLUMN, AugmentRng, with_row_ids
 from hftl.augment import audio as aug
-from hftl.errors import ConfigError, DataError
+from hftl.errors import ConfigError, DataError, InputTooLarge
 from hftl.modalities import Modality, register_modality, shifts
 from hftl.modalities.wav_header import declared_wav_frames
 from hftl.modalities.whisper import POSITIONS_PER_SECOND, shorten_whisper_encoder
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
     from hftl.config import Config
 
+
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"})
 
 def _help(text: str, default: Any) -> Any:
     return field(default=default, metadata={"help": text})
@@ -163,12 +165,15 @@ def audio_variants(split: Dataset, cfg: Config, sample_rate: int, seed: int) -> 
 
 class AudioModality(Modality):
     name = "audio"
+    config_section = AudioConfig
     onnx_task = "audio-classification"
     auto_model_name = "AutoModelForAudioClassification"
     pooling = "mean"
     default_input_column = "audio"
     speech = True
+    file_suffixes = AUDIO_SUFFIXES
     sample_file = "clip.wav"
+    upload_types = "audio/*"
     processor_class_name = "AutoFeatureExtractor"  # what hftl saves beside the model (AutoProcessor wants a tokenizer too)
     lora_targets = {
         "whisper": ["q_proj", "v_proj"],
@@ -178,9 +183,29 @@ class AudioModality(Modality):
         "audio-spectrogram-transformer": ["query", "value"],
     }
 
+    def check_served_input(self, value: Any, limits: Any) -> dict[str, bytes]:
+        import soundfile as sf
+
+        try:
+            info = sf.info(io.BytesIO(value))  # the header only
+        except Exception as err:  # libsndfile raises LibsndfileError / RuntimeError / TypeError for bad bytes
+            raise DataError(f"not a readable audio file ({len(value)} bytes; WAV, FLAC, OGG, MP3): {err}") from err
+        if info.frames <= 0 or info.samplerate <= 0:
+            raise DataError("audio file contains no samples")
+        seconds = info.frames / info.samplerate
+        if seconds > limits.max_audio_seconds:
+            raise InputTooLarge(
+                f"audio of {seconds:.1f} s; the limit is {limits.max_audio_seconds:g} s (--max-audio-seconds)"
+            )
+        return {"bytes": value}
+
     def card_base_kwargs(self, config: dict[str, Any]) -> list[str]:
         seconds = (config.get("audio") or {}).get("clip_seconds", 30)
         return [f"    max_source_positions={POSITIONS_PER_SECOND * seconds},  # the encoder cut to {seconds} s clips, as trained"]
+
+    def card_onnx_inputs(self, config: dict[str, Any]) -> tuple[str, str]:
+        seconds = (config.get("audio") or {}).get("clip_seconds", 2)
+        return f'["{self.sample_file}"]', f"the feature extractor's output for {seconds} s clips (cut or padded)"
 
     def card_example(self, config: dict[str, Any]) -> list[str]:
         seconds = (config.get("audio") or {}).get("clip_seconds", 1)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from hftl.augment import ROW_COLUMN, AugmentRng, with_row_ids
 from hftl.augment import text as aug
-from hftl.errors import ConfigError, DataError
+from hftl.errors import ConfigError, DataError, InputTooLarge
 from hftl.modalities import Modality, register_modality, shifts
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ def text_variants(split: Dataset, cfg: Config) -> dict[str, Dataset]:
 
 class TextModality(Modality):
     name = "text"
+    config_section = TextConfig
     onnx_task = "text-classification"
     auto_model_name = "AutoModelForSequenceClassification"
     pooling = "mean"
@@ -74,8 +75,23 @@ class TextModality(Modality):
         max_length = (config.get("text") or {}).get("max_length", 128)
         return [f'inputs = processor(["A text to classify."], truncation=True, max_length={max_length}, return_tensors="pt")']
 
+    def card_onnx_inputs(self, config: dict[str, Any]) -> tuple[str, str]:
+        max_length = (config.get("text") or {}).get("max_length", 128)
+        return '["A text to classify."]', f"the tokenizer's output padded to `max_length={max_length}`"
+
     def shift_variants(self, split: Dataset, cfg: Config, processor: Any, seed: int) -> dict[str, Dataset]:
         return text_variants(split, cfg)
+
+    def check_served_input(self, value: Any, limits: Any) -> str:
+        if not isinstance(value, str):
+            raise DataError(f"expected a text (JSON string), got {type(value).__name__}")
+        if not value.strip():
+            raise DataError("empty text")
+        if len(value) > limits.max_text_chars:
+            raise InputTooLarge(
+                f"text of {len(value)} characters; the limit is {limits.max_text_chars} (--max-text-chars)"
+            )
+        return value
 
     def check_input(self, value: Any, cfg: Config) -> None:
         if not isinstance(value, str):

@@ -17,7 +17,7 @@ import numpy as np
 from hftl.augment import ROW_COLUMN, AugmentRng, with_row_ids
 from hftl.augment import vision as aug
 from hftl.augment.mix import mix_batch
-from hftl.errors import ConfigError, DataError
+from hftl.errors import ConfigError, DataError, InputTooLarge
 from hftl.modalities import Modality, register_modality, shifts
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from hftl.config import Config
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
 @dataclass
@@ -193,12 +195,34 @@ def vision_variants(split: Dataset, cfg: Config, severities: list[int], seed: in
 
 class VisionModality(Modality):
     name = "vision"
+    config_section = VisionConfig
     onnx_task = "image-classification"
     pooling = "cls"
     default_input_column = "image"
     forgetting_probe = ("zoo:digits", "image", "label")
     auto_model_name = "AutoModelForImageClassification"
+    file_suffixes = IMAGE_SUFFIXES
     sample_file = "image.png"
+    upload_types = "image/*"
+
+    def check_served_input(self, value: Any, limits: Any) -> dict[str, bytes]:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(io.BytesIO(value)) as image:  # reads the header only
+                width, height = image.size
+        except (OSError, UnidentifiedImageError, ValueError) as err:
+            raise DataError(f"not a readable image ({len(value)} bytes): {err}") from err
+        if width * height > limits.max_image_pixels:
+            raise InputTooLarge(
+                f"image of {width}x{height} = {width * height} pixels; "
+                f"the limit is {limits.max_image_pixels} pixels (--max-image-pixels)"
+            )
+        return {"bytes": value}
+
+    def card_onnx_inputs(self, config: dict[str, Any]) -> tuple[str, str]:
+        size = (config.get("vision") or {}).get("image_size", 224)
+        return f'["{self.sample_file}"]', f"the image processor's `pixel_values` at {size}x{size} pixels"
 
     def card_example(self, config: dict[str, Any]) -> list[str]:
         return [

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from hftl.errors import DataError
+from hftl.modalities.audio import AUDIO_SUFFIXES
+from hftl.modalities.vision import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"}
 TABLE_SUFFIXES = {".csv", ".tsv", ".json", ".jsonl", ".parquet"}
 METADATA_NAMES = ("metadata.csv", "metadata.jsonl")
 # datasets' split-name keywords (datasets.data_files): a top-level folder with one of these names is that split

@@ -29,6 +29,7 @@ from hftl.run.freezing import freeze_backbone, unfreeze
 from hftl.run.training import LoopInputs, Trainer, TrainResult
 
 PROBE_DIR = "probe_phase"
+PROBE_LOG_PREFIX = "probe/"  # tracker keys of the probe phase (probe/train/loss ...), step by step or cached
 
 
 def _phase_config(cfg: Config, checkpoint_root: Path, **training: Any) -> Config:
@@ -52,12 +53,12 @@ def fit_lp_ft(loop: LoopInputs) -> tuple[torch.nn.Module, TrainResult, TrainResu
     )
     dropout_rates = freeze_backbone(loop.model, loop.heads)
     model = loop.model
-    probe_result = loop.fit_probe(probe_cfg, probe_dir) if loop.fit_probe is not None else None  # cached features
+    probe_result = loop.fit_probe(probe_cfg, probe_dir, PROBE_LOG_PREFIX) if loop.fit_probe is not None else None  # cached
     if probe_result is not None and probe_result.state.should_stop and probe_result.state.stop_reason != "early_stopping":
         return accelerator.prepare(model), probe_result, None  # a hook stopped the cached probe: the probed model
     if probe_result is None:
         probe = Trainer(
-            probe_cfg, accelerator, loop.model, *loop.make_loaders(), probe_dir, loop.on_epoch_start, log_prefix="probe/",
+            probe_cfg, accelerator, loop.model, *loop.make_loaders(), probe_dir, loop.on_epoch_start, log_prefix=PROBE_LOG_PREFIX,
             hooks=hooks,
         )  # fmt: skip
         probe_result = probe.fit()  # ends with the best head loaded

@@ -48,7 +48,7 @@ def fit_one_loop(loop: LoopInputs) -> tuple[torch.nn.Module, TrainResult, None]:
 def fit_linear_probe(loop: LoopInputs) -> tuple[torch.nn.Module, TrainResult, None]:
     """The head trained on cached frozen features (``loop.fit_probe``) when the cache is on, else step by step
     through the one loop. The cached fit takes no loop steps, so step hooks do not run there."""
-    result = loop.fit_probe(loop.cfg, Path(loop.run_dir)) if loop.fit_probe is not None else None
+    result = loop.fit_probe(loop.cfg, Path(loop.run_dir), "") if loop.fit_probe is not None else None
     if result is None:
         return fit_one_loop(loop)
     return loop.accelerator.prepare(loop.model), result, None  # the head trained on cached features is the model's

@@ -35,7 +35,7 @@ def estimate_run_bytes(total_params: int, trainable_params: int, keep_checkpoint
     checkpoint = total_params + 3 * trainable_params
     outputs = total_params + trainable_params
     # +10%: each file's header (safetensors names every tensor), the scheduler and RNG states; measured 5-8% on a
-    # tiny BERT (tests/test_rundir.py), where headers weigh most.
+    # tiny BERT (tests/unit/run/test_rundir.py), where headers weigh most.
     return int(1.1 * 4 * ((keep_checkpoints + 1) * checkpoint + outputs))
 
 

@@ -50,8 +50,8 @@ class LoopInputs:
     on_epoch_start: Callable[[int], None] | None = None  # e.g. the augmentation generator's set_epoch
     hooks: Sequence[Hook] = ()
     # probing methods: trains the head another way (on cached features) and returns its result, or None to run the
-    # probe step by step; (config of the probe phase, its checkpoint folder) -> result
-    fit_probe: Callable[[Config, Path], TrainResult | None] | None = None
+    # probe step by step; (config of the probe phase, its checkpoint folder, its tracker key prefix) -> result
+    fit_probe: Callable[[Config, Path, str], TrainResult | None] | None = None
 
 
 @dataclass

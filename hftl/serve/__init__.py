@@ -3,8 +3,9 @@
 Layers, each importing only those above it:
     settings  -> what to serve and its limits (one dataclass, from the CLI)
     backend   -> the runtime table: load(export_dir, backend) -> logits(features)
+    limits    -> per-request checks before any decoding work: the input count, then each input as its modality
+                 checks it (Modality.check_served_input: text length, image pixels, audio seconds)
     model     -> an export folder with its own preprocessing + a backend: raw inputs -> top-k labels
-    limits    -> per-request size checks (text length, image pixels, audio seconds) before any decoding work
     requests  -> HTTP body (JSON or multipart) -> raw inputs, with 4xx errors that say what is wrong
     batcher   -> dynamic batching over a bounded queue (503 when full)
     metrics   -> Prometheus counters and histograms

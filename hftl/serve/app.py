@@ -20,7 +20,6 @@ from starlette.requests import Request
 
 from hftl.serve.batcher import DynamicBatcher, QueueFull
 from hftl.serve.errors import RequestRejected, busy, too_large
-from hftl.serve.limits import BINARY_MODALITIES, check_inputs
 from hftl.serve.metrics import CONTENT_TYPE, ServeMetrics
 from hftl.serve.model import ServedModel
 from hftl.serve.page import card_text, render_page
@@ -59,6 +58,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         page = render_page(
             title=model.name,
             modality=model.modality,
+            takes_files=model.takes_files,
+            upload_types=model.upload_types,
             labels=model.labels,
             backend=model.backend_name,
             top_k=min(settings.top_k, len(model.labels)),
@@ -163,10 +164,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         s = current()
         limits = settings.limits
         body = await read_body(request, limits.max_body_bytes)
-        values, top_k = await parse_predict(request, body, s.model.modality in BINARY_MODALITIES, limits.max_inputs)
+        values, top_k = await parse_predict(request, body, s.model.takes_files, limits.max_inputs)
 
         def prepare():
-            return s.model.encode(check_inputs(s.model.modality, values, limits))
+            return s.model.encode(s.model.check(values, limits))
 
         if len(values) > settings.max_queue:
             raise too_large(f"inputs: {len(values)} in one request; this server queues at most {settings.max_queue} (--max-queue)")

@@ -14,8 +14,8 @@ from hftl.deploy.runtime import softmax
 from hftl.errors import DataError, HftlError
 from hftl.serve.backend import BACKENDS, load_backend
 from hftl.serve.errors import invalid_input
-from hftl.serve.limits import CHECKS
-from hftl.serve.settings import ServeSettings
+from hftl.serve.limits import check_inputs, serves
+from hftl.serve.settings import Limits, ServeSettings
 
 
 class ServedModel:
@@ -23,7 +23,9 @@ class ServedModel:
 
     Attributes:
         name: The run's (or export folder's) name, shown on the page and in responses.
-        modality: ``text``, ``vision`` or ``audio`` (what ``/predict`` accepts).
+        modality: The run's modality name (what ``/predict`` accepts).
+        takes_files: Inputs are files (bytes: base64 in JSON, or multipart uploads), else JSON strings.
+        upload_types: MIME types the page's file picker offers (files only).
         labels: Class names, by class index.
     """
 
@@ -31,8 +33,13 @@ class ServedModel:
         self.export_dir = Path(settings.export_dir)
         self.cfg, self._modality, self._processor = load_preprocessing(self.export_dir)
         self.modality: str = self.cfg.modality
-        if self.modality not in CHECKS:
-            raise HftlError(f"hftl serve takes {sorted(CHECKS)} inputs; {self.export_dir} is a {self.modality!r} model")
+        if not serves(self._modality):
+            raise HftlError(
+                f"hftl serve cannot check {self.modality!r} inputs (that modality defines no check_served_input); "
+                f"{self.export_dir} is a {self.modality!r} model"
+            )
+        self.takes_files = self._modality.reads_files
+        self.upload_types = self._modality.upload_types
         # RUN_DIR/onnx (or RUN_DIR/openvino) is named after its run
         exports = {spec.folder for spec in BACKENDS.values()}
         self.name = self.export_dir.parent.name if self.export_dir.name in exports else self.export_dir.name
@@ -42,6 +49,10 @@ class ServedModel:
         )
         id2label = self._backend.id2label
         self.labels: list[str] = [id2label.get(i, f"LABEL_{i}") for i in range(len(id2label))]
+
+    def check(self, values: list[Any], limits: Limits) -> list[Any]:
+        """A request's raw inputs checked as the modality checks them, before any decoding (413 / 422 otherwise)."""
+        return check_inputs(self._modality, values, limits)
 
     def encode(self, values: list[Any]) -> dict[str, np.ndarray]:
         """Preprocess one request's raw inputs (texts, or ``{"bytes": ...}`` for images and audio).

@@ -12,8 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-_ACCEPT = {"vision": "image/*", "audio": "audio/*"}
-
 
 def card_text(export_dir: Path) -> str:
     readme = export_dir / "README.md"
@@ -37,12 +35,24 @@ def card_text(export_dir: Path) -> str:
     return f"# {export_dir.name}\n\nExport report:\n\n{json.dumps(facts, indent=2)}\n"
 
 
-def render_page(*, title: str, modality: str, labels: list[str], backend: str, top_k: int, card: str) -> str:
-    if modality in _ACCEPT:
-        field = f'<input type="file" id="files" name="inputs" accept="{_ACCEPT[modality]}" multiple required>'
+def render_page(
+    *,
+    title: str,
+    modality: str,
+    takes_files: bool,
+    upload_types: str | None,
+    labels: list[str],
+    backend: str,
+    top_k: int,
+    card: str,
+) -> str:
+    """The page: a file picker (offering ``upload_types``) for a model of files, else a text box (JSON strings)."""
+    if takes_files:
+        accept = f' accept="{html.escape(upload_types)}"' if upload_types else ""
+        field = f'<input type="file" id="files" name="inputs"{accept} multiple required>'
     else:
         field = '<textarea id="text" name="inputs" rows="4" cols="70" required placeholder="A text to classify"></textarea>'
-    config = json.dumps({"modality": modality, "top_k": top_k})
+    config = json.dumps({"modality": modality, "files": takes_files, "top_k": top_k})
     return _TEMPLATE.format(
         title=html.escape(title),
         modality=html.escape(modality),
@@ -110,7 +120,7 @@ function show(data) {{
 async function classify() {{
   const topK = parseInt(document.getElementById("top_k").value, 10) || CONFIG.top_k;
   let init;
-  if (CONFIG.modality === "text") {{
+  if (!CONFIG.files) {{
     const text = document.getElementById("text").value;
     init = {{method: "POST", headers: {{"Content-Type": "application/json"}},
             body: JSON.stringify({{inputs: [text], top_k: topK}})}};
@@ -132,7 +142,7 @@ async function classify() {{
 
 form.addEventListener("submit", e => {{ e.preventDefault(); classify(); }});
 const preset = new URLSearchParams(location.search).get("text");
-if (preset !== null && CONFIG.modality === "text") {{ document.getElementById("text").value = preset; classify(); }}
+if (preset !== null && !CONFIG.files) {{ document.getElementById("text").value = preset; classify(); }}
 </script>
 </body></html>
 """

@@ -123,7 +123,7 @@ async def _parse_multipart(request: Request, body: bytes, binary: bool, max_inpu
         for i, part in enumerate(form.getlist("inputs")):
             if binary != isinstance(part, UploadFile):
                 want = "a file" if binary else "a text field"
-                raise invalid_input(f"inputs[{i}]: expected {want} for this {'image/audio' if binary else 'text'} model")
+                raise invalid_input(f"inputs[{i}]: expected {want}: this model takes {'files' if binary else 'texts'}")
             values.append(await part.read() if binary else part)
         return values, _top_k(form.get("top_k"))
     finally:

@@ -2,7 +2,7 @@
 like `hftl predict` on the same export, and a runtime whose export is missing is refused with the command to write it.
 
 OpenVINO runs only in child processes (the server, `hftl export`, `hftl predict`): its CPU plugin's threads must not
-live in the pytest process (see tests/openvino_child.py).
+live in the pytest process (see tests/helpers/openvino_child.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("openvino", reason="the OpenVINO backend is the optional extra hftl[openvino] (make test installs it)")
 
 from hftl.serve.process import ServerProcess  # noqa: E402
-from tests import serve_fixtures as fx  # noqa: E402
+from tests.helpers import serve_fixtures as fx  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TEXTS = ["the team will win the game", "money and market news", "a great new film with a good actor"]

@@ -1,0 +1,164 @@
+"""A trained run on the user's other data: `hftl evaluate` (labels matched by name, per-class metrics, confusion matrix
+PNG, torch and ONNX backends), batch `hftl predict` (folder, CSV, JSONL and list-file inputs to CSV / JSONL), and
+per-class metrics in results.json and `hftl summary`."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hftl.cli import main
+from hftl.config import load_config
+from hftl.deploy.export import export_run, predict
+from hftl.errors import DataError
+from hftl.evaluate_run import evaluate_run
+from hftl.recipe import run
+from hftl.report import summarize
+from tests.helpers.text_data import write_topic_csv
+
+QUICK_EXPORT = ["export.latency_repeats=1", "export.num_threads=1", "export.max_samples=8"]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert, topic_csv, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "topics"
+    run(load_config(None, [
+        f"model.source={tiny_bert}", f"data.source={topic_csv}", "text.max_length=16", "training.epochs=3",
+        "training.batch_size=16", "training.learning_rate=3e-3", "training.warmup_ratio=0.0", "training.tracking=none",
+        "method.name=full", f"output.dir={out}",
+    ]))  # fmt: skip
+    export_run(out, QUICK_EXPORT)
+    return out
+
+
+def renamed_subset(path: Path, keep: tuple[str, ...], seed: int) -> Path:
+    """New labelled data with other column names (review, topic) and a subset of the run's classes."""
+    rows = list(csv.DictReader(write_topic_csv(path.with_suffix(".orig.csv"), rows_per_class=10, seed=seed).open()))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["id", "review", "topic"])
+        writer.writeheader()
+        writer.writerows({"id": i, "review": r["text"], "topic": r["label"]} for i, r in enumerate(rows) if r["label"] in keep)
+    return path
+
+
+# -- 6. per-class metrics in every run --------------------------------------------------------------------------
+
+
+def test_results_and_summary_hold_per_class_metrics_and_the_confusion_matrix(trained):
+    results = json.loads((trained / "results.json").read_text())
+    per_class = results["per_class"]
+    assert per_class["split"] == "test" and per_class["labels"] == ["business", "film", "sport"]
+    matrix = np.array(per_class["confusion_matrix"])
+    assert matrix.shape == (3, 3) and matrix.sum() == results["data"]["test"]
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(results["test"]["accuracy"])
+    supports = [per_class["classes"][n]["support"] for n in per_class["labels"]]
+    assert supports == matrix.sum(axis=1).tolist()
+    film = per_class["classes"]["film"]
+    assert film["recall"] == pytest.approx(matrix[1, 1] / matrix[1].sum())
+    assert film["precision"] == pytest.approx(matrix[1, 1] / max(matrix[:, 1].sum(), 1))
+    text = summarize(trained)
+    assert "precision" in text and "confusion matrix (rows: true label" in text and "film" in text
+
+
+# -- 2. hftl evaluate -------------------------------------------------------------------------------------------
+
+
+def test_evaluate_scores_a_subset_of_classes_under_other_column_names(trained, tmp_path, capsys):
+    data = renamed_subset(tmp_path / "new_batch.csv", ("sport", "film"), seed=7)
+    code = main(["evaluate", str(trained), "--data", str(data), "data.input_column=review", "data.label_column=topic"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    out = trained / "evaluations" / "new_batch"
+    record = json.loads((out / "evaluation.json").read_text())
+    assert record["rows"] == 20 and record["split"] == "train" and record["backend"] == "torch"
+    with (out / "predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 20 and {r["label"] for r in rows} == {"sport", "film"}
+    accuracy = np.mean([r["label"] == r["predicted"] for r in rows])
+    assert record["metrics"]["accuracy"] == pytest.approx(accuracy)
+    per_class = record["per_class"]["classes"]
+    assert per_class["business"]["support"] == 0 and per_class["sport"]["support"] == 10
+    assert Image.open(out / "confusion_matrix.png").size[0] > 200
+    assert f"accuracy {accuracy:.4f}" in printed and "sport" in printed and "confusion matrix" in printed
+    assert f"evaluated    {data} (20 rows, torch): accuracy {accuracy:.4f}" in summarize(trained)
+
+
+def test_evaluate_refuses_labels_the_model_never_saw_naming_them(trained, tmp_path, capsys):
+    data = tmp_path / "other.csv"
+    data.write_text("text,label\nthe team won,sport\nrain all day,weather\nsnow,weather\nwind,climate\n")
+    with pytest.raises(DataError, match=r"labels the model was not trained on: \['climate', 'weather'\]"):
+        evaluate_run(trained, str(data))
+    assert main(["evaluate", str(trained), "--data", str(data)]) == 2
+    assert "hftl evaluate: error:" in capsys.readouterr().err
+    assert not (trained / "evaluations" / "other").exists()
+
+
+def test_evaluate_with_the_onnx_backends_agrees_with_torch(trained, tmp_path):
+    data = renamed_subset(tmp_path / "batch.csv", ("sport", "film", "business"), seed=11)
+    settings = ["data.input_column=review", "data.label_column=topic"]
+    torch_record = evaluate_run(trained, str(data), settings)
+    onnx_record = evaluate_run(trained, str(data), settings, backend="onnx")
+    int8_record = evaluate_run(trained, str(data), settings, backend="onnx-int8")
+    assert Path(onnx_record["dir"]).name == "batch-onnx" and Path(int8_record["dir"]).name == "batch-onnx-int8"
+    assert onnx_record["per_class"]["confusion_matrix"] == torch_record["per_class"]["confusion_matrix"]
+    assert abs(int8_record["metrics"]["accuracy"] - torch_record["metrics"]["accuracy"]) <= 0.1
+
+
+# -- 3. batch hftl predict --------------------------------------------------------------------------------------
+
+
+def test_batch_predict_reads_a_folder_a_csv_column_a_jsonl_and_a_list_file(trained, tmp_path, capsys):
+    texts = ["the team will win the game", "money and market news", "a new movie with a great actor", "the song is music"]
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i, text in enumerate(texts):
+        (folder / f"note{i}.txt").write_text(text + "\n")
+    (tmp_path / "table.csv").write_text("id,body\n" + "".join(f"{i},{t}\n" for i, t in enumerate(texts)))
+    (tmp_path / "table.jsonl").write_text("".join(json.dumps({"body": t}) + "\n\n" for t in texts))
+    (tmp_path / "list.lst").write_text("\n".join(texts) + "\n")
+    expected = [label for label, _ in predict(trained / "onnx", texts)]
+
+    output = tmp_path / "out.csv"
+    assert main(["predict", str(trained), str(folder), "--output", str(output), "--batch-size", "3", "--top-k", "2"]) == 0
+    with output.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["input"] for r in rows] == [str((folder / f"note{i}.txt").absolute()) for i in range(4)]
+    assert [r["label"] for r in rows] == expected
+    top = json.loads(rows[0]["top_k"])
+    assert len(top) == 2 and top[0]["label"] == rows[0]["label"] and top[0]["score"] == pytest.approx(float(rows[0]["score"]))
+
+    jsonl = tmp_path / "out.jsonl"
+    args = ["predict", str(trained / "onnx"), str(tmp_path / "table.csv"), str(tmp_path / "table.jsonl"),
+            str(tmp_path / "list.lst"), "--column", "body", "--output", str(jsonl)]  # fmt: skip
+    assert main(args) == 0
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [r["label"] for r in records] == expected * 3
+    assert [r["id"] for r in records[:4]] == ["0", "1", "2", "3"] and [r["line"] for r in records[:4]] == [2, 3, 4, 5]
+    assert [r["line"] for r in records[4:8]] == [1, 3, 5, 7]  # JSON Lines: blank lines between the records
+    assert records[8]["input"] == texts[0] and len(records[8]["top_k"]) == 3
+
+    capsys.readouterr()
+    assert main(["predict", str(trained / "onnx"), *texts[:2]]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["label", "score", "next"] and texts[0] in table[1] and table[1].startswith(expected[0])
+
+
+def test_batch_predict_of_a_missing_column_names_the_columns(trained, tmp_path, capsys):
+    (tmp_path / "t.csv").write_text("id,body\n0,hello\n")
+    assert main(["predict", str(trained), str(tmp_path / "t.csv"), "--column", "text"]) == 2
+    assert "no column 'text' (columns: ['id', 'body']); pass --column NAME" in capsys.readouterr().err
+
+
+def test_batch_predict_of_a_latin1_table_names_the_byte_and_takes_encoding(trained, tmp_path, capsys):
+    table = tmp_path / "menu.csv"
+    table.write_bytes("text\nle café du sport\nthé et film\n".encode("latin-1"))
+    assert main(["predict", str(trained), str(table)]) == 2
+    assert "byte 0xe9 at byte offset 11 (line 2)" in capsys.readouterr().err
+    output = tmp_path / "menu.jsonl"
+    assert main(["predict", str(trained), str(table), "--encoding", "latin-1", "-o", str(output)]) == 0
+    assert [json.loads(line)["input"] for line in output.read_text().splitlines()] == ["le café du sport", "thé et film"]
