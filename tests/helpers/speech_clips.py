@@ -8,7 +8,7 @@ import numpy as np
 import soundfile as sf
 
 from hftl import zoo
-from tests.tiny_models import tiny_asr_model
+from tests.helpers.tiny_models import tiny_asr_model
 
 RATE = 16_000
 TARGET_POSITIONS = 48  # decoder positions of the tiny model: greedy decoding stops within 44 new tokens
