@@ -76,7 +76,13 @@ def evaluate_run(
     results_path, config_path = run_dir / rundir.RESULTS, run_dir / rundir.CONFIG
     if not results_path.is_file() or not config_path.is_file():
         raise HftlError(f"{run_dir} is not a finished run (need {results_path} and {config_path})")
-    names = [str(n) for n in read_record(run_dir).data.labels]
+    record = read_record(run_dir)
+    if record.run.task != "classification":  # new data for a speech recogniser: a run whose test split is that data
+        raise HftlError(
+            f"{run_dir} is a {record.run.task} run: `hftl evaluate` scores classifiers on new data; transcribe "
+            f"files with `hftl predict {run_dir} CLIP.wav ...` (a run scores WER on its test split and asr.extra_splits)"
+        )
+    names = [str(n) for n in record.data.labels]
     cfg = load_config(config_path, [f"data.source={source}", *overrides])
     modality = get_modality(cfg.modality)
     started = time.time()

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from hftl.tasks.speech_recognition import SpeechRecognition
+
 PIPELINE_TAG = "automatic-speech-recognition"
-SPEECH_TASK = "speech_recognition"  # run.task of a speech recognition run (hftl.tasks)
+SPEECH_TASK = SpeechRecognition.name  # run.task of a speech recognition run
 METRIC_NAMES = {"wer": "WER", "cer": "CER"}
 
 

@@ -21,7 +21,7 @@ from hftl.deploy.speech_export import export_speech_and_check
 from hftl.deploy.speech_runtime import Clip, load_clip
 from hftl.errors import DataError, ExportError, HftlError
 from hftl.run import rundir
-from hftl.run.data import load_source
+from hftl.run.transcribed_data import load_transcribed_splits
 
 logger = logging.getLogger("hftl")
 
@@ -49,22 +49,17 @@ def held_out_clips(cfg: Config, processor: Any) -> tuple[list[Clip], list[str]]:
     from hftl.modalities.audio import data_root
 
     data = cfg.data
-    splits = load_source(data)
-    if not data.test_split or data.test_split not in splits:
-        raise DataError(
-            f"{data.source} has no test split {data.test_split!r} (splits: {sorted(splits)}): the export is checked on "
-            "held-out speech; set data.test_split"
-        )
-    rows = splits[data.test_split]
-    for key, column in (("data.input_column", data.input_column), ("data.label_column", data.label_column)):
-        if column not in rows.column_names:
-            raise DataError(f"{data.source} split {data.test_split}: no column {column!r} ({key}); columns: {rows.column_names}")
+    # the test rows the run itself scored: a named test split, or the one carved from train (same seed, same rows)
+    splits = load_transcribed_splits(data)
+    if "test" not in splits:
+        raise DataError(f"{data.source} has no test split: the export is checked on held-out speech; set data.test_split")
+    rows = splits["test"]
     if cfg.export.max_samples is not None:
         rows = rows.select(range(min(len(rows), cfg.export.max_samples)))
     root = data_root(cfg)
     clips, references = [], []
     for i, (audio, text) in enumerate(zip(rows[data.input_column], rows[data.label_column], strict=True)):
-        where = f"{data.source} split {data.test_split} row {i}"
+        where = f"{data.source} test split row {i}"
         try:
             clips.append(load_clip(audio, processor, root))
         except DataError as err:

@@ -73,7 +73,7 @@ WINDOW_SECONDS = 10
 
 
 def _result(probe: str, **values: Any) -> dict[str, Any]:
-    keys = ("knn_accuracy_before", "knn_accuracy_after", "cka", "wer_before", "wer_after")
+    keys = ("knn_accuracy_before", "knn_accuracy_after", "cka", "cka_debiased", "wer_before", "wer_after")
     return {"probe": probe, **{k: None for k in keys}, **values}
 
 
@@ -132,6 +132,8 @@ def probe_forgetting(
         knn_accuracy_before=float(np.mean(correct_before)),
         knn_accuracy_after=float(np.mean(correct_after)),
         cka=linear_cka(before, after),
+        # the biased estimator has a positive floor when rows are few against feature dimensions; the debiased one not
+        cka_debiased=linear_cka(before, after, debiased=True),
         n_train=n_train,
         n_test=len(rows) - n_train,
         k=KNN_K,
@@ -246,6 +248,7 @@ def whisper_forgetting(cfg: Config, model: torch.nn.Module) -> dict[str, Any]:
     return _result(
         probe,
         cka=linear_cka(rows_before, rows_after),
+        cka_debiased=linear_cka(rows_before, rows_after, debiased=True),
         wer_before=word_error_rate(list(SENTENCES), before),
         wer_after=word_error_rate(list(SENTENCES), after),
         transcripts_before=before,

@@ -155,3 +155,21 @@ def test_freeze_encoder_adapts_the_decoder_only(tiny_asr, transcribed_csv, tmp_p
     assert encoder and all(torch.equal(trained[k], source[k]) for k in encoder)
     assert any(not torch.equal(trained[k], source[k]) for k in decoder)
     assert results["params"]["trainable"] == sum(trained[k].numel() for k in trained if k.startswith("model.decoder."))
+
+
+def test_a_trained_recogniser_exports_with_identical_transcripts_and_is_not_evaluated_as_a_classifier(
+    tiny_asr, transcribed_csv, tmp_path
+):
+    """The two halves joined: a run trained here, exported by `hftl export`'s speech path on the rows it scored."""
+    from hftl.deploy.export import export_run
+    from hftl.errors import HftlError
+    from hftl.evaluate_run import evaluate_run
+
+    out = tmp_path / "lora"
+    run(load_config(None, _overrides(tiny_asr, transcribed_csv, out)))
+    with pytest.raises(HftlError, match="is a speech_recognition run"):
+        evaluate_run(out, str(transcribed_csv))
+    report = export_run(out, ["export.latency_repeats=1", "export.num_threads=1", "export.max_int8_wer_increase=100"])
+    assert report["num_clips"] == 6  # the run's carved test split, not a split the data set lacks
+    assert report["parity"]["fp32_differing_transcripts"] == 0
+    assert report["transcripts"]["torch"] == report["transcripts"]["onnx_fp32"]

@@ -23,7 +23,7 @@ from hftl.run import rundir
 REPO = Path(__file__).resolve().parents[3]
 TEST_ROWS, PROBE_ROWS = 40, 30
 BACKBONES = {"zoo:efficientnet-lite0": 0.70, "zoo:efficientnet-lite1": 0.72, "zoo:efficientnet-lite2": 0.75,
-             "zoo:dinov2-small": 0.80, "zoo:dinov2-small-random": 0.40}  # fmt: skip
+             "zoo:dinov2-small": 0.80, "zoo:dinov2-small@random": 0.40}  # fmt: skip
 METHOD = {"full": 0.0, "lp_ft": 0.0125, "lora": -0.025, "linear_probe": -0.05}
 SHIFT_DROP = {"full": 0.20, "lp_ft": 0.10, "lora": 0.15, "linear_probe": 0.10, "scratch": 0.2}
 KEPT = {"full": 15, "lp_ft": 18, "lora": 21, "linear_probe": 24}  # probe rows right after training (24 before)
