@@ -55,7 +55,9 @@ def one_run(config: str, modality: str, cached: bool, out: Path, extra: list[str
     from hftl.recipe import run
 
     before = set(_features_folder().glob("*.npz"))
-    cfg = harness.load(config, "method.name=linear_probe", *no_augment(config), f"training.feature_cache={str(cached).lower()}",
+    # the same SGD probe both ways (cached features vs the loop); the default L-BFGS probe always reads cached features
+    cfg = harness.load(config, "method.name=linear_probe", "method.probe.solver=sgd", *no_augment(config),
+                       f"training.feature_cache={str(cached).lower()}",
                        f"output.dir={out}", "output.overwrite=true", "output.save_merged=false", *extra)  # fmt: skip
     results = run(cfg)
     written = set(_features_folder().glob("*.npz")) - before

@@ -38,37 +38,56 @@ def _short_tmp(prefix: str) -> Path:
 
 @contextlib.contextmanager
 def ray_head(num_cpus: int = 2) -> Iterator[str]:
-    tmp, port = _short_tmp("hftl-ray-"), free_port()
     # A loopback-only test cluster: no token auth (Ray turns it on when ~/.ray/auth_token exists), for head and driver.
     auth_before = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
-         f"--num-cpus={num_cpus}", "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats",
-         f"--temp-dir={tmp}", f"--ray-client-server-port={free_port()}", f"--node-manager-port={free_port()}",
-         f"--object-manager-port={free_port()}", f"--min-worker-port={free_port()}", "--max-worker-port=0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
-    )  # fmt: skip
-    address = f"127.0.0.1:{port}"
+    tmp = proc = None
     try:
-        _wait_for_ray(address, proc)
+        # The ports are picked free but only bound by Ray later: another process can take one in between, and the
+        # head then exits at start. One more try on fresh ports; a second failure shows Ray's own output.
+        for attempt in (1, 2):
+            tmp, port = _short_tmp("hftl-ray-"), free_port()
+            log = tmp / "ray_start.log"
+            with log.open("wb") as out:
+                proc = subprocess.Popen(
+                    [str(VENV_BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+                     f"--num-cpus={num_cpus}", "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats",
+                     f"--temp-dir={tmp}", f"--ray-client-server-port={free_port()}", f"--node-manager-port={free_port()}",
+                     f"--object-manager-port={free_port()}", f"--min-worker-port={free_port()}", "--max-worker-port=0"],
+                    stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                )  # fmt: skip
+            address = f"127.0.0.1:{port}"
+            try:
+                _wait_for_ray(address, proc)
+                break
+            except RuntimeError as err:
+                if attempt == 2 or proc.poll() is None:
+                    tail = log.read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"{err}; ray start said:\n{tail}") from err
+                shutil.rmtree(tmp, ignore_errors=True)
         yield address
     finally:
         if auth_before is None:
             os.environ.pop("RAY_AUTH_MODE", None)
         else:
             os.environ["RAY_AUTH_MODE"] = auth_before
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)  # `ray start --block` stops the node's processes on SIGTERM
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        time.sleep(1)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left (workers)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if proc is not None:
+            _stop_group(proc)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)  # `ray start --block` stops the node's processes on SIGTERM
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    time.sleep(1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left (workers)
 
 
 def _wait_for_ray(address: str, proc: subprocess.Popen, timeout: float = 120) -> None:

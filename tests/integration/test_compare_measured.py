@@ -54,7 +54,7 @@ def test_measured_grid_report_reads_back(tiny_bert, tmp_path, real_home, monkeyp
         assert t["knn_before"] and t["knn_after"] and t["cka"] and not t["wer_after"]
         assert a["wer_before"] and a["wer_after"] and a["cka"]  # Whisper: WER of the source decoder, not k-NN
     assert float(rows["topics", "linear_probe"]["cka"]) == pytest.approx(1.0)  # a frozen backbone cannot forget
-    assert float(rows["topics", "full"]["cka"]) < 0.99
+    assert float(rows["topics", "full"]["cka"]) < 0.999  # full fine-tuning moved the backbone (the probe: 1.0)
 
     page = (report / "report.html").read_text()
     assert "word error rate of the original decoder with the trained encoder" in page
