@@ -90,6 +90,21 @@ def _finished_trials(db: Path) -> list:
     return [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
 
 
+def _count_finished_read_only(db: Path) -> int:
+    """Finished trials, read without optuna: opening the storage with optuna would create its tables, racing the
+    search process that is creating them (a lost race crashes the search with 'table already exists')."""
+    import sqlite3
+
+    if not db.is_file():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as connection:
+            (count,) = connection.execute("SELECT COUNT(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')").fetchone()
+    except sqlite3.OperationalError:  # tables not created yet, or the writer holds the lock for a moment
+        return 0
+    return count
+
+
 @pytest.mark.slow
 def test_a_killed_search_continues_the_same_study(tmp_path, known_task):
     space = write_space(tmp_path / "space.yaml", pruner="none", sampler="random")
@@ -97,12 +112,15 @@ def test_a_killed_search_continues_the_same_study(tmp_path, known_task):
     command = [sys.executable, "-m", "hftl.cli", "tune", str(known_task), "--space", str(space), "--trials", "5",
                "--out", str(out)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 300
-    while len(_finished_trials(out / "study.db")) < 2 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)  # mid-search: a third trial is usually running
-    proc.wait()
+    log = tmp_path / "first_search.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 300
+        while _count_finished_read_only(out / "study.db") < 2 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, f"the search ended before it could be killed:\n{log.read_text()[-3000:]}"
+        os.killpg(proc.pid, signal.SIGKILL)  # mid-search: a third trial is usually running
+        proc.wait()
     before = {t.number: t.params for t in _finished_trials(out / "study.db")}
     assert 2 <= len(before) < 5, before
 
