@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hftl.config import SpeechRecognitionConfig
 from hftl.tasks.speech_recognition import SpeechRecognition
 
 PIPELINE_TAG = "automatic-speech-recognition"
@@ -58,6 +59,11 @@ def export_section(report: dict[str, Any], table) -> str:
     return "\n".join(lines)
 
 
+def max_new_tokens(config: dict[str, Any]) -> int:
+    """The run's greedy cap (asr.max_new_tokens): the card's code transcribes as the run was scored."""
+    return int((config.get("asr") or {}).get("max_new_tokens") or SpeechRecognitionConfig().max_new_tokens)
+
+
 def _num(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -73,7 +79,7 @@ def usage(what: str, repo_id: str, config: dict[str, Any], base: str | None, rev
     ]
     transcribe = [
         'features = processor(audio, sampling_rate=16_000, return_tensors="pt").input_features',
-        "ids = model.generate(input_features=features, num_beams=1, max_new_tokens=128)",
+        f"ids = model.generate(input_features=features, num_beams=1, max_new_tokens={max_new_tokens(config)})",
         "print(processor.batch_decode(ids, skip_special_tokens=True)[0])",
     ]
     if what == "onnx":

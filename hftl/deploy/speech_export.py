@@ -28,6 +28,7 @@ from hftl.deploy.speech_runtime import (
     DECODER_FILE,
     ENCODER_FILE,
     INT8_SUBFOLDER,
+    MAX_NEW_TOKENS,
     Clip,
     load_onnx_recognizer,
     load_torch_recognizer,
@@ -127,6 +128,7 @@ def export_speech_and_check(
     measure_speed: bool = True,
     extra_files: Mapping[str, Path] | None = None,
     source: str = "clips",
+    max_new_tokens: int = MAX_NEW_TOKENS,
 ) -> dict[str, Any]:
     """Export, quantize, gate, time and report; ``out_dir`` is (re)placed only when every gate passes.
 
@@ -136,6 +138,8 @@ def export_speech_and_check(
         references: Their true transcripts (WER), or None (int8 is then judged against fp32's transcripts).
         export: speech_logits_atol, max_int8_wer_increase, quantize, num_threads, latency_repeats, opset.
         source: What the clips are, for the report.
+        max_new_tokens: The greedy cap of every backend (a run's ``asr.max_new_tokens``); the report records it, and
+            loading the export (predict, serving) decodes with it.
 
     Raises:
         ExportError: a gate failed (the message has the numbers; ``.report`` all of them); ``out_dir`` is untouched.
@@ -150,13 +154,16 @@ def export_speech_and_check(
         logger.info("exporting %s to ONNX (%s)", model_dir, ONNX_TASK)
         export_speech_onnx(model_dir, work, opset=export.opset)
         quantization = quantize_speech_export(work) if export.quantize else None
-        recognizers = {"torch": load_torch_recognizer(model_dir)}
-        recognizers["onnx_fp32"] = load_onnx_recognizer(work, num_threads=export.num_threads)
+        recognizers = {"torch": load_torch_recognizer(model_dir, max_new_tokens=max_new_tokens)}
+        recognizers["onnx_fp32"] = load_onnx_recognizer(work, num_threads=export.num_threads, max_new_tokens=max_new_tokens)
         if quantization:
-            recognizers["onnx_int8"] = load_onnx_recognizer(work, quantized=True, num_threads=export.num_threads)
+            recognizers["onnx_int8"] = load_onnx_recognizer(
+                work, quantized=True, num_threads=export.num_threads, max_new_tokens=max_new_tokens
+            )
         logger.info("checking transcripts of %d %s on %s", len(clips), source, ", ".join(recognizers))
         ev = evaluate_recognizers(recognizers, clips, references)
         report = _report(model_dir, work, ev, export, quantization, source)
+        report["max_new_tokens"] = max_new_tokens
         problems = gate_problems(ev, logits_atol=export.speech_logits_atol, max_int8_wer_increase=export.max_int8_wer_increase)
         if problems:
             raise ExportError(f"ONNX export of {model_dir} refused: " + "; ".join(problems), _jsonable(report))

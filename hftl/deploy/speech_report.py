@@ -10,7 +10,9 @@ def speech_report_lines(report: Mapping[str, Any], indent: str = "") -> list[str
     """Transcript parity, logits, WER and latency of a speech export report, one line each."""
     parity, wer = report["parity"], report["wer"]
     int8_logits = parity.get("int8_max_abs_logit_diff")
+    cap = report.get("max_new_tokens")
     lines = [
+        "greedy decoding" + (f", at most {cap} new tokens (the run's asr.max_new_tokens)" if cap else ""),
         f"transcripts differing from PyTorch: fp32 {parity['fp32_differing_transcripts']}"
         f"  int8 {parity.get('int8_differing_transcripts', '-')}  (of {report['num_clips']})",
         f"max |logit diff| on a {parity['prefix_tokens']}-token prefix: fp32 {parity['fp32_max_abs_logit_diff']:.2e}"

@@ -87,4 +87,5 @@ def export_speech_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...
     return export_speech_and_check(
         model_dir, run_dir / "onnx", clips, references, cfg.export,
         extra_files={EXPORT_CONFIG: config_path}, source=f"test clips of {cfg.data.source}",
+        max_new_tokens=cfg.asr.max_new_tokens,  # the run's cap: its test WER was scored with it
     )  # fmt: skip

@@ -8,6 +8,7 @@ ONNX encoder and merged decoder), so differing transcripts can only come from di
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,8 +22,11 @@ from hftl.errors import DataError, ExportError
 ENCODER_FILE = "encoder_model.onnx"
 DECODER_FILE = "decoder_model_merged.onnx"  # optimum's merged decoder: first step and cached steps in one graph
 INT8_SUBFOLDER = "int8"  # a complete ORTModelForSpeechSeq2Seq folder with the same file names, quantized
-# Greedy decoding stops at end-of-text or here; whisper-tiny writes ~3 tokens per second of speech.
+# Greedy decoding stops at end-of-text or at a cap: a run's asr.max_new_tokens, recorded in its export's
+# export_report.json as "max_new_tokens" so that predict and serving decode as the gates checked. This default is for
+# a bare model (no run) and for exports written before the cap was recorded; whisper-tiny writes ~3 tokens a second.
 MAX_NEW_TOKENS = 128
+REPORT_FILE = "export_report.json"  # hftl.deploy.onnx.REPORT_FILE (not imported: that module loads torch)
 
 
 def is_speech_export(folder: str | Path) -> bool:
@@ -42,6 +46,24 @@ class Clip:
     @property
     def seconds(self) -> float:
         return self.wave.size / self.sample_rate
+
+
+def recorded_max_new_tokens(folder: str | Path) -> int:
+    """The greedy cap an export was checked with (its report's ``max_new_tokens``); MAX_NEW_TOKENS when unrecorded.
+
+    Raises:
+        ExportError: the report is unreadable or records a cap that is not a positive integer.
+    """
+    path = Path(folder) / REPORT_FILE
+    if not path.is_file():
+        return MAX_NEW_TOKENS
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("max_new_tokens", MAX_NEW_TOKENS)
+    except (OSError, json.JSONDecodeError, AttributeError) as err:
+        raise ExportError(f"{path}: not a readable export report ({err})") from err
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ExportError(f"{path}: max_new_tokens must be a positive integer, got {value!r}")
+    return value
 
 
 def window_seconds(processor: Any) -> float:
@@ -98,11 +120,11 @@ def quiet_generation() -> Iterator[None]:
 class SpeechRecognizer:
     """A loaded recogniser: ``name`` is ``torch``, ``onnx_fp32`` or ``onnx_int8``."""
 
-    def __init__(self, name: str, model: Any, processor: Any):
+    def __init__(self, name: str, model: Any, processor: Any, max_new_tokens: int = MAX_NEW_TOKENS):
         self.name, self.model, self.processor = name, model, processor
         config = model.config
         # Whisper refuses prompts + new tokens beyond its position table; the prompt is a few special tokens.
-        self.max_new_tokens = max(1, min(MAX_NEW_TOKENS, config.max_target_positions - 4))
+        self.max_new_tokens = max(1, min(max_new_tokens, config.max_target_positions - 4))
 
     def features(self, waves: Sequence[np.ndarray]):
         """Log-mel input features (a torch tensor), each wave padded to the encoder's window."""
@@ -137,8 +159,11 @@ class SpeechRecognizer:
         return out.logits.float().numpy()
 
 
-def load_torch_recognizer(model_dir: str | Path, *, num_threads: int | None = None) -> SpeechRecognizer:
-    """PyTorch eager fp32 on a saved WhisperForConditionalGeneration + WhisperProcessor folder."""
+def load_torch_recognizer(
+    model_dir: str | Path, *, num_threads: int | None = None, max_new_tokens: int = MAX_NEW_TOKENS
+) -> SpeechRecognizer:
+    """PyTorch eager fp32 on a saved WhisperForConditionalGeneration + WhisperProcessor folder (a run's model/:
+    pass its ``asr.max_new_tokens``)."""
     import torch
     from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
@@ -148,13 +173,16 @@ def load_torch_recognizer(model_dir: str | Path, *, num_threads: int | None = No
     if not (model_dir / "config.json").is_file():
         raise ExportError(f"{model_dir} holds no transformers model (no config.json)")
     model = AutoModelForSpeechSeq2Seq.from_pretrained(model_dir).eval()
-    return SpeechRecognizer("torch", model, AutoProcessor.from_pretrained(model_dir))
+    return SpeechRecognizer("torch", model, AutoProcessor.from_pretrained(model_dir), max_new_tokens)
 
 
 def load_onnx_recognizer(
-    folder: str | Path, *, quantized: bool = False, num_threads: int | None = None, allow_spinning: bool = True
+    folder: str | Path, *, quantized: bool = False, num_threads: int | None = None, allow_spinning: bool = True,
+    max_new_tokens: int | None = None,
 ) -> SpeechRecognizer:
     """onnxruntime (CPU) on an export folder: ``folder`` itself (fp32) or its ``int8/`` subfolder.
+
+    max_new_tokens: the greedy cap; None: the one the export was checked with (:func:`recorded_max_new_tokens`).
 
     Raises:
         ExportError: the folder is not a speech export, or has no int8 copy when ``quantized``.
@@ -176,4 +204,5 @@ def load_onnx_recognizer(
             provider="CPUExecutionProvider",
             local_files_only=True,
         )
-    return SpeechRecognizer("onnx_int8" if quantized else "onnx_fp32", model, AutoProcessor.from_pretrained(folder))
+    cap = recorded_max_new_tokens(folder) if max_new_tokens is None else max_new_tokens
+    return SpeechRecognizer("onnx_int8" if quantized else "onnx_fp32", model, AutoProcessor.from_pretrained(folder), cap)

@@ -18,6 +18,7 @@ from hftl.cli import main
 from hftl.config import ExportConfig
 from hftl.deploy import speech_export
 from hftl.deploy.speech_parity import evaluate_recognizers, gate_problems
+from hftl.deploy.speech_predict import load_recognizer, speech_target
 from hftl.deploy.speech_runtime import (
     DECODER_FILE,
     ENCODER_FILE,
@@ -26,7 +27,11 @@ from hftl.deploy.speech_runtime import (
     load_torch_recognizer,
 )
 from hftl.errors import ExportError
-from tests.helpers.speech_clips import RATE, chirp, tiny_recogniser, write_clips
+from tests.helpers.speech_clips import RATE, TARGET_POSITIONS, chirp, tiny_recogniser, write_clips
+
+# The run's greedy cap (asr.max_new_tokens): far below what the random tiny model says uncapped (it talks until its
+# TARGET_POSITIONS table ends), so a path that ignored it would write longer transcripts.
+RUN_MAX_NEW_TOKENS = 5
 
 
 def fake_speech_run(run_dir: Path, model_dir: Path, data_dir: Path) -> Path:
@@ -36,6 +41,7 @@ def fake_speech_run(run_dir: Path, model_dir: Path, data_dir: Path) -> Path:
         "modality": "audio",
         "model": {"source": str(model_dir)},
         "data": {"source": str(data_dir), "input_column": "audio", "label_column": "text"},
+        "asr": {"max_new_tokens": RUN_MAX_NEW_TOKENS},
         "output": {"dir": str(run_dir)},
     }
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
@@ -101,6 +107,36 @@ def test_export_run_loads_with_optimum_and_passes_the_gates(exported_run):
     encoder = onnx.load(str(out / ENCODER_FILE), load_external_data=False)
     frames = encoder.graph.input[0].type.tensor_type.shape.dim[2]
     assert frames.dim_value == 200
+
+
+def test_export_predict_and_gates_decode_with_the_runs_max_new_tokens(exported_run):
+    import torch
+
+    out = exported_run / "onnx"
+    report = json.loads((out / "export_report.json").read_text())
+    assert report["max_new_tokens"] == RUN_MAX_NEW_TOKENS  # recorded with the export
+    # what hftl predict (and anything loading the export) decodes with: the recorded cap, not a fixed one
+    recognizers = [load_onnx_recognizer(out), load_onnx_recognizer(out, quantized=True), load_recognizer(out)[0],
+                   load_recognizer(speech_target(exported_run), quantized=True)[0],
+                   load_recognizer(exported_run)[0]]  # the run's own model (PyTorch): its config's asr.max_new_tokens
+    assert [r.max_new_tokens for r in recognizers] == [RUN_MAX_NEW_TOKENS] * 5
+    assert recognizers[-1].name == "torch"
+    # the cap binds: uncapped, the random model writes up to the end of its position table
+    features = recognizers[0].features([chirp(1.5, seed=7)])
+    uncapped = load_torch_recognizer(exported_run / "model").generate_ids(features)
+    assert uncapped.shape[1] > 4 + RUN_MAX_NEW_TOKENS and TARGET_POSITIONS > 4 + RUN_MAX_NEW_TOKENS
+    for rec in recognizers:
+        ids = torch.as_tensor(rec.generate_ids(features))
+        assert ids.shape[1] <= 4 + RUN_MAX_NEW_TOKENS  # a prompt of at most 4 special tokens + the cap
+    # the export's gates ran with it too: the report's transcripts are the capped ones
+    assert report["transcripts"]["onnx_fp32"] == recognizers[0].transcribe([c for c in _test_waves(exported_run)])
+
+
+def _test_waves(run_dir: Path) -> list[np.ndarray]:
+    """The run's test clips, as the export read them (data/test.csv)."""
+    data = Path(yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["source"])
+    with (data / "test.csv").open() as f:
+        return [sf.read(data / row["audio"], dtype="float32")[0] for row in csv.DictReader(f)]
 
 
 def test_perturbed_onnx_weights_fail_the_parity_gate(exported_run, tmp_path):
@@ -179,7 +215,7 @@ def test_predict_transcribes_audio_files_and_names_bad_ones(exported_run, tmp_pa
     assert [Path(r["input"]).name for r in rows] == ["clip_0.wav", "clip_1.wav", "at_8k.wav", "corrupt.wav", "too_long.wav"]
     # The same clips the export was checked on (test rows 0, 1 are clip_2, clip_3): here clip_0/1 are new, so
     # compare with PyTorch on the same files instead.
-    torch_rec = load_torch_recognizer(exported_run / "model")
+    torch_rec = load_torch_recognizer(exported_run / "model", max_new_tokens=RUN_MAX_NEW_TOKENS)
     assert [r["transcript"] for r in rows[:2]] == torch_rec.transcribe([sf.read(p, dtype="float32")[0] for p in good])
     assert rows[2]["transcript"] and rows[2]["note"] == "resampled from 8000 Hz to 16000 Hz"
     assert "cannot be decoded" in rows[3]["error"] and str(corrupt) in rows[3]["error"]
