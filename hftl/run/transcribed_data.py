@@ -90,13 +90,16 @@ def load_transcribed_splits(
             history[name] = [f"{len(held)} rows carved from '{cfg.train_split}' at random (data.{key}={getattr(cfg, key)})"]
             logger.info("no '%s' split: carved %d rows from '%s' at random", name, len(held), cfg.train_split)
     n_train = len(ds["train"])
+    # the training subset's own seed (a study draws one per seed, as for classes); the held-out rows stay split_seed's
+    subset_seed = cfg.split_seed if cfg.subset_seed is None else cfg.subset_seed
     if cfg.max_train_samples is not None:
-        ds["train"] = ds["train"].select(_random_rows(n_train, cfg.max_train_samples, cfg.split_seed))
+        ds["train"] = ds["train"].select(_random_rows(n_train, cfg.max_train_samples, subset_seed))
     elif cfg.train_fraction is not None and cfg.train_fraction < 1.0:
-        ds["train"] = ds["train"].select(_random_rows(n_train, max(1, round(cfg.train_fraction * n_train)), cfg.split_seed))
-    if cfg.max_eval_samples is not None:
-        for split in ("validation", "test", *extra_splits):
-            ds[split] = ds[split].select(_random_rows(len(ds[split]), cfg.max_eval_samples, cfg.split_seed))
+        ds["train"] = ds["train"].select(_random_rows(n_train, max(1, round(cfg.train_fraction * n_train)), subset_seed))
+    for split in ("validation", "test", *extra_splits):  # max_test_samples caps test alone, as for classes
+        cap = (cfg.max_test_samples or cfg.max_eval_samples) if split == "test" else cfg.max_eval_samples
+        if cap is not None:
+            ds[split] = ds[split].select(_random_rows(len(ds[split]), cap, cfg.split_seed))
     if check_input is not None:
         ds = _screen_inputs(ds, cfg, check_input, origin, bad)
     bad.raise_if_any()

@@ -97,3 +97,21 @@ def test_an_audiofolder_with_a_transcription_column(tmp_path):
     splits = _load(cfg)
     assert sum(len(s) for s in splits.values()) == 12
     assert set(splits["train"]["transcription"]) <= {r["transcript"] for r in rows}
+
+
+def test_each_subset_seed_draws_its_own_training_rows_and_the_held_out_rows_stay(tmp_path):
+    # hftl compare gives every seed data.subset_seed = seed: a transcript data set must resample with it, as classes do
+    path = write_transcribed_table(tmp_path / "data", rows=30)
+    draws = {seed: _load(_config(path, "data.max_train_samples=8", f"data.subset_seed={seed}")) for seed in (0, 1, 2)}
+    trains = {seed: tuple(sorted(d["train"]["audio"])) for seed, d in draws.items()}
+    assert len(set(trains.values())) == 3 and all(len(t) == 8 for t in trains.values())
+    assert len({tuple(d["test"]["audio"]) for d in draws.values()}) == 1  # the same test rows for every seed
+    again = _load(_config(path, "data.max_train_samples=8", "data.subset_seed=1"))
+    assert tuple(sorted(again["train"]["audio"])) == trains[1]
+
+
+def test_max_test_samples_caps_the_test_split_alone(tmp_path):
+    path = write_transcribed_table(tmp_path / "data", rows=40)
+    splits = _load(_config(path, "data.max_eval_samples=3", "data.max_test_samples=5"))
+    assert (len(splits["validation"]), len(splits["test"])) == (3, 5)
+    assert len(_load(_config(path, "data.max_eval_samples=3"))["test"]) == 3  # without it, max_eval_samples caps test
