@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +31,8 @@ COLUMNS = [
     "classes", "test_rows", "chance_normalised_accuracy", "val_accuracy", "learning_rate", "variant", "steps",
     "cap_steps", "stopped", "tuned", "tuning_trials", "subset_seed", "subset_digest", "shift_same_rows",
     "forgetting_change", "forgetting_rows", "forgetting_control", "score_rows", "feature_dim", "n_le_d", "cka_debiased",
+    # speech recognition runs (task speech_recognition): word error rates, lower is better; empty for classifiers
+    "task", "test_wer", "test_cer", "val_wer", "source_test_wer", "extra_splits_wer",
 ]  # fmt: skip
 PER_ROW = "per_row"  # in-memory only: {"test": [0|1...], "test_ids": [...], "shift": {name: [0|1...]},
 #                       "before": [0|1...], "after": [0|1...]} (whichever the run recorded)
@@ -39,7 +42,7 @@ CELL = ("modality", "dataset", "backbone", "method", "shots_per_class")
 MEASURES = [
     "test_accuracy", "test_f1_macro", "shift_mean_accuracy", "train_size", "trainable_params", "train_runtime_s",
     "knn_before", "knn_after", "cka", "wer_before", "wer_after", "logme", "knn_transfer",
-    "chance_normalised_accuracy", "test_rows", "steps", "forgetting_change",
+    "chance_normalised_accuracy", "test_rows", "steps", "forgetting_change", "test_wer", "test_cer", "source_test_wer",
 ]  # fmt: skip
 
 
@@ -125,6 +128,7 @@ def row_from_results(run: GridRun, results: RunRecord) -> dict[str, Any]:
         "feature_dim": dim,
         "n_le_d": n_le_d,
         "cka_debiased": _number(forgetting.get("cka_debiased")),  # similarity.linear_cka(..., debiased=True)
+        **_wer_fields(results),
     }  # fmt: skip
     row[PER_ROW] = {
         k: v for k, v in {"test": test_correct, "test_ids": per_row.get("test_ids"), "shift": shifted if same_rows else None,
@@ -133,6 +137,22 @@ def row_from_results(run: GridRun, results: RunRecord) -> dict[str, Any]:
         if v is not None
     }  # fmt: skip
     return row
+
+
+def _wer_fields(results: RunRecord) -> dict[str, Any]:
+    """A speech recognition run's word error rates: test / validation, the source model's on the same test rows
+    (asr.source_baseline), and each extra split (asr.extra_splits) before and after training, as JSON."""
+    source, after = results.measurement("source_model"), results.measurement("extra_splits")
+    wer = lambda section, split: _number((section.get(split) or {}).get("wer"))  # noqa: E731
+    extra = {name: {"before": wer(source, name), "after": wer(after, name)} for name in after}
+    return {
+        "task": results.run.task,
+        "test_wer": _number(results.test.get("wer")),
+        "test_cer": _number(results.test.get("cer")),
+        "val_wer": _number(results.eval.get("wer")),
+        "source_test_wer": wer(source, "test"),
+        "extra_splits_wer": json.dumps(extra, sort_keys=True) if extra else None,
+    }
 
 
 def collect(runs: Iterable[GridRun], states: tuple[str, ...] = ("done",)) -> list[dict[str, Any]]:

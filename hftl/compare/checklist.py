@@ -78,8 +78,11 @@ def test_sizes(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         if isinstance(r.get("test_rows"), int):
             sizes.setdefault(r["dataset"], set()).add(r["test_rows"])
-    parts = [f"{d}: {', '.join(map(str, sorted(n)))} rows (standard error at 50% accuracy "
-             f"{100 * 0.5 / math.sqrt(min(n)):.1f} pt)" for d, n in sizes.items()]  # fmt: skip
+    transcribed = {r["dataset"] for r in rows if r.get("task") == "speech_recognition"}
+    parts = [f"{d}: {', '.join(map(str, sorted(n)))} rows "
+             + ("(corpus word error rate; intervals over seeds)" if d in transcribed else
+                f"(standard error at 50% accuracy {100 * 0.5 / math.sqrt(min(n)):.1f} pt)")
+             for d, n in sizes.items()]  # fmt: skip
     shifted = [r for r in rows if r.get("shift_mean_accuracy") is not None]
     same = sum(bool(r.get("shift_same_rows")) for r in shifted)
     shift = (f" Shifted accuracy on the same rows as in-distribution: {same} of {len(shifted)} runs." if shifted else "")

@@ -2,14 +2,17 @@
 
 Each run is the data set's base recipe with, in this order, the spec's overrides, the data set's overrides, the
 method's learning rate and overrides, what a selection chose (compare/selection.py), then the grid's own keys
-(model.source, method.name, data.shots_per_class, training.seed and data.subset_seed -- each seed draws its own
-training subset --, name, output.dir, output.overwrite, study.per_row, evaluation.* of ``measure``). Names are deterministic:
+(model.source, method.name, the training size, training.seed and data.subset_seed -- each seed draws its own
+training subset --, name, output.dir, output.overwrite, study.per_row, evaluation.* of ``measure``). A size is
+data.shots_per_class (rows per class); a speech recognition data set has no classes, so there it is
+data.max_train_samples (training rows). Names are deterministic:
 ``DATASET__BACKBONE__METHOD__shots-N__seed-S``, so a rerun of the same spec finds its earlier runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -77,12 +80,27 @@ def _fixed(rate: float) -> dict:
             "how": "fixed by the spec, not selected"}  # fmt: skip
 
 
+@functools.lru_cache(maxsize=64)
+def _reads_transcripts(recipe: str, overrides: tuple[str, ...]) -> bool:
+    """Whether a data set's runs are speech recognition (sized in rows: a transcript data set has no classes)."""
+    return load_config(recipe, list(overrides)).task == "speech_recognition"
+
+
+def size_overrides(shots: int | str, transcripts: bool) -> list[str]:
+    """A training size as overrides: rows per class, or (transcripts) training rows; "all": the whole train split."""
+    value = _value(None if shots == "all" else shots)
+    if transcripts:
+        return ["data.shots_per_class=null", f"data.max_train_samples={value}"]
+    return [f"data.shots_per_class={value}", "data.max_train_samples=null"]
+
+
 def run_overrides(
     spec: CompareSpec, ds: DatasetSpec, backbone: str, method: str, shots: int | str, seed: int, name: str,
     run_dir: Path, extra: list[str] = (),
 ) -> list[str]:
     """The overrides of one run, in the order the module docstring gives (``extra``: a selection's choice)."""
     rate = getattr(ds.learning_rates, method)
+    transcripts = _reads_transcripts(ds.recipe, (*spec.overrides, *ds.overrides))
     return [
         *spec.overrides,
         *ds.overrides,
@@ -93,8 +111,7 @@ def run_overrides(
         *extra,
         f"model.source={_value(backbone)}",
         f"method.name={method}",
-        f"data.shots_per_class={_value(None if shots == 'all' else shots)}",
-        "data.max_train_samples=null",  # the grid's size is the only subsampling
+        *size_overrides(shots, transcripts),  # the grid's size is the only subsampling
         "data.train_fraction=null",
         f"training.seed={seed}",
         # each seed draws its own training subset (validation and test rows stay the split seed's)

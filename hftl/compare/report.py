@@ -2,7 +2,8 @@
 
     results.csv        one row per finished run (aggregate.COLUMNS)
     results.md         the reviewer's checklist, the verdict table, the written summary and the tables (every number with
-                       its 95% interval), as markdown
+                       its 95% interval), as markdown; speech recognition runs in sections of their own, scored by
+                       word error rate (lower is better: transcripts.py), never by the accuracy sections
     plots/*.png        the figures (plots.FIGURES)
     report.html        all of it in one self-contained page: images embedded as base64, no outside files
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hftl import files
-from hftl.compare import aggregate, checklist, findings, plots, verdicts
+from hftl.compare import aggregate, checklist, findings, plots, transcripts, verdicts
 from hftl.compare.grid import GridRun
 from hftl.compare.spec import CompareSpec
 
@@ -57,28 +58,48 @@ def _grid_description(spec: CompareSpec, runs: list[GridRun], rows: list[dict[st
     return [
         f"{len(rows)} of {len(runs)} runs finished" + (f" ({missing} without results: failed or not run yet)." if missing else "."),
         "Data sets and backbones: " + "; ".join(f"{d} ({m}) with {b}" for d, m, b in sources) + ".",
-        f"Methods: {', '.join(spec.methods)}. Training sizes (rows per class): {', '.join(map(str, spec.shots_per_class))}.",
+        f"Methods: {', '.join(spec.methods)}. Training sizes (rows per class; speech recognition: training rows): "
+        f"{', '.join(map(str, spec.shots_per_class))}.",
         f"Extra measurements: {', '.join(measured)}.",
     ]
 
 
 def _sections(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-    """The report in order, shared by the markdown and the HTML: (title, lines) or (title, (header, table rows))."""
-    cells = aggregate.cells(rows)
-    verdict_rows = verdicts.table_cells(verdicts.verdict_table(rows))
-    out: list[tuple[str, Any]] = [
-        ("Reviewer's checklist", checklist.checklist(spec, rows)),
-        ("Verdicts against the literature", [verdicts.RULES]),
-        ("", (verdicts.HEADER, verdict_rows)),
-    ]
-    out += list(findings.summary(rows).items())
-    out += [
-        ("Transfer gain per training size (each method minus scratch, paired over seeds)", findings.gain_table(rows)),
-        ("Transferability: candidate backbones ranked per data set and size", findings.ranking_table(rows)),
-        ("All results (mean over seeds, 95% interval: t over seeds; one seed: Wilson on its test rows)",
-         (aggregate.TABLE_HEADER, aggregate.table_rows(cells))),
-    ]
+    """The report in order, shared by the markdown and the HTML: (title, lines) or (title, (header, table rows)).
+    The figures go after the first FIGURES_AFTER sections (the checklist and, with classifiers, the verdicts)."""
+    scored, transcribed = transcripts.split_rows(rows)
+    out: list[tuple[str, Any]] = [("Reviewer's checklist", checklist.checklist(spec, rows))]
+    if scored or not transcribed:
+        out += [
+            ("Verdicts against the literature", [verdicts.RULES]),
+            ("", (verdicts.HEADER, verdicts.table_cells(verdicts.verdict_table(scored)))),
+            *findings.summary(scored).items(),
+            ("Transfer gain per training size (each method minus scratch, paired over seeds)", findings.gain_table(scored)),
+            ("Transferability: candidate backbones ranked per data set and size", findings.ranking_table(scored)),
+            ("All results (mean over seeds, 95% interval: t over seeds; one seed: Wilson on its test rows)",
+             (aggregate.TABLE_HEADER, aggregate.table_rows(aggregate.cells(scored)))),
+        ]  # fmt: skip
+    if transcribed:
+        out += [
+            ("Speech recognition: methods ranked by test word error rate (lower is better)", transcripts.summary(transcribed)),
+            ("Speech recognition results (mean over seeds, 95% interval: t over seeds)", transcripts.table(transcribed)),
+            ("Speech recognition: paired WER differences between methods", transcripts.difference_table(transcribed)),
+        ]  # fmt: skip
     return out
+
+
+def _figures_after(rows: list[dict[str, Any]]) -> int:
+    scored, transcribed = transcripts.split_rows(rows)
+    return 3 if scored or not transcribed else 1
+
+
+def make_figures(rows: list[dict[str, Any]], out_dir: Path) -> list[tuple[Path, str]]:
+    """The accuracy figures of the classifiers' rows, then the speech recognisers' WER figure."""
+    scored, transcribed = transcripts.split_rows(rows)
+    drawn = plots.make_figures(scored, out_dir)
+    name, caption, draw = transcripts.FIGURE
+    path = draw(transcribed, Path(out_dir) / name)
+    return drawn + ([(path, caption)] if path is not None else [])
 
 
 def render_html(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]], figures: list[tuple[Path, str]]) -> str:
@@ -91,7 +112,7 @@ def render_html(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any
     ]
     sections = _sections(spec, runs, rows)
     for i, (title, content) in enumerate(sections):
-        if i == 3:  # the figures after the checklist and the verdicts
+        if i == _figures_after(rows):  # the figures after the checklist and the verdicts
             parts.append("<h2>Figures</h2>")
             parts += [_embedded(path, caption) for path, caption in figures]
         if title:
@@ -124,7 +145,8 @@ def render_markdown(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str,
 
 def verdict_markdown(rows: list[dict[str, Any]]) -> str:
     """The verdict table alone, with its rules (`hftl compare SPEC --verdicts`)."""
-    return aggregate.markdown(verdicts.HEADER, verdicts.table_cells(verdicts.verdict_table(rows))) + "\n" + verdicts.RULES + "\n"
+    scored = transcripts.split_rows(rows)[0]  # the claims are about accuracy: speech recognisers' WER is not one
+    return aggregate.markdown(verdicts.HEADER, verdicts.table_cells(verdicts.verdict_table(scored))) + "\n" + verdicts.RULES + "\n"
 
 
 def write_report(spec: CompareSpec, runs: list[GridRun], report_dir: Path) -> Path:
@@ -133,7 +155,7 @@ def write_report(spec: CompareSpec, runs: list[GridRun], report_dir: Path) -> Pa
     rows = aggregate.collect(runs)
     aggregate.write_csv(rows, report_dir / "results.csv")
     files.write_text_atomic(report_dir / "results.md", render_markdown(spec, runs, rows))
-    figures = plots.make_figures(rows, report_dir / "plots")
+    figures = make_figures(rows, report_dir / "plots")
     page = report_dir / "report.html"
     files.write_text_atomic(page, render_html(spec, runs, rows, figures))
     return page

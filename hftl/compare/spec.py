@@ -127,7 +127,8 @@ class CompareSpec:
     name: str | None = _help("title of the report; default: the spec file's name", None)
     methods: list[Method] = _help("methods to compare", factory=lambda: list(ALL_METHODS))
     shots_per_class: list[int | Literal["all"]] = _help(
-        "training sizes: rows per class, or 'all' for the whole train split", factory=lambda: [5, 20, 100, "all"]
+        "training sizes: rows per class (speech recognition data sets, which have no classes: training rows), or "
+        "'all' for the whole train split", factory=lambda: [5, 20, 100, "all"]
     )
     seeds: list[int] = _help(
         "seeds: each sets the initialisation, data order and dropout and (resample_subsets) draws its own training "
