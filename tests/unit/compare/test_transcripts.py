@@ -118,6 +118,7 @@ def test_the_report_ranks_by_wer_and_keeps_it_out_of_the_accuracy_sections(finis
     # WER is not an accuracy: no accuracy table, verdicts, gains or chance normalisation for these runs
     for accuracy_only in ("test accuracy [95%]", "Verdicts against the literature", "minus scratch", "chance-normalised"):
         assert accuracy_only not in md
+    assert "not the human speech Whisper was trained on" in md  # what the forgetting probe is, and its limit
     assert "corpus word error rate" in md and "standard error at 50% accuracy" not in md
     assert (tmp_path / "report" / "plots" / "wer_vs_size.png").is_file() and "wer_vs_size" not in page.name
     assert "Speech recognition: test word error rate" in page.read_text()
