@@ -59,7 +59,9 @@ def test_a_speech_grid_is_scored_and_ranked_by_wer(tmp_path, real_home, monkeypa
     assert ranked, md
     first, second = ranked.group(1), ranked.group(3)
     assert {first, second} == {"lora", "full"}
-    assert wer[first] <= wer[second]  # the lower WER ranks first
+    # the lower WER ranks first (seeded runs on one thread: the two means differ, so an accuracy-style ranking,
+    # highest first, would put the other method first and fail here)
+    assert wer[first] < wer[second]
     assert float(ranked.group(2)) == pytest.approx(wer[first], abs=6e-4)
     assert "test accuracy [95%]" not in md and "Verdicts against the literature" not in md
     assert (report / "plots" / "wer_vs_size.png").is_file()
