@@ -42,7 +42,7 @@ CELL = ("modality", "dataset", "backbone", "method", "shots_per_class")
 MEASURES = [
     "test_accuracy", "test_f1_macro", "shift_mean_accuracy", "train_size", "trainable_params", "train_runtime_s",
     "knn_before", "knn_after", "cka", "wer_before", "wer_after", "logme", "knn_transfer",
-    "chance_normalised_accuracy", "test_rows", "steps", "forgetting_change", "test_wer", "test_cer", "source_test_wer",
+    "chance_normalised_accuracy", "test_rows", "steps", "forgetting_change",
 ]  # fmt: skip
 
 

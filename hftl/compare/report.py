@@ -66,7 +66,7 @@ def _grid_description(spec: CompareSpec, runs: list[GridRun], rows: list[dict[st
 
 def _sections(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     """The report in order, shared by the markdown and the HTML: (title, lines) or (title, (header, table rows)).
-    The figures go after the first FIGURES_AFTER sections (the checklist and, with classifiers, the verdicts)."""
+    The figures go after the first _figures_after(rows) sections (the checklist and, with classifiers, the verdicts)."""
     scored, transcribed = transcripts.split_rows(rows)
     out: list[tuple[str, Any]] = [("Reviewer's checklist", checklist.checklist(spec, rows))]
     if scored or not transcribed:
@@ -110,9 +110,9 @@ def render_html(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any
         f"<h1>{html.escape(str(spec.name))}: when does transfer pay off?</h1>",
         "".join(f"<p>{html.escape(line)}</p>" for line in _grid_description(spec, runs, rows)),
     ]
-    sections = _sections(spec, runs, rows)
+    sections, figures_at = _sections(spec, runs, rows), _figures_after(rows)
     for i, (title, content) in enumerate(sections):
-        if i == _figures_after(rows):  # the figures after the checklist and the verdicts
+        if i == figures_at:  # the figures after the checklist and the verdicts
             parts.append("<h2>Figures</h2>")
             parts += [_embedded(path, caption) for path, caption in figures]
         if title:

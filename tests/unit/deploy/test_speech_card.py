@@ -38,6 +38,7 @@ def speech_config() -> dict:
     config["task"] = "speech_recognition"
     config["data"].update(source="zoo:espeak-sentences", input_column="audio", label_column="transcript")
     config["audio"]["clip_seconds"] = 10
+    config["asr"]["max_new_tokens"] = 40
     return config
 
 
@@ -54,6 +55,7 @@ def test_speech_card_indexes_wer_and_cer_and_shows_both_runtimes(what):
     assert "transcribes English speech" in text and "classifies" not in text
     assert "transcript `transcript`" in text and "10 s" in text
     assert "ORTModelForSpeechSeq2Seq.from_pretrained(" in text
+    assert "max_new_tokens=40)" in text  # the card's code decodes with the run's cap, as its WER was scored
     if what == "onnx":
         assert 'subfolder="int8"' in text and "AutoModelForSpeechSeq2Seq" not in text
         assert "| ORT fp32 transcripts identical to PyTorch's | 60 / 60 |" in text
