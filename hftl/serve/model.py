@@ -27,7 +27,10 @@ class ServedModel:
         takes_files: Inputs are files (bytes: base64 in JSON, or multipart uploads), else JSON strings.
         upload_types: MIME types the page's file picker offers (files only).
         labels: Class names, by class index.
+        task: What ``/predict`` answers (``hftl.serve.speech.ServedRecognizer`` is the other kind).
     """
+
+    task = "classification"
 
     def __init__(self, settings: ServeSettings):
         self.export_dir = Path(settings.export_dir)
@@ -67,6 +70,13 @@ class ServedModel:
 
     def logits(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
         return self._backend.logits(features)
+
+    run = logits  # the batcher's model call
+
+    def answer(self, outputs: np.ndarray, top_k: int) -> dict[str, Any]:
+        """The response body's model part: the ``top_k`` labels with scores per input."""
+        k = min(top_k, len(self.labels))
+        return {"predictions": [[{"label": label, "score": score} for label, score in row] for row in self.top_k(outputs, k)]}
 
     def top_k(self, logits: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """The ``k`` most likely labels per row, best first, with softmax scores (as ``hftl predict`` scores)."""

@@ -71,6 +71,8 @@ class ServeSettings:
 def resolve_export_dir(path: str | Path, backend: str = "auto") -> tuple[Path, str]:
     """RUN_DIR or an export folder -> (the export folder, the runtime that serves it).
 
+    A speech recognition export (RUN_DIR/onnx with an encoder and a decoder graph) is served on onnxruntime.
+
     ``auto``: an export folder is served by the runtime it was written for; a run by its fastest export (OpenVINO when
     RUN_DIR/openvino exists and the extra is installed, else RUN_DIR/onnx: :func:`hftl.deploy.export.serving_dir`).
     A named runtime serves RUN_DIR/<its folder>, or an export folder written for it.
@@ -84,11 +86,10 @@ def resolve_export_dir(path: str | Path, backend: str = "auto") -> tuple[Path, s
 
     path = Path(path).expanduser()
     for candidate in (path, path / "onnx"):
-        if is_speech_export(candidate):
-            raise HftlError(
-                f"{candidate} is a speech recognition export: hftl serve serves classifiers only; transcribe with "
-                f"`hftl predict {candidate} AUDIO...` or ORTModelForSpeechSeq2Seq"
-            )
+        if is_speech_export(candidate):  # encoder + decoder graphs: onnxruntime through optimum only
+            if backend not in (AUTO, "onnxruntime"):
+                raise HftlError(f"{candidate} is a speech recognition export: it is served on onnxruntime, not {backend}")
+            return candidate.resolve(), "onnxruntime"
     if backend == AUTO:
         export_dir = serving_dir(path)
         if (export_dir / EXPORT_CONFIG).is_file():
