@@ -16,6 +16,8 @@ import soundfile as sf
 
 from hftl.cli import main
 from hftl.serve.process import ServerProcess
+from hftl.serve.settings import Limits, ServeSettings, resolve_export_dir
+from hftl.serve.speech import ServedRecognizer
 from tests.helpers.speech_clips import RATE, chirp, tiny_recogniser, write_clips
 from tests.integration.test_serve import metric_values
 from tests.integration.test_speech_export import fake_speech_run, write_speech_data
@@ -53,8 +55,8 @@ def clips(tmp_path_factory) -> list[Path]:
     return [*paths, at_8k]
 
 
-def predicted(export: Path, paths: list[Path], out: Path) -> list[str]:
-    assert main(["predict", str(export), *map(str, paths), "--output", str(out)]) == 0
+def predicted(export: Path, paths: list[Path], out: Path, *flags: str) -> list[str]:
+    assert main(["predict", str(export), *flags, *map(str, paths), "--output", str(out)]) == 0
     return [json.loads(line)["transcript"] for line in out.read_text().splitlines()]
 
 
@@ -116,3 +118,11 @@ def test_ready_and_page_say_speech_recognition(server):
     page = httpx.get(server.url + "/").text
     assert "speech recognition" in page and "Transcribe" in page and 'accept="audio/*"' in page
     assert 'id="top_k"' not in page  # a recogniser has no labels to rank
+
+
+def test_quantized_serves_the_int8_copy_as_predict_does(speech_run, clips, tmp_path):
+    export_dir, backend = resolve_export_dir(speech_run)
+    served = ServedRecognizer(ServeSettings(str(export_dir), backend=backend, quantized=True, num_threads=1))
+    assert served.backend_name == "onnxruntime-int8" and served.window_s == 2
+    outputs = served.run(served.encode(served.check([p.read_bytes() for p in clips], Limits())))
+    assert outputs == predicted(export_dir, clips, tmp_path / "int8.jsonl", "--quantized")
