@@ -1,6 +1,6 @@
 """Load test of `hftl serve` over loopback: throughput, p50/p99 latency, errors and peak server RSS at 1, 8, 32 and
-64 concurrent clients, with and without dynamic batching (interleaved per level), then past saturation, then with a
-worker killed mid-load (uvicorn workers, and Ray Serve replicas with --ray).
+64 concurrent clients, with and without dynamic batching (and on Ray Serve with --ray; interleaved per level), then
+past saturation, then with a worker killed mid-load (uvicorn workers, and Ray Serve replicas with --ray).
 
     python bench/serve_load.py [--target RUN_DIR] [--requests 600] [--seconds 30] [--ray]
 
@@ -43,6 +43,7 @@ TEXTS = [
     "The film festival opened with a premiere of the director's latest drama.",
     "Oil prices rose as investors worried about supply in the coming months.",
 ]
+RAY_MODE = "Ray Serve x2"
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
 
@@ -214,7 +215,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--max-queue", type=int, default=64, help="server queue; the overload level sends 4x this many clients")
-    p.add_argument("--ray", action="store_true", help="also kill a Ray Serve replica under load")
+    p.add_argument("--ray", action="store_true", help="also load Ray Serve (2 replicas) at each level, overload it and kill a replica")
     p.add_argument("--skip-kill", action="store_true", help="no worker-loss runs")
     p.add_argument("--out", type=Path, default=harness.REPO / "runs" / "bench")
     args = p.parse_args(argv)
@@ -233,11 +234,14 @@ def main(argv: list[str]) -> None:
         "batching": [*common, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)],
         "no batching": [*common, "--max-batch", "1"],
     }
+    if args.ray:  # the scale-out deployment on the same cores: 2 replicas of 1 runtime thread, each batching
+        modes[RAY_MODE] = [*quantized, "--ray", "--workers", "2", "--threads", "1", "--max-queue", str(args.max_queue),
+                           "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]  # fmt: skip
     servers = {m: ServerProcess(target, *a, log=logs / f"{m.replace(' ', '_')}.log") for m, a in modes.items()}
     results: dict[str, Any] = {"machine": info, "levels": [], "settings": vars(args) | {"target": str(target), "out": str(args.out)}}
     try:
         for server in servers.values():
-            server.wait_ready()
+            server.wait_ready(300)
         for server in servers.values():  # warm-up: first calls allocate
             run_level(server, 4, 40, 10)
         model = load_backend_model(target, args.backend, not args.fp32, cores)
@@ -250,9 +254,11 @@ def main(argv: list[str]) -> None:
                 results["backend"] = backend_batch_ratio(model)
                 harness.log(f"runtime alone: {results['backend']}")
         del model
-        over = run_level(servers["batching"], 4 * args.max_queue, 4 * args.requests, args.seconds)
-        harness.log(f"overload {4 * args.max_queue} clients: codes {over['codes']}")
-        results["overload"] = {k: v for k, v in over.items() if k != "timeline"}
+        for mode, key in (("batching", "overload"), (RAY_MODE, "overload_ray")):
+            if mode in servers:
+                over = run_level(servers[mode], 4 * args.max_queue, 4 * args.requests, args.seconds)
+                harness.log(f"overload {mode} {4 * args.max_queue} clients: codes {over['codes']}")
+                results[key] = {k: v for k, v in over.items() if k != "timeline"}
     finally:
         for server in servers.values():
             server.stop()
@@ -289,7 +295,8 @@ def report(r: dict[str, Any]) -> str:
         f"({'int8' if m['int8'] else 'fp32'}, {m.get('runtime', 'onnxruntime')}, {m['cores']} threads, 1 worker); loopback; closed-loop clients "
         f"(one text per request); at most {r['settings']['requests']} requests or {r['settings']['seconds']:g} s per row; "
         f"batching = --max-batch {r['settings']['max_batch']} --max-wait-ms {r['settings']['max_wait_ms']:g}, "
-        f"no batching = --max-batch 1; --max-queue {r['settings']['max_queue']}; load = the 1-minute load average "
+        f"no batching = --max-batch 1; {RAY_MODE} = batching on Ray Serve, --ray --workers 2 --threads 1 (2 replicas "
+        f"of 1 runtime thread behind Serve's proxy); --max-queue {r['settings']['max_queue']}; load = the 1-minute load average "
         "(the higher of before and after the row).",
         "",
         harness.markdown_table(
@@ -307,10 +314,12 @@ def report(r: dict[str, Any]) -> str:
         lines += ["", f"At 32 clients batching gives {gain:.2f}x the throughput of no batching; the runtime alone, timed "
                   f"right after those rows (load {b['load_1min']}), runs a batch of 32 in {b['batch_32_ms']} ms vs "
                   f"{b['batch_1_ms']} ms for one input, i.e. at most {b['per_input_speedup']:.2f}x per input."]  # fmt: skip
-    o = r["overload"]
-    lines += ["", f"Past saturation ({o['clients']} clients against --max-queue {r['settings']['max_queue']}, load "
-              f"{o['load_1min']}): {o['requests']} requests, answers {o['codes']}, p50 {o['p50_ms']} ms / p99 "
-              f"{o['p99_ms']} ms of the accepted ones, peak RSS {o['peak_rss_mb']} MiB."]  # fmt: skip
+    for key, where in (("overload", "batching"), ("overload_ray", RAY_MODE)):
+        if key in r:
+            o = r[key]
+            lines += ["", f"Past saturation, {where} ({o['clients']} clients against --max-queue {r['settings']['max_queue']}, "
+                      f"load {o['load_1min']}): {o['requests']} requests, answers {o['codes']}, p50 {o['p50_ms']} ms / p99 "
+                      f"{o['p99_ms']} ms of the accepted ones, peak RSS {o['peak_rss_mb']} MiB."]  # fmt: skip
     for w in r["worker_loss"]:
         failed = (f"{w['failed']} of {w['requests']} requests failed ({w['codes']}), all within {w['failed_window_s']} s "
                   f"(the last sent at {w['last_failure_s']} s)") if w["failed"] else f"none of {w['requests']} requests failed"  # fmt: skip
