@@ -48,7 +48,8 @@ class ServedModel:
         self.name = self.export_dir.parent.name if self.export_dir.name in exports else self.export_dir.name
         self.backend_name = f"{settings.backend}-{'int8' if settings.quantized else 'fp32'}"
         self._backend = load_backend(
-            settings.backend, self.export_dir, quantized=settings.quantized, num_threads=settings.num_threads
+            settings.backend, self.export_dir, quantized=settings.quantized, num_threads=settings.num_threads,
+            spin=settings.spin,
         )
         id2label = self._backend.id2label
         self.labels: list[str] = [id2label.get(i, f"LABEL_{i}") for i in range(len(id2label))]

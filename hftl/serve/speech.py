@@ -47,7 +47,9 @@ class ServedRecognizer:
 
     def __init__(self, settings: ServeSettings):
         self.export_dir = Path(settings.export_dir)
-        self._recognizer, _ = load_recognizer(self.export_dir, quantized=settings.quantized, num_threads=settings.num_threads)
+        self._recognizer, _ = load_recognizer(
+            self.export_dir, quantized=settings.quantized, num_threads=settings.num_threads, allow_spinning=settings.spin
+        )
         self._audio = get_modality("audio")
         self.modality, self.upload_types = self._audio.name, self._audio.upload_types
         self.name = self.export_dir.parent.name if self.export_dir.name == "onnx" else self.export_dir.name
