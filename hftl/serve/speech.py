@@ -7,12 +7,12 @@ of a batch share one shape and one greedy ``generate`` decodes them together (a 
 the others go on; its tokens do not change).
 
 Inputs are checked before decoding as an audio classifier's are (readable header, ``--max-audio-seconds``), and
-also against the encoder's window, since Whisper would drop what does not fit unheard (413 naming both limits).
+also against the encoder's window, since Whisper would drop what does not fit unheard (413 naming the limit).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from hftl.deploy.speech_predict import load_recognizer
 from hftl.deploy.speech_runtime import load_clip, window_seconds
 from hftl.errors import DataError
 from hftl.modalities import get_modality
-from hftl.serve.errors import RequestRejected, invalid_input, too_large
+from hftl.serve.errors import invalid_input, too_large
 from hftl.serve.limits import check_inputs
 from hftl.serve.settings import Limits, ServeSettings
 
@@ -58,14 +58,18 @@ class ServedRecognizer:
 
     def check(self, values: list[Any], limits: Limits) -> list[Any]:
         """Header checks before decoding: readable audio, at most ``--max-audio-seconds`` and the encoder's window."""
-        if self.window_s >= limits.max_audio_seconds:
-            return check_inputs(self._audio, values, limits)
-        try:
-            return check_inputs(self._audio, values, dataclasses.replace(limits, max_audio_seconds=self.window_s))
-        except RequestRejected as err:
-            if err.status != 413 or "--max-audio-seconds" not in err.message:
-                raise
-            raise too_large(err.message.replace("(--max-audio-seconds)", "(the model's encoder window: cut longer audio into clips)")) from err
+        import soundfile as sf
+
+        checked = check_inputs(self._audio, values, limits)
+        for index, value in enumerate(checked):
+            info = sf.info(io.BytesIO(value["bytes"]))  # the header only; check_inputs has read it once already
+            seconds = info.frames / info.samplerate
+            if seconds > self.window_s + 1e-6:
+                raise too_large(
+                    f"inputs[{index}]: audio of {seconds:.1f} s; the model hears at most {self.window_s:g} s (its encoder "
+                    "window; Whisper would drop the rest unheard): cut longer audio into clips"
+                )
+        return checked
 
     def encode(self, values: list[Any]) -> dict[str, np.ndarray]:
         """Decode (resampling to the model's rate) and turn each clip into log-mel features padded to the window.

@@ -84,7 +84,7 @@ def test_bad_audio_gets_a_4xx_naming_the_problem_and_the_server_serves_on(server
     sf.write(long_clip, chirp(3.0, seed=1), RATE, format="WAV")
     cases = [
         ([("inputs", ("x.wav", b"RIFF....WAVEfmt garbage", "audio/wav"))], 422, "inputs[0]: not a readable audio file"),
-        ([("inputs", ("long.wav", long_clip.getvalue(), "audio/wav"))], 413, "the limit is 2 s (the model's encoder window"),
+        ([("inputs", ("long.wav", long_clip.getvalue(), "audio/wav"))], 413, "inputs[0]: audio of 3.0 s; the model hears at most 2 s"),
         ([*files([clips[0]]), ("inputs", ("bad.wav", b"\x00" * 64, "audio/wav"))], 422, "inputs[1]:"),
     ]  # fmt: skip
     for parts, status, message in cases:
