@@ -1,6 +1,6 @@
 """Load test of `hftl serve` over loopback: throughput, p50/p99 latency, errors and peak server RSS at 1, 8, 32 and
-64 concurrent clients, with and without dynamic batching (interleaved per level), then past saturation, then with a
-worker killed mid-load (uvicorn workers, and Ray Serve replicas with --ray).
+64 concurrent clients, with and without dynamic batching (and on Ray Serve with --ray; interleaved per level), then
+past saturation, then with a worker killed mid-load (uvicorn workers, and Ray Serve replicas with --ray).
 
     python bench/serve_load.py [--target RUN_DIR] [--requests 600] [--seconds 30] [--ray]
 
@@ -43,6 +43,7 @@ TEXTS = [
     "The film festival opened with a premiere of the director's latest drama.",
     "Oil prices rose as investors worried about supply in the coming months.",
 ]
+RAY_MODE = "Ray Serve x2"
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
 
@@ -137,33 +138,41 @@ async def load(url: str, clients: int, requests: int, seconds: float, on_tick=No
 
 
 def run_level(server: ServerProcess, clients: int, requests: int, seconds: float, on_tick=None) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]  # the machine is shared: each row says how busy it was
     with RssSampler(server.proc.pid) as rss:
         row = asyncio.run(load(server.url, clients, requests, seconds, on_tick))
     row["peak_rss_mb"] = round(rss.peak / 2**20)
+    row["load_1min"] = round(max(load_before, os.getloadavg()[0]), 2)
     return row
 
 
-def backend_batch_ratio(target: Path, backend: str, quantized: bool, threads: int, repeats: int = 30) -> dict[str, float]:
-    """Per-input cost of the runtime at batch 1 vs batch 32 (what dynamic batching can win at most)."""
+def load_backend_model(target: Path, backend: str, quantized: bool, threads: int):
+    """The served model as the server loads it, in this process, for :func:`backend_batch_ratio`."""
     from hftl.serve.model import ServedModel
     from hftl.serve.settings import ServeSettings, resolve_export_dir
 
     export_dir, backend = resolve_export_dir(target, backend)
-    model = ServedModel(ServeSettings(str(export_dir), backend=backend, quantized=quantized, num_threads=threads))
-    times = {}
+    return ServedModel(ServeSettings(str(export_dir), backend=backend, quantized=quantized, num_threads=threads))
+
+
+def backend_batch_ratio(model, repeats: int = 10) -> dict[str, float]:
+    """Per-input cost of the runtime at batch 1 vs batch 32 (what dynamic batching can win at most), timed in
+    alternating calls so both sizes see the same machine load; measured between the load levels, servers idle."""
+    features = {batch: model.encode([TEXTS[i % len(TEXTS)] for i in range(batch)]) for batch in (1, 32)}
+    samples: dict[int, list[float]] = {1: [], 32: []}
     for batch in (1, 32):
-        features = model.encode([TEXTS[i % len(TEXTS)] for i in range(batch)])
-        model.logits(features)
-        samples = []
-        for _ in range(repeats):
+        model.logits(features[batch])  # first calls allocate
+    for _ in range(repeats):
+        for batch in (1, 32):
             t0 = time.perf_counter()
-            model.logits(features)
-            samples.append(time.perf_counter() - t0)
-        times[batch] = statistics.median(samples)
+            model.logits(features[batch])
+            samples[batch].append(time.perf_counter() - t0)
+    times = {batch: statistics.median(v) for batch, v in samples.items()}
     return {
         "batch_1_ms": round(1000 * times[1], 2),
         "batch_32_ms": round(1000 * times[32], 2),
         "per_input_speedup": round(32 * times[1] / times[32], 2),
+        "load_1min": round(os.getloadavg()[0], 2),
     }
 
 
@@ -206,7 +215,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--max-queue", type=int, default=64, help="server queue; the overload level sends 4x this many clients")
-    p.add_argument("--ray", action="store_true", help="also kill a Ray Serve replica under load")
+    p.add_argument("--ray", action="store_true", help="also load Ray Serve (2 replicas) at each level, overload it and kill a replica")
     p.add_argument("--skip-kill", action="store_true", help="no worker-loss runs")
     p.add_argument("--out", type=Path, default=harness.REPO / "runs" / "bench")
     args = p.parse_args(argv)
@@ -225,25 +234,34 @@ def main(argv: list[str]) -> None:
         "batching": [*common, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)],
         "no batching": [*common, "--max-batch", "1"],
     }
+    if args.ray:  # the scale-out deployment on the same cores: 2 replicas of 1 runtime thread, each batching
+        modes[RAY_MODE] = [*quantized, "--ray", "--workers", "2", "--threads", "1", "--max-queue", str(args.max_queue),
+                           "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]  # fmt: skip
     servers = {m: ServerProcess(target, *a, log=logs / f"{m.replace(' ', '_')}.log") for m, a in modes.items()}
     results: dict[str, Any] = {"machine": info, "levels": [], "settings": vars(args) | {"target": str(target), "out": str(args.out)}}
     try:
         for server in servers.values():
-            server.wait_ready()
+            server.wait_ready(300)
         for server in servers.values():  # warm-up: first calls allocate
             run_level(server, 4, 40, 10)
+        model = load_backend_model(target, args.backend, not args.fp32, cores)
         for clients in levels:  # interleaved: both modes see the same machine load, level by level
             for mode, server in servers.items():
                 row = run_level(server, clients, args.requests, args.seconds)
                 harness.log(f"{mode:12s} {clients:3d} clients: {row['throughput_rps']} req/s p50 {row['p50_ms']} ms p99 {row['p99_ms']} ms codes {row['codes']}")
                 results["levels"].append({"mode": mode, **{k: v for k, v in row.items() if k != "timeline"}})
-        over = run_level(servers["batching"], 4 * args.max_queue, 4 * args.requests, args.seconds)
-        harness.log(f"overload {4 * args.max_queue} clients: codes {over['codes']}")
-        results["overload"] = {k: v for k, v in over.items() if k != "timeline"}
+            if clients == max(levels, key=lambda c: (c == 32, c)):  # beside the 32-client rows (else the largest)
+                results["backend"] = backend_batch_ratio(model)
+                harness.log(f"runtime alone: {results['backend']}")
+        del model
+        for mode, key in (("batching", "overload"), (RAY_MODE, "overload_ray")):
+            if mode in servers:
+                over = run_level(servers[mode], 4 * args.max_queue, 4 * args.requests, args.seconds)
+                harness.log(f"overload {mode} {4 * args.max_queue} clients: codes {over['codes']}")
+                results[key] = {k: v for k, v in over.items() if k != "timeline"}
     finally:
         for server in servers.values():
             server.stop()
-    results["backend"] = backend_batch_ratio(target, args.backend, not args.fp32, cores)
 
     results["worker_loss"] = []
     if not args.skip_kill:
@@ -277,30 +295,35 @@ def report(r: dict[str, Any]) -> str:
         f"({'int8' if m['int8'] else 'fp32'}, {m.get('runtime', 'onnxruntime')}, {m['cores']} threads, 1 worker); loopback; closed-loop clients "
         f"(one text per request); at most {r['settings']['requests']} requests or {r['settings']['seconds']:g} s per row; "
         f"batching = --max-batch {r['settings']['max_batch']} --max-wait-ms {r['settings']['max_wait_ms']:g}, "
-        f"no batching = --max-batch 1; --max-queue {r['settings']['max_queue']}.",
+        f"no batching = --max-batch 1; {RAY_MODE} = batching on Ray Serve, --ray --workers 2 --threads 1 (2 replicas "
+        f"of 1 runtime thread behind Serve's proxy); --max-queue {r['settings']['max_queue']}; load = the 1-minute load average "
+        "(the higher of before and after the row).",
         "",
         harness.markdown_table(
-            ["clients", "mode", "requests", "req/s", "p50 ms", "p99 ms", "p99/p50", "errors", "5xx", "peak RSS MiB"],
+            ["clients", "mode", "requests", "req/s", "p50 ms", "p99 ms", "p99/p50", "errors", "5xx", "peak RSS MiB",
+             "load"],
             [[row["clients"], row["mode"], row["requests"], row["throughput_rps"], row["p50_ms"], row["p99_ms"],
               round(row["p99_ms"] / row["p50_ms"], 2) if row["p50_ms"] else None, row["errors"], row["five_xx"],
-              row["peak_rss_mb"]] for row in r["levels"]],  # fmt: skip
+              row["peak_rss_mb"], row["load_1min"]] for row in r["levels"]],  # fmt: skip
         ),
     ]
     by = {(row["mode"], row["clients"]): row for row in r["levels"]}
     if ("batching", 32) in by and ("no batching", 32) in by:
         gain = by[("batching", 32)]["throughput_rps"] / max(by[("no batching", 32)]["throughput_rps"], 1e-9)
         b = r["backend"]
-        lines += ["", f"At 32 clients batching gives {gain:.2f}x the throughput of no batching; the runtime alone runs a "
-                  f"batch of 32 in {b['batch_32_ms']} ms vs {b['batch_1_ms']} ms for one input, i.e. at most "
-                  f"{b['per_input_speedup']:.2f}x per input."]  # fmt: skip
-    o = r["overload"]
-    lines += ["", f"Past saturation ({o['clients']} clients against --max-queue {r['settings']['max_queue']}): "
-              f"{o['requests']} requests, answers {o['codes']}, p50 {o['p50_ms']} ms / p99 {o['p99_ms']} ms of the "
-              f"accepted ones, peak RSS {o['peak_rss_mb']} MiB."]  # fmt: skip
+        lines += ["", f"At 32 clients batching gives {gain:.2f}x the throughput of no batching; the runtime alone, timed "
+                  f"right after those rows (load {b['load_1min']}), runs a batch of 32 in {b['batch_32_ms']} ms vs "
+                  f"{b['batch_1_ms']} ms for one input, i.e. at most {b['per_input_speedup']:.2f}x per input."]  # fmt: skip
+    for key, where in (("overload", "batching"), ("overload_ray", RAY_MODE)):
+        if key in r:
+            o = r[key]
+            lines += ["", f"Past saturation, {where} ({o['clients']} clients against --max-queue {r['settings']['max_queue']}, "
+                      f"load {o['load_1min']}): {o['requests']} requests, answers {o['codes']}, p50 {o['p50_ms']} ms / p99 "
+                      f"{o['p99_ms']} ms of the accepted ones, peak RSS {o['peak_rss_mb']} MiB."]  # fmt: skip
     for w in r["worker_loss"]:
         failed = (f"{w['failed']} of {w['requests']} requests failed ({w['codes']}), all within {w['failed_window_s']} s "
                   f"(the last sent at {w['last_failure_s']} s)") if w["failed"] else f"none of {w['requests']} requests failed"  # fmt: skip
-        lines += ["", f"Worker loss ({w['deployment']}, 32 clients, {w['seconds']} s, {w['throughput_rps']} req/s, p50 "
+        lines += ["", f"Worker loss ({w['deployment']}, 32 clients, load {w['load_1min']}, {w['seconds']} s, {w['throughput_rps']} req/s, p50 "
                   f"{w['p50_ms']} ms, p99 {w['p99_ms']} ms): pid {w['killed_pid']} SIGKILLed at {w['killed_at_s']} s; "
                   f"{failed}; {w['ok_after_kill']} succeeded after the kill; peak RSS {w['peak_rss_mb']} MiB."]  # fmt: skip
     return "\n".join(lines)

@@ -149,6 +149,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         max_wait_ms=args.max_wait_ms,
         max_queue=args.max_queue,
         num_threads=threads,
+        spin=args.spin,
         top_k=args.top_k,
         limits=Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)}),  # --max-inputs ...
     )
@@ -387,6 +388,9 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queue", type=int, default=d.max_queue, help=f"inputs waiting per worker before 503 (default: {d.max_queue})")
     p.add_argument("--workers", type=int, default=1, help="worker processes (with --ray: Serve replicas; default: 1)")
     p.add_argument("--threads", type=int, help="runtime threads per worker (default: cores / workers)")
+    p.add_argument("--spin", action="store_true",
+                   help="let idle onnxruntime threads busy-wait (faster on a dedicated machine; off by default: they "
+                        "take the cores the server's own threads need)")
     p.add_argument("--top-k", type=int, default=d.top_k, help=f"labels per input when a request does not say (default: {d.top_k})")
     p.add_argument("--ray", action="store_true", help="deploy on Ray Serve (a local Ray is started) with --workers replicas")
     p.add_argument("--max-inputs", type=int, default=lim.max_inputs, help=f"inputs per request (default: {lim.max_inputs})")

@@ -117,8 +117,11 @@ class OnnxClassifier:
         id2label: Class index -> label name, from the ``config.json`` optimum wrote next to the model.
     """
 
-    def __init__(self, onnx_dir: Path, *, quantized: bool = False, num_threads: int | None = None):
-        """Load ``model.onnx`` (or ``model_quantized.onnx``) and ``config.json`` from ``onnx_dir``.
+    def __init__(
+        self, onnx_dir: Path, *, quantized: bool = False, num_threads: int | None = None, allow_spinning: bool = True
+    ):
+        """Load ``model.onnx`` (or ``model_quantized.onnx``) and ``config.json`` from ``onnx_dir``
+        (``allow_spinning``: see :func:`make_session`).
 
         Raises:
             FileNotFoundError: The model or ``config.json`` is missing (the message names the path).
@@ -133,7 +136,7 @@ class OnnxClassifier:
         config = json.loads(config_path.read_text(encoding="utf-8"))
         # JSON object keys are strings; transformers writes {"0": "neg", ...}.
         self.id2label: dict[int, str] = {int(k): v for k, v in (config.get("id2label") or {}).items()}
-        self.session = make_session(self.model_path, num_threads=num_threads)
+        self.session = make_session(self.model_path, num_threads=num_threads, allow_spinning=allow_spinning)
         self.input_names: list[str] = [i.name for i in self.session.get_inputs()]
 
     def logits(self, features: Mapping[str, np.ndarray], *, batch_size: int | None = None) -> np.ndarray:

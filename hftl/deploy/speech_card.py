@@ -64,6 +64,16 @@ def max_new_tokens(config: dict[str, Any]) -> int:
     return int((config.get("asr") or {}).get("max_new_tokens") or SpeechRecognitionConfig().max_new_tokens)
 
 
+def _serve_usage(window: int) -> str:
+    return (
+        "\n\nServe it over HTTP (requests batched into one greedy decode, `/health`, `/ready`, Prometheus `/metrics`, "
+        "a page to try it at `/`):\n\n```bash\n"
+        "hftl serve FOLDER --port 8080  # --quantized: the int8 copy; --workers K processes, or --ray --workers K replicas\n"
+        f"curl -s localhost:8080/predict -F inputs=@speech.wav  # at most {window} s per clip\n"
+        '# {"transcripts": [{"text": "..."}], "model": "...", "backend": "onnxruntime-fp32"}\n```'
+    )
+
+
 def _num(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -94,7 +104,7 @@ def usage(what: str, repo_id: str, config: dict[str, Any], base: str | None, rev
         ]
         after = ("`hftl predict FOLDER speech.wav ... [--quantized]` does the same from the command line "
                  "(resampling to 16 kHz, refusing clips longer than the window).")  # fmt: skip
-        return "## Usage\n\n```python\n" + "\n".join(ort) + "\n```\n\n" + after
+        return "## Usage\n\n```python\n" + "\n".join(ort) + "\n```\n\n" + after + _serve_usage(window)
     if what == "adapter":
         load = [
             "from peft import PeftModel",

@@ -51,17 +51,21 @@ def speech_target(path: str | Path) -> Path | None:
     return None
 
 
-def load_recognizer(target: Path, *, quantized: bool = False) -> tuple[SpeechRecognizer, str]:
+def load_recognizer(
+    target: Path, *, quantized: bool = False, num_threads: int | None = None, allow_spinning: bool = True
+) -> tuple[SpeechRecognizer, str]:
     """(recogniser, default input column) for :func:`speech_target`'s folder: ORT for an export, PyTorch for a run;
-    either decodes with the run's greedy cap (an export's recorded one, a run's ``asr.max_new_tokens``)."""
+    either decodes with the run's greedy cap (an export's recorded one, a run's ``asr.max_new_tokens``). ``hftl serve``
+    loads the same one, with its threads per worker."""
     if is_speech_export(target):
         cfg_path = target / EXPORT_CONFIG
         column = load_config(cfg_path).data.input_column if cfg_path.is_file() else DEFAULT_AUDIO_COLUMN
-        return load_onnx_recognizer(target, quantized=quantized), column
+        return load_onnx_recognizer(target, quantized=quantized, num_threads=num_threads, allow_spinning=allow_spinning), column
     if quantized:
         raise HftlError(f"--quantized is for exports: {target} has no onnx/ export yet (run `hftl export {target}`)")
     cfg = load_config(target / rundir.CONFIG)
-    return load_torch_recognizer(target / "model", max_new_tokens=cfg.asr.max_new_tokens), cfg.data.input_column
+    recognizer = load_torch_recognizer(target / "model", max_new_tokens=cfg.asr.max_new_tokens, num_threads=num_threads)
+    return recognizer, cfg.data.input_column
 
 
 def transcribe_items(

@@ -6,6 +6,7 @@ Layers, each importing only those above it:
     limits    -> per-request checks before any decoding work: the input count, then each input as its modality
                  checks it (Modality.check_served_input: text length, image pixels, audio seconds)
     model     -> an export folder with its own preprocessing + a backend: raw inputs -> top-k labels
+    speech    -> a speech recognition export through `hftl predict`'s recogniser: audio bytes -> transcripts
     requests  -> HTTP body (JSON or multipart) -> raw inputs, with 4xx errors that say what is wrong
     batcher   -> dynamic batching over a bounded queue (503 when full)
     metrics   -> Prometheus counters and histograms

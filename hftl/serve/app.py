@@ -1,4 +1,5 @@
-"""The FastAPI app: routes, error handling and metrics around a ServedModel and its DynamicBatcher.
+"""The FastAPI app: routes, error handling and metrics around a served model (a classifier, ``ServedModel``, or a
+speech recogniser, ``ServedRecognizer``) and its DynamicBatcher.
 
 One app object serves every deployment: uvicorn on a laptop (``hftl.serve.local``) and Ray Serve replicas
 (``hftl.serve.ray_serve``). The model loads in the ASGI lifespan, so each worker process / replica loads its own.
@@ -23,8 +24,9 @@ from hftl.serve.errors import RequestRejected, busy, too_large
 from hftl.serve.metrics import CONTENT_TYPE, ServeMetrics
 from hftl.serve.model import ServedModel
 from hftl.serve.page import card_text, render_page
-from hftl.serve.requests import PredictRequest, PredictResponse, parse_predict, read_body
+from hftl.serve.requests import PredictRequest, PredictResponse, TranscribeResponse, parse_predict, read_body
 from hftl.serve.settings import ServeSettings
+from hftl.serve.speech import ServedRecognizer
 
 logger = logging.getLogger("hftl")
 
@@ -35,9 +37,16 @@ RETRY_AFTER_S = 1
 
 @dataclass
 class _Served:
-    model: ServedModel
+    model: ServedModel | ServedRecognizer
     batcher: DynamicBatcher
     page: str
+
+
+def load_served(settings: ServeSettings) -> ServedModel | ServedRecognizer:
+    """The export's kind picks the server's: an encoder-decoder speech export transcribes, anything else classifies."""
+    from hftl.deploy.speech_runtime import is_speech_export
+
+    return ServedRecognizer(settings) if is_speech_export(settings.export_dir) else ServedModel(settings)
 
 
 def create_app(settings: ServeSettings) -> FastAPI:
@@ -46,9 +55,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        model = await run_in_threadpool(ServedModel, settings)
+        model = await run_in_threadpool(load_served, settings)
         batcher = DynamicBatcher(
-            model.logits,
+            model.run,
             max_batch=settings.max_batch,
             max_wait_s=settings.max_wait_ms / 1000,
             max_queue=settings.max_queue,
@@ -58,6 +67,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         page = render_page(
             title=model.name,
             modality=model.modality,
+            task=model.task,
             takes_files=model.takes_files,
             upload_types=model.upload_types,
             labels=model.labels,
@@ -66,7 +76,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
             card=card_text(model.export_dir),
         )
         served["current"] = _Served(model, batcher, page)
-        logger.info("serving %s (%s, %s) pid %d", model.export_dir, model.modality, model.backend_name, os.getpid())
+        logger.info("serving %s (%s %s, %s) pid %d", model.export_dir, model.modality, model.task, model.backend_name, os.getpid())
         try:
             yield
         finally:
@@ -75,7 +85,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     app = FastAPI(
         title="hftl serve",
-        description="Classify texts, images or audio with an hftl ONNX export.",
+        description="Classify texts, images or audio, or transcribe speech, with an hftl ONNX export.",
         lifespan=lifespan,
         docs_url=None,  # Swagger UI loads assets from a CDN; the schema stays at /openapi.json
         redoc_url=None,
@@ -129,7 +139,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         body = {"queue": s.batcher.pending_rows, "max_queue": settings.max_queue}
         if not s.batcher.has_room(1):
             return JSONResponse({"ready": False, "reason": "queue full", **body}, status_code=503)
-        return JSONResponse({"ready": True, "modality": s.model.modality, "labels": s.model.labels, **body})
+        return JSONResponse({"ready": True, "modality": s.model.modality, "task": s.model.task, "labels": s.model.labels, **body})
 
     @app.get("/metrics", summary="Prometheus text exposition")
     async def prometheus() -> Response:
@@ -139,8 +149,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @app.post(
         "/predict",
-        response_model=PredictResponse,
-        summary="top-k labels with scores for each input",
+        response_model=PredictResponse | TranscribeResponse,
+        summary="top-k labels with scores for each input (a speech recognition model: a transcript per input)",
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -181,12 +191,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
             s.batcher.release(len(values))
             raise
         try:
-            logits = await s.batcher.submit(features, len(values), reserved=True)
+            outputs = await s.batcher.submit(features, len(values), reserved=True)
         except QueueFull as err:  # the server is shutting down
             raise busy(f"the queue is full: {err}; retry later", RETRY_AFTER_S) from err
-        k = min(top_k or settings.top_k, len(s.model.labels))
-        predictions = [[{"label": label, "score": score} for label, score in row] for row in s.model.top_k(logits, k)]
-        return JSONResponse({"predictions": predictions, "model": s.model.name, "backend": s.model.backend_name})
+        answer = s.model.answer(outputs, top_k or settings.top_k)
+        return JSONResponse({**answer, "model": s.model.name, "backend": s.model.backend_name})
 
     return app
 

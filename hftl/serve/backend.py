@@ -31,17 +31,17 @@ class Backend(Protocol):
 class BackendSpec:
     folder: str  # RUN_DIR/<folder> holds this runtime's export (`hftl export RUN_DIR [--backend openvino]`)
     marker: str  # the fp32 model file only this runtime's export has
-    load: Callable[[Path, bool, int | None], Backend]  # (export_dir, quantized, num_threads)
+    load: Callable[[Path, bool, int | None, bool], Backend]  # (export_dir, quantized, num_threads, spin)
     install: str = ""  # the extra to install when the runtime is missing
 
 
-def _onnxruntime(export_dir: Path, quantized: bool, num_threads: int | None) -> Backend:
+def _onnxruntime(export_dir: Path, quantized: bool, num_threads: int | None, spin: bool) -> Backend:
     from hftl.deploy.runtime import OnnxClassifier
 
-    return OnnxClassifier(export_dir, quantized=quantized, num_threads=num_threads)
+    return OnnxClassifier(export_dir, quantized=quantized, num_threads=num_threads, allow_spinning=spin)
 
 
-def _openvino(export_dir: Path, quantized: bool, num_threads: int | None) -> Backend:
+def _openvino(export_dir: Path, quantized: bool, num_threads: int | None, spin: bool) -> Backend:
     from hftl.deploy.openvino import OpenVinoClassifier
 
     # f32 inference hint: the fp32 IR answers like `hftl predict` and PyTorch (OpenVINO would run bf16 on AMX CPUs);
@@ -64,8 +64,10 @@ def backend_of(export_dir: Path) -> str:
     raise HftlError(f"{export_dir} holds no model file a serving runtime reads (looked for {markers})")
 
 
-def load_backend(name: str, export_dir: Path, *, quantized: bool, num_threads: int | None) -> Backend:
-    """Open ``export_dir``'s fp32 (or int8) model on the runtime ``name``.
+def load_backend(
+    name: str, export_dir: Path, *, quantized: bool, num_threads: int | None, spin: bool = False
+) -> Backend:
+    """Open ``export_dir``'s fp32 (or int8) model on the runtime ``name`` (``spin``: ServeSettings.spin).
 
     Raises:
         ConfigError: ``name`` is not a known backend.
@@ -73,4 +75,4 @@ def load_backend(name: str, export_dir: Path, *, quantized: bool, num_threads: i
     """
     if name not in BACKENDS:
         raise ConfigError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")
-    return BACKENDS[name].load(Path(export_dir), quantized, num_threads)
+    return BACKENDS[name].load(Path(export_dir), quantized, num_threads, spin)

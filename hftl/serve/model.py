@@ -27,7 +27,10 @@ class ServedModel:
         takes_files: Inputs are files (bytes: base64 in JSON, or multipart uploads), else JSON strings.
         upload_types: MIME types the page's file picker offers (files only).
         labels: Class names, by class index.
+        task: What ``/predict`` answers (``hftl.serve.speech.ServedRecognizer`` is the other kind).
     """
+
+    task = "classification"
 
     def __init__(self, settings: ServeSettings):
         self.export_dir = Path(settings.export_dir)
@@ -45,7 +48,8 @@ class ServedModel:
         self.name = self.export_dir.parent.name if self.export_dir.name in exports else self.export_dir.name
         self.backend_name = f"{settings.backend}-{'int8' if settings.quantized else 'fp32'}"
         self._backend = load_backend(
-            settings.backend, self.export_dir, quantized=settings.quantized, num_threads=settings.num_threads
+            settings.backend, self.export_dir, quantized=settings.quantized, num_threads=settings.num_threads,
+            spin=settings.spin,
         )
         id2label = self._backend.id2label
         self.labels: list[str] = [id2label.get(i, f"LABEL_{i}") for i in range(len(id2label))]
@@ -67,6 +71,13 @@ class ServedModel:
 
     def logits(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
         return self._backend.logits(features)
+
+    run = logits  # the batcher's model call
+
+    def answer(self, outputs: np.ndarray, top_k: int) -> dict[str, Any]:
+        """The response body's model part: the ``top_k`` labels with scores per input."""
+        k = min(top_k, len(self.labels))
+        return {"predictions": [[{"label": label, "score": score} for label, score in row] for row in self.top_k(outputs, k)]}
 
     def top_k(self, logits: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """The ``k`` most likely labels per row, best first, with softmax scores (as ``hftl predict`` scores)."""

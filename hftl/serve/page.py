@@ -39,6 +39,7 @@ def render_page(
     *,
     title: str,
     modality: str,
+    task: str = "classification",
     takes_files: bool,
     upload_types: str | None,
     labels: list[str],
@@ -46,21 +47,28 @@ def render_page(
     top_k: int,
     card: str,
 ) -> str:
-    """The page: a file picker (offering ``upload_types``) for a model of files, else a text box (JSON strings)."""
+    """The page: a file picker (offering ``upload_types``) for a model of files, else a text box (JSON strings);
+    a classifier's answers as label/score tables, a speech recogniser's as transcripts."""
     if takes_files:
         accept = f' accept="{html.escape(upload_types)}"' if upload_types else ""
         field = f'<input type="file" id="files" name="inputs"{accept} multiple required>'
     else:
         field = '<textarea id="text" name="inputs" rows="4" cols="70" required placeholder="A text to classify"></textarea>'
     config = json.dumps({"modality": modality, "files": takes_files, "top_k": top_k})
+    classifies = task == "classification"
+    if classifies:
+        what = f"A <b>{html.escape(modality)}</b> classifier"
+        options = f'<label>top k <input type="number" id="top_k" min="1" max="{max(1, len(labels))}" value="{top_k}"></label>'
+    else:
+        what, options = f"A <b>{html.escape(task)}</b> model ({html.escape(modality)} in, text out)", ""
     return _TEMPLATE.format(
         title=html.escape(title),
-        modality=html.escape(modality),
+        what=what,
         backend=html.escape(backend),
-        labels=html.escape(", ".join(labels)),
+        labels=f" Labels: {html.escape(', '.join(labels))}." if labels else "",
         field=field,
-        top_k=top_k,
-        max_k=max(1, len(labels)),
+        options=options,
+        button="Classify" if classifies else "Transcribe",
         card=html.escape(card),
         config=config,
     )
@@ -86,14 +94,14 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 </style></head>
 <body>
 <h1>{title}</h1>
-<p>A <b>{modality}</b> classifier served by hftl on <b>{backend}</b>. Labels: {labels}.</p>
+<p>{what} served by hftl on <b>{backend}</b>.{labels}</p>
 <p>API: <code>POST /predict</code> (<a href="/openapi.json">schema</a>), <code>GET /health</code>,
 <code>GET /ready</code>, <code>GET /metrics</code>.</p>
 <h2>Try it</h2>
 <form id="try">
 {field}<br>
-<label>top k <input type="number" id="top_k" min="1" max="{max_k}" value="{top_k}"></label>
-<button type="submit">Classify</button>
+{options}
+<button type="submit">{button}</button>
 </form>
 <div id="result" aria-live="polite"></div>
 <h2>Model card</h2>
@@ -104,6 +112,15 @@ const form = document.getElementById("try"), out = document.getElementById("resu
 
 function show(data) {{
   out.innerHTML = "";
+  if (data.transcripts) {{
+    data.transcripts.forEach((t, i) => {{
+      const p = document.createElement("p");
+      p.className = "transcript";
+      p.textContent = "input " + i + ": " + t.text;
+      out.appendChild(p);
+    }});
+    return;
+  }}
   data.predictions.forEach((preds, i) => {{
     const table = document.createElement("table");
     table.className = "prediction";
@@ -118,16 +135,17 @@ function show(data) {{
 }}
 
 async function classify() {{
-  const topK = parseInt(document.getElementById("top_k").value, 10) || CONFIG.top_k;
+  const box = document.getElementById("top_k");
+  const topK = (box && parseInt(box.value, 10)) || CONFIG.top_k;
   let init;
   if (!CONFIG.files) {{
     const text = document.getElementById("text").value;
     init = {{method: "POST", headers: {{"Content-Type": "application/json"}},
-            body: JSON.stringify({{inputs: [text], top_k: topK}})}};
+            body: JSON.stringify({{inputs: [text], top_k: topK || undefined}})}};
   }} else {{
     const body = new FormData();
     for (const f of document.getElementById("files").files) body.append("inputs", f);
-    body.append("top_k", String(topK));
+    if (topK) body.append("top_k", String(topK));  // a speech recogniser has no top k
     init = {{method: "POST", body}};
   }}
   out.textContent = "...";

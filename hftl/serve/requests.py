@@ -44,6 +44,18 @@ class PredictResponse(BaseModel):
     backend: str
 
 
+class Transcript(BaseModel):
+    text: str
+
+
+class TranscribeResponse(BaseModel):
+    """A speech recognition model's answer (``top_k`` does not apply)."""
+
+    transcripts: list[Transcript] = Field(description="per input, its greedy transcript")
+    model: str
+    backend: str
+
+
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The body, refused with 413 as soon as it passes ``max_bytes`` (never buffered past the limit)."""
     declared = request.headers.get("content-length")

@@ -376,8 +376,9 @@ def test_load_benchmark_runs_end_to_end(runs, tmp_path):
     result = json.loads((tmp_path / "serve_load.json").read_text())
     assert [(r["mode"], r["clients"]) for r in result["levels"]] == [
         ("batching", 1), ("no batching", 1), ("batching", 4), ("no batching", 4)]  # fmt: skip
-    assert all(r["five_xx"] == 0 and r["ok"] > 0 and r["peak_rss_mb"] > 0 for r in result["levels"])
+    assert all(r["five_xx"] == 0 and r["ok"] > 0 and r["peak_rss_mb"] > 0 and r["load_1min"] >= 0 for r in result["levels"])
+    assert result["backend"]["per_input_speedup"] > 0 and result["backend"]["load_1min"] >= 0  # timed between levels
     assert set(result["overload"]["codes"]) <= {"200", "503"}  # past saturation: answers or 503s, nothing else
     [loss] = result["worker_loss"]
     assert loss["killed_pid"] and loss["ok_after_kill"] > 0
-    assert "| clients | mode |" in proc.stdout and "Worker loss" in proc.stdout
+    assert "| clients | mode |" in proc.stdout and "| load |" in proc.stdout and "Worker loss" in proc.stdout

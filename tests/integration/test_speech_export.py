@@ -245,13 +245,15 @@ def test_real_whisper_tiny_export_gives_identical_transcripts(real_home, tmp_pat
     assert report["wer"]["int8_minus_fp32"] <= ExportConfig().max_int8_wer_increase
 
 
-def test_summary_shows_the_speech_export_and_serve_refuses_it(exported_run, capsys):
+def test_summary_shows_the_speech_export_and_serve_resolves_it(exported_run, capsys):
     from hftl.errors import HftlError
     from hftl.serve.settings import resolve_export_dir
 
     assert main(["summary", str(exported_run)]) == 0
     out = capsys.readouterr().out
     assert "transcripts differing from PyTorch: fp32 0" in out and "ms per second of audio, batch_1" in out
-    with pytest.raises(HftlError, match="speech recognition export: hftl serve serves classifiers only"):
-        resolve_export_dir(exported_run)
+    # `hftl serve RUN_DIR` serves the run's speech export on onnxruntime (tests/integration/test_serve_speech.py)
+    assert resolve_export_dir(exported_run) == ((exported_run / "onnx").resolve(), "onnxruntime")
+    with pytest.raises(HftlError, match="speech recognition export: it is served on onnxruntime, not openvino"):
+        resolve_export_dir(exported_run, "openvino")
 

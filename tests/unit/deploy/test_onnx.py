@@ -263,3 +263,14 @@ def test_time_blocks_runs_each_backend_in_blocks():
     assert len(calls) == 18
     blocks = [calls[i : i + 3] for i in range(0, 18, 3)]
     assert all(len(set(b)) == 1 for b in blocks)
+
+
+def test_served_onnx_sessions_do_not_spin_unless_asked(exported):
+    from hftl.serve.backend import load_backend
+    from hftl.serve.settings import ServeSettings
+
+    out, _ = exported
+    assert ServeSettings(str(out)).spin is False  # `hftl serve` without --spin
+    for spin, entry in ((False, "0"), (True, "1")):
+        backend = load_backend("onnxruntime", out, quantized=False, num_threads=2, spin=spin)
+        assert backend.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == entry

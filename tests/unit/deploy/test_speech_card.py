@@ -58,6 +58,8 @@ def test_speech_card_indexes_wer_and_cer_and_shows_both_runtimes(what):
     assert "max_new_tokens=40)" in text  # the card's code decodes with the run's cap, as its WER was scored
     if what == "onnx":
         assert 'subfolder="int8"' in text and "AutoModelForSpeechSeq2Seq" not in text
+        # `hftl push --what onnx`: the card says how to serve the export (tests/integration/test_serve_speech.py)
+        assert "hftl serve FOLDER --port 8080" in text and "-F inputs=@speech.wav  # at most 10 s" in text
         assert "| ORT fp32 transcripts identical to PyTorch's | 60 / 60 |" in text
         assert "| int8 WER minus fp32 WER | 0.0050 (gate 0.01) |" in text and "| batch 1 | 600.0 | 350.0 | 250.0 |" in text
     else:
@@ -75,3 +77,15 @@ def test_a_classifier_card_has_no_speech_parts():
     meta = ModelCard(text).data.to_dict()
     assert meta["pipeline_tag"] == "text-classification" and "classifies text into 2 labels" in text
     assert "Speech" not in text and "label `label`" in text
+
+
+@pytest.mark.parametrize("modality", ["text", "vision", "audio"])
+def test_a_classifier_onnx_card_says_how_to_serve_it(modality):
+    results = copy.deepcopy(RESULTS)
+    results["run"].update(task="classification", modality=modality)
+    results["data"]["labels"] = ["neg", "pos"]
+    results["test"] = {"accuracy": 0.9}
+    text = render_card(what="onnx", repo_id="me/m", results=results, config=Config(modality=modality).to_dict())
+    assert "hftl serve FOLDER --quantized --port 8080" in text and "localhost:8080/predict" in text
+    assert ("-H 'content-type: application/json'" in text) == (modality == "text")  # files go as multipart
+    assert "transcripts" not in text
