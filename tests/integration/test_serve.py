@@ -144,7 +144,7 @@ def test_health_ready_and_schema(servers):
 def test_concurrent_requests_are_batched_and_answered_individually(servers, runs):
     url = servers["text"].url
     texts = [f"{w} game and {v} market" for w in ("win", "lose", "play", "sport") for v in ("big", "new")]
-    before = metric_values(httpx.get(url + "/metrics").text)
+    before = fx.metric_values(httpx.get(url + "/metrics").text)
     with ThreadPoolExecutor(len(texts)) as pool:
         responses = list(pool.map(lambda t: post_json(url, {"inputs": [t], "top_k": 1}), texts))
     assert [r.status_code for r in responses] == [200] * len(texts)
@@ -152,21 +152,10 @@ def test_concurrent_requests_are_batched_and_answered_individually(servers, runs
     # move (~1e-5) with its batch neighbours; labels do not.
     served = [r.json()["predictions"][0] for r in responses]
     same_as_predict(served, predict(runs["text"] / "onnx", texts, quantized=True), atol=1e-3)
-    after = metric_values(httpx.get(url + "/metrics").text)
+    after = fx.metric_values(httpx.get(url + "/metrics").text)
     inputs = after["hftl_serve_batch_size_sum"] - before.get("hftl_serve_batch_size_sum", 0.0)
     batches = after["hftl_serve_batch_size_count"] - before.get("hftl_serve_batch_size_count", 0.0)
     assert inputs == len(texts) and batches < len(texts), f"{len(texts)} concurrent requests ran as {batches} batches"
-
-
-def metric_values(text: str) -> dict[str, float]:
-    """Sum of each metric's samples over its labels (enough to check counters and histograms)."""
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            key = name.split("{")[0]
-            values[key] = values.get(key, 0.0) + float(value)
-    return values
 
 
 def test_metrics_count_requests_errors_latency_and_batches(servers):

@@ -18,9 +18,9 @@ from hftl.cli import main
 from hftl.serve.process import ServerProcess
 from hftl.serve.settings import Limits, ServeSettings, resolve_export_dir
 from hftl.serve.speech import ServedRecognizer
+from tests.helpers.serve_fixtures import metric_values
 from tests.helpers.speech_clips import RATE, chirp, tiny_recogniser, write_clips
-from tests.integration.test_serve import metric_values
-from tests.integration.test_speech_export import fake_speech_run, write_speech_data
+from tests.helpers.speech_runs import fake_speech_run, write_speech_data
 
 
 @pytest.fixture(scope="module")
