@@ -33,45 +33,25 @@ def text_run(root: Path) -> Path:
     """A tiny BERT topic classifier, exported fp32 + int8."""
     model = tiny_text_model(root / "tiny_bert")
     data = write_topic_csv(root / "topics.csv")
-    overrides = [
-        f"model.source={model}",
-        f"data.source={data}",
-        "text.max_length=16",
-        "training.epochs=3",
-        "training.learning_rate=3e-3",
-    ]  # fmt: skip  (confident answers: labels far from ties)
+    overrides = [f"model.source={model}", f"data.source={data}", "text.max_length=16", "training.epochs=3",
+                 "training.learning_rate=3e-3"]  # fmt: skip  (confident answers: labels far from ties)
     return _train_and_export(root / "text_run", overrides, [])
 
 
 def vision_run(root: Path) -> Path:
     """A tiny DINOv2 on grey pattern PNGs, exported fp32."""
     model = tiny_vision_model(root / "tiny_dinov2", image_size=28)
-    return _media_run(
-        root,
-        "vision",
-        model,
-        write_pattern_folder(root / "patterns", per_class=10),
-        "image",
-        "vision.image_size=28",
-    )
+    return _media_run(root, "vision", model, write_pattern_folder(root / "patterns", per_class=10), "image", "vision.image_size=28")
 
 
 def audio_run(root: Path) -> Path:
     """A tiny Whisper on sine tones (1 s clips), exported fp32."""
     model = tiny_audio_model(root / "tiny_whisper", clip_seconds=1)
-    return _media_run(
-        root, "audio", model, write_tone_csv(root / "tones", per_class=10), "audio", "audio.clip_seconds=1"
-    )
+    return _media_run(root, "audio", model, write_tone_csv(root / "tones", per_class=10), "audio", "audio.clip_seconds=1")
 
 
 def _media_run(root: Path, modality: str, model: Path, data: Path, column: str, setting: str) -> Path:
-    overrides = [
-        f"modality={modality}",
-        f"model.source={model}",
-        f"data.source={data}",
-        f"data.input_column={column}",
-        setting,
-    ]
+    overrides = [f"modality={modality}", f"model.source={model}", f"data.source={data}", f"data.input_column={column}", setting]
     return _train_and_export(root / f"{modality}_run", overrides, ["export.quantize=false"])
 
 
