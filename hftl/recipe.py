@@ -362,14 +362,33 @@ def _cached_probe_fitter(
     return fit_probe
 
 
+def _cached_probe_test(ready: Setup, model: torch.nn.Module) -> tuple[dict[str, float], Any, Any] | None:
+    """A linear probe's test scores from the frozen backbone's cached test features (computed once per backbone and
+    data set, shared by every seed and size); None (score through the model) for other methods or with the cache off."""
+    cfg = ready.cfg
+    method = get_method(cfg.method.name)
+    if method.changes_backbone or not method.probes_frozen_features or cached_probe.cache_off_reason(cfg) is not None:
+        return None
+    if ready.task.name != "classification":
+        return None
+    return cached_probe.cached_split_scores(
+        cfg, ready.accelerator, model, ready.built.head_modules, ready.prepared["test"],
+        ready.modality.collator(ready.processor, cfg), "test", cfg.evaluation.metrics,
+        getattr(ready.splits["test"], "_fingerprint", None),
+    )  # fmt: skip
+
+
 def score(ready: Setup, fitted: Fitted) -> Scores:
     """Test scores of the selected (best) model, and what the run measures after training (shift, forgetting)."""
     cfg, accelerator, model = ready.cfg, ready.accelerator, fitted.model
     test_metrics: dict[str, float] = {}
     per_class: dict[str, Any] = {}
     if cfg.evaluation.test:
-        test_loader = accelerator.prepare(ready.loader("test", cfg.evaluation.batch_size, shuffle=False))
-        test_metrics, test_preds, test_labels = ready.evaluator(model, test_loader)
+        cached = _cached_probe_test(ready, model)
+        if cached is None:
+            test_loader = accelerator.prepare(ready.loader("test", cfg.evaluation.batch_size, shuffle=False))
+            cached = ready.evaluator(model, test_loader)
+        test_metrics, test_preds, test_labels = cached
         if ready.task.per_class:
             per_class = {"split": "test", **per_class_report(test_preds, test_labels, ready.label_names)}
         accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=fitted.result.state.step)

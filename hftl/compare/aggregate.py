@@ -31,6 +31,7 @@ COLUMNS = [
     "classes", "test_rows", "chance_normalised_accuracy", "val_accuracy", "learning_rate", "variant", "steps",
     "cap_steps", "stopped", "tuned", "tuning_trials", "subset_seed", "subset_digest", "shift_same_rows",
     "forgetting_change", "forgetting_rows", "forgetting_control", "score_rows", "feature_dim", "n_le_d", "cka_debiased",
+    "probe_transfer",  # transferability: logistic-probe accuracy train -> validation on the frozen features
     # speech recognition runs (task speech_recognition): word error rates, lower is better; empty for classifiers
     "task", "test_wer", "test_cer", "val_wer", "source_test_wer", "extra_splits_wer",
 ]  # fmt: skip
@@ -42,7 +43,7 @@ CELL = ("modality", "dataset", "backbone", "method", "shots_per_class")
 MEASURES = [
     "test_accuracy", "test_f1_macro", "shift_mean_accuracy", "train_size", "trainable_params", "train_runtime_s",
     "knn_before", "knn_after", "cka", "wer_before", "wer_after", "logme", "knn_transfer",
-    "chance_normalised_accuracy", "test_rows", "steps", "forgetting_change",
+    "chance_normalised_accuracy", "test_rows", "steps", "forgetting_change", "probe_transfer",
 ]  # fmt: skip
 
 
@@ -106,6 +107,7 @@ def row_from_results(run: GridRun, results: RunRecord) -> dict[str, Any]:
         "wer_after": _number(forgetting.get("wer_after")),
         "logme": _number(transfer.get("logme")),
         "knn_transfer": _number(transfer.get("knn", transfer.get("knn_accuracy"))),
+        "probe_transfer": _number(transfer.get("probe_accuracy")),
         "run_dir": str(run.run_dir),
         "classes": classes,
         "test_rows": len(test_correct) if test_correct else results.data.sizes.get("test"),

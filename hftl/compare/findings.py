@@ -18,7 +18,7 @@ from hftl.evaluation.ranking import Ranking, rank_candidates, reference_rankings
 from hftl.run.methods import all_methods
 
 TRANSFER_METHODS = tuple(m.name for m in all_methods() if m.transfer)
-SCORES = (("logme", "LogME"), ("knn_transfer", "k-NN accuracy"))
+SCORES = (("logme", "LogME"), ("knn_transfer", "k-NN accuracy"), ("probe_transfer", "probe accuracy"))
 
 
 def points(estimate: Estimate | None) -> str:

@@ -26,6 +26,7 @@ from hftl.compare import effects
 from hftl.compare.grid import backbone_label
 from hftl.compare.stats import Estimate, t_interval
 from hftl.evaluation.ranking import reference_rankings
+from hftl.zoo.candidates import parse_candidate
 
 AGREES, DISAGREES, INCONCLUSIVE, NOT_MEASURED = "agrees", "disagrees", "inconclusive", "not measured"
 LOGME_BAND = (0.50, 0.79)  # TLlib's model-selection table: Pets 0.502 ... CIFAR-100 0.790
@@ -154,7 +155,11 @@ def _he(claim: Claim, modality: str, rows: list[dict[str, Any]]) -> dict[str, st
 
 
 def _lite(backbone: str, name: str) -> bool:
-    label = backbone.lower().replace("_", "-")
+    """The pretrained, whole EfficientNet-Lite ``name`` (its @Lk / @random variants are other candidates)."""
+    candidate = parse_candidate(backbone)
+    if candidate.keep_layers is not None or candidate.init != "pretrained":
+        return False
+    label = candidate.source.lower().replace("_", "-").rstrip("/")
     return f"efficientnet-{name}" in label or label.endswith(name)
 
 

@@ -366,3 +366,41 @@ def _head_reproduces(model, order, arrays, logits, accelerator) -> bool:
         )  # fmt: skip
         return False
     return True
+
+
+@torch.no_grad()
+def cached_split_scores(
+    cfg: Config, accelerator: Accelerator, model: torch.nn.Module, heads: list[str], prepared: Any, collate, split: str,
+    metric_names: list[str], fingerprint: str | None = None,
+) -> tuple[dict[str, float], np.ndarray, np.ndarray] | None:
+    """A frozen-backbone model's (metrics, predictions, labels) on ``split`` from cached head inputs, in the split's order.
+
+    The frozen backbone maps a row to the same head input in every run of one (backbone, data set), so a study's
+    seeds and sizes compute their test rows' features once and each run applies its own trained head to them.
+    The model's own logits on the split's first rows must equal its head on the cached inputs (which also catches a
+    stale cache); None, and the caller runs the model, when they do not or when several processes share the split.
+    """
+    from hftl.run.metrics import compute_metrics
+
+    if accelerator.num_processes > 1:
+        return None
+    device = next(model.parameters()).device
+    loader = DataLoader(prepared, batch_size=cfg.evaluation.batch_size, collate_fn=_to(collate, device))
+    arrays = cached_arrays(
+        _split_key(cfg, split, prepared, fingerprint, heads, accelerator.mixed_precision),
+        lambda: head_inputs(model, heads, loader, accelerator.autocast)[0],
+    )
+    first = DataLoader(prepared, batch_size=2, collate_fn=_to(collate, device))
+    _, order, logits = head_inputs(model, heads, [next(iter(first))], accelerator.autocast)
+    if not _head_reproduces(model, order, arrays, logits, accelerator):
+        return None
+    head = CapturedHead(_unwrap_peft(model), order, logits.shape[-1]).eval()
+    features = torch.from_numpy(arrays["features"])
+    with accelerator.autocast():
+        out = torch.cat([head(chunk.to(device)).logits.float().cpu() for chunk in features.split(1024)])
+    labels = arrays["labels"]
+    preds = out.argmax(-1).numpy()
+    metrics = compute_metrics(metric_names, preds, labels)
+    metrics["loss"] = float(torch.nn.functional.cross_entropy(out, torch.from_numpy(labels)).item())
+    logger.info("%s scored from cached head inputs (%d rows x %d)", split, len(labels), features.shape[1])
+    return metrics, preds, labels

@@ -1,8 +1,10 @@
 """Image classification: PIL decoding, lazy per-batch preprocessing and augmentation, ViT-family LoRA targets.
 
 Preprocessing is hftl's own (PIL + numpy), driven by the model's saved image processor for what the backbone
-was trained with (mean, std, resample filter, resize-to-crop ratio) and by ``vision.image_size`` for the size,
-so one code path serves training, export and predict, and the size can be lowered for CPU runs.
+was trained with (mean, std, resample filter, resize-to-crop ratio, and its resolution) and by ``vision.image_size``
+for the size, so one code path serves training, export and predict. The size belongs to the backbone: left unset,
+each backbone runs at the resolution its image processor declares (EfficientNet-Lite0/1/2 at 224 / 240 / 260, as
+published); ``vision.image_size`` overrides it for every backbone (e.g. lowered for CPU runs).
 """
 
 from __future__ import annotations
@@ -73,16 +75,18 @@ class VisionAugmentConfig:
 
 @dataclass
 class VisionConfig:
-    image_size: int = field(
-        default=224,
-        metadata={"help": "square input side in pixels; lower it for CPU runs (DINOv2 interpolates its position embeddings)"},
+    image_size: int | None = field(
+        default=None,
+        metadata={"help": "square input side in pixels; null: the backbone's own resolution (its image processor's crop "
+                          "size: EfficientNet-Lite0/1/2 224/240/260); lower it for CPU runs (DINOv2 interpolates its "
+                          "position embeddings)"},
     )
     augment: VisionAugmentConfig = field(
         default_factory=VisionAugmentConfig, metadata={"help": "training-time augmentation (off by default)"}
     )
 
     def __post_init__(self) -> None:
-        if not 8 <= self.image_size <= 4096:
+        if self.image_size is not None and not 8 <= self.image_size <= 4096:
             raise ConfigError(f"vision.image_size must be in [8, 4096], got {self.image_size}")
 
 
@@ -130,12 +134,33 @@ def _view_settings(processor: Any) -> tuple[list[float], list[float], int, float
     return mean, std, resample, crop_pct
 
 
-def fit_processor_to_size(processor: Any, size: int) -> Any:
-    """Set the processor's resize / crop to ``size`` (same crop ratio), in place.
+def native_size(processor: Any) -> int:
+    """The square input side the backbone's image processor declares: its crop size, else its resize size.
+
+    Raises:
+        ConfigError: the processor declares neither (set vision.image_size).
+    """
+    size, crop = getattr(processor, "size", None) or {}, getattr(processor, "crop_size", None) or {}
+    if getattr(processor, "do_center_crop", False) and "height" in crop:
+        return int(crop["height"])
+    for key in ("height", "shortest_edge"):
+        if key in size:
+            return int(size[key])
+    raise ConfigError(
+        f"vision.image_size is not set and the image processor ({type(processor).__name__}) declares no size "
+        "(crop_size / size): set vision.image_size"
+    )
+
+
+def fit_processor_to_size(processor: Any, size: int | None) -> Any:
+    """Set the processor's resize / crop to ``size`` (same crop ratio), in place; None keeps the backbone's own.
 
     The processor is saved with the model and the ONNX export, so that users of those folders without hftl
     feed the resolution the model was trained at.
     """
+    if size is None:
+        native_size(processor)  # a processor without a size is an error now, not at the first image
+        return processor
     crop_pct = _view_settings(processor)[3]
     old_size, crop = getattr(processor, "size", None) or {}, getattr(processor, "crop_size", None) or {}
     if getattr(processor, "do_center_crop", False) and "shortest_edge" in old_size and "height" in crop:
@@ -147,10 +172,11 @@ def fit_processor_to_size(processor: Any, size: int) -> Any:
 
 
 class ImagePipeline:
-    """Image -> normalised CHW float32 array at ``vision.image_size``; augmented only when ``train`` is true."""
+    """Image -> normalised CHW float32 array at ``vision.image_size`` (unset: the processor's own size); augmented only
+    when ``train`` is true."""
 
     def __init__(self, processor: Any, cfg: Config, train: bool):
-        self.size = cfg.vision.image_size
+        self.size = cfg.vision.image_size or native_size(processor)
         self.augment = cfg.vision.augment if train else None
         mean, std, self.resample, self.crop_pct = _view_settings(processor)
         self.mean = np.asarray(mean, np.float32).reshape(3, 1, 1)
@@ -221,8 +247,9 @@ class VisionModality(Modality):
         return {"bytes": value}
 
     def card_onnx_inputs(self, config: dict[str, Any]) -> tuple[str, str]:
-        size = (config.get("vision") or {}).get("image_size", 224)
-        return f'["{self.sample_file}"]', f"the image processor's `pixel_values` at {size}x{size} pixels"
+        size = (config.get("vision") or {}).get("image_size")
+        at = f"{size}x{size} pixels" if size else "the resolution in `preprocessor_config.json`"
+        return f'["{self.sample_file}"]', f"the image processor's `pixel_values` at {at}"
 
     def card_example(self, config: dict[str, Any]) -> list[str]:
         return [

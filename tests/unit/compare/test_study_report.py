@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from hftl.compare import aggregate, effects
+from hftl.compare import aggregate, effects, findings
 from hftl.compare.grid import expand
 from hftl.compare.report import render_markdown, write_report
 from hftl.compare.spec import load_spec
@@ -71,7 +71,8 @@ def _record(run, accuracy: float, *, study: bool) -> dict:
     dim = 384 if "dinov2" in run.backbone else 1280
     base = BACKBONES.get(run.backbone, 0.8)
     swapped = {"zoo:efficientnet-lite0": 0.73}.get(run.backbone, base)  # LogME puts Lite0 above Lite1
-    record["transferability"] = {"logme": 10 * swapped + 0.01 * run.seed, "knn": base, "n_rows": 10 * shots,
+    record["transferability"] = {"logme": 10 * swapped + 0.01 * run.seed, "knn": base, "probe_accuracy": base - 0.05,
+                                 "n_rows": 10 * shots,
                                  "feature_dim": dim, "n_le_d": 10 * shots <= dim}  # fmt: skip
     return record
 
@@ -119,6 +120,16 @@ def test_rows_carry_the_contract_fields_and_tolerate_older_runs(study, tmp_path)
     text = next(r for r in read if r["dataset"] == "news")
     assert text["variant"] == "" and text["subset_digest"] == "" and text["forgetting_change"] == ""
     assert "per_row" not in read[0]  # per-row correctness stays in memory
+
+
+def test_the_probe_score_ranks_backbones_beside_logme_and_knn(study):
+    _, _, runs = study
+    rows = aggregate.collect(runs)
+    assert {r["probe_transfer"] for r in rows if r["backbone"] == "zoo:efficientnet-lite2"} == {BACKBONES["zoo:efficientnet-lite2"] - 0.05}
+    _, table = findings.ranking_table(rows)
+    probe = [r for r in table if r[3] == "probe_transfer" and r[4] == "full"]
+    assert probe and all(r[6] == "1.00" for r in probe)  # it orders the candidates as their accuracy does
+    assert any("probe accuracy vs full" in line for line in findings.transferability_summary(rows))
 
 
 def test_effects_and_verdicts_from_the_records(study):

@@ -103,6 +103,16 @@ def test_kornblith_lite2_vs_lite0_and_missing_family():
     assert _verdict([r for r in rows if "lite0" in r["backbone"]], "Kornblith")["verdict"] == "not measured"
 
 
+def test_kornblith_compares_the_whole_pretrained_lites_not_their_variants():
+    rows = []
+    for seed in range(3):  # a random-init Lite0 listed first must not stand in for Lite0
+        for backbone, acc in (("zoo:efficientnet-lite0@random", 0.30), ("zoo:efficientnet-lite0", 0.80),
+                              ("zoo:efficientnet-lite2@L3", 0.10), ("zoo:efficientnet-lite2", 0.70)):  # fmt: skip
+            rows.append(row("linear_probe", seed, acc + 0.01 * seed, backbone=backbone))
+    found = _verdict(rows, "Kornblith")
+    assert found["verdict"] == "disagrees" and found["measured"].startswith("-10.0")  # Lite2 - Lite0 = -10 points
+
+
 def test_logme_band_and_biderman_sweep():
     rows = []
     accs = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}

@@ -39,12 +39,38 @@ def test_linear_probe_on_cached_features_matches_the_step_by_step_probe(quick_ov
     assert cached["train"]["steps"] == stepwise["train"]["steps"]
     # Same batches, same optimizer and schedule on the same head inputs: the validation curves agree to rounding.
     np.testing.assert_allclose(_eval_curve(cached), _eval_curve(stepwise), rtol=1e-4, atol=1e-5)
-    assert len(list(cache_home.glob("*.npz"))) == 2  # train and validation head inputs, stored
+    assert len(list(cache_home.glob("*.npz"))) == 3  # train, validation and test head inputs, stored
 
     # A second run reads them back (and still trains the same head).
     again = _run(quick_overrides, tmp_path, "again", *common)
     np.testing.assert_allclose(_eval_curve(again), _eval_curve(cached), rtol=1e-6)
-    assert len(list(cache_home.glob("*.npz"))) == 2
+    assert len(list(cache_home.glob("*.npz"))) == 3
+
+
+def test_probe_test_scores_from_cached_features_equal_the_models(quick_overrides, tmp_path, cache_home, caplog):
+    """The probe's test rows are scored from the frozen backbone's cached test features (once per backbone and data
+    set, for every seed): the same predictions, metrics and loss as running the model over the test split."""
+    from hftl import recipe
+
+    cfg = load_config(None, [*quick_overrides, "training.tracking=none", "method.name=linear_probe",
+                             f"output.dir={tmp_path / 'probe'}"])  # fmt: skip
+    ready = recipe.setup(cfg)
+    fitted = recipe.fit(ready)
+    with caplog.at_level(logging.INFO, logger="hftl"):
+        cached = recipe._cached_probe_test(ready, fitted.model)
+    assert cached is not None and "test scored from cached head inputs" in caplog.text
+    loader = ready.accelerator.prepare(ready.loader("test", cfg.evaluation.batch_size, shuffle=False))
+    direct = ready.evaluator(fitted.model, loader)
+    np.testing.assert_array_equal(cached[1], direct[1])  # predictions, in the split's order
+    np.testing.assert_array_equal(cached[2], direct[2])
+    assert cached[0]["accuracy"] == direct[0]["accuracy"]
+    assert cached[0]["loss"] == pytest.approx(direct[0]["loss"], rel=1e-5)
+    # Read back from the disk cache (another run of this backbone and data set): the same scores.
+    assert recipe._cached_probe_test(ready, fitted.model)[0] == cached[0]
+    # A fine-tuning method moves the backbone: its test rows go through the model.
+    tuned = recipe.setup(load_config(None, [*quick_overrides, "training.tracking=none", "method.name=full",
+                                            f"output.dir={tmp_path / 'full'}"]))  # fmt: skip
+    assert recipe._cached_probe_test(tuned, tuned.model) is None
 
 
 def test_lp_ft_probe_phase_uses_the_cache_and_matches(quick_overrides, tmp_path, cache_home):
