@@ -3,6 +3,7 @@ already made (not repeated)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from datasets import ClassLabel, Dataset, Features
 from datasets import Image as ImageFeature
@@ -63,3 +64,29 @@ def test_a_run_scores_its_test_rows_once_and_each_shift_once(quick_overrides, mo
     assert list(s["variants"]) == ["first_sentence"]
     assert list(results["per_row"]["shift"]) == ["first_sentence"]
     assert len(results["per_row"]["shift"]["first_sentence"]) == len(results["per_row"]["test_correct"])
+
+
+def test_a_shifted_copy_reaches_the_model_corrupted_at_the_raw_size_before_the_resize():
+    """What the model sees under gaussian_noise@3 is the processor's view (resize to 56, normalise) of the raw 28 px
+    image with CIFAR-10-C's noise added: every row changes, grey images stay grey."""
+    from types import SimpleNamespace
+
+    from hftl.modalities import shifts
+    from hftl.modalities.vision import ImagePipeline, load_image
+
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=["a", "b"])})
+    grey = [photo((28, 28), seed=i).convert("L") for i in range(3)]
+    split = Dataset.from_dict({"image": grey, "label": [0, 1, 0]}, features=features)
+    cfg = _vision("vision.image_size=56", "evaluation.shift_variants=[gaussian_noise@3]")
+    processor = SimpleNamespace(image_mean=[0.5, 0.5, 0.5], image_std=[0.25, 0.25, 0.25])  # what the view reads
+    vision = get_modality("vision")
+    (shifted,) = shift_eval.shifted_splits(split, cfg, vision, processor).values()
+    seen = [r["pixel_values"] for r in vision.prepare(shifted, processor, cfg, train=False)]
+    clean = [r["pixel_values"] for r in vision.prepare(split, processor, cfg, train=False)]
+    view = ImagePipeline(processor, cfg, train=False)
+    for i, image in enumerate(grey):
+        noisy = shifts.gaussian_noise(image.convert("RGB"), 3, shifts.row_rng(cfg.data.split_seed, "gaussian_noise@3", i))
+        expected = view(load_image(shifts.png(noisy), "expected"))
+        assert np.asarray(seen[i]).shape == (3, 56, 56) and np.allclose(seen[i], expected)
+        assert np.abs(np.asarray(seen[i]) - np.asarray(clean[i])).mean() > 0.1  # noise std 0.08 / std 0.25, after resize
+        assert np.array_equal(seen[i][0], seen[i][1]) and np.array_equal(seen[i][0], seen[i][2])  # grey noise
