@@ -24,3 +24,15 @@ def test_converged_scratch_leaves_the_worth_of_pretraining_open_to_conclusion():
     assert "what pre-training is worth where scratch did not train to convergence" in checklist.not_concluded(
         [_row("scratch", "cap", variant="fixed_budget")]
     )
+
+
+def test_the_transfer_gain_line_calls_a_capped_scratch_capped():
+    from hftl.compare.findings import transfer_summary
+
+    rows = []
+    for seed in range(3):
+        for method, acc in (("scratch", 0.3), ("full", 0.8 + 0.01 * seed)):
+            rows.append({**_row(method, "cap" if method == "scratch" else "early_stopping"), "modality": "text",
+                         "seed": seed, "test_accuracy": acc})  # fmt: skip
+    (line,) = [x for x in transfer_summary(rows) if x.endswith("not what pre-training is worth.")]
+    assert "Scratch here stopped at its step cap (capped, not converged): unless it converged" in line
