@@ -386,3 +386,21 @@ def readme_columns() -> list[str]:
     readme = (REPO / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| `results.csv` |"))
     return re.findall(r"`([a-z0-9_]+)`", row.split("|")[2])
+
+
+def test_default_spec_scores_shifts_its_modalities_make():
+    """A misspelt evaluation.shift_variants name fails only after training: the shipped spec's names are checked here."""
+    from hftl.modalities import shifts
+    from hftl.modalities.speech_shifts import respoken_plan
+
+    known = {
+        "vision": {shifts.corruption_name(n, s) for n in shifts.CORRUPTIONS for s in range(1, 6)},
+        "audio": {f"snr_{snr:g}db_noise" for snr in shifts.AUDIO_SNR_DB} | {"reverb", "lowpass_2khz", "telephone_band"}
+        | set(respoken_plan("en-us+m3", 175, 50)),
+        "text": {"first_sentence"},
+    }  # fmt: skip
+    runs = expand(load_spec(REPO / "recipes" / "compare" / "default.yaml"), Path("unused"))
+    named = {r.modality: r.config.evaluation.shift_variants for r in runs}
+    assert named["vision"] == ["gaussian_noise@3", "contrast@3"] and len(named["audio"]) == 3
+    for modality, names in named.items():
+        assert set(names or known[modality]) <= known[modality], modality
