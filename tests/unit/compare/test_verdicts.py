@@ -103,12 +103,15 @@ def test_he_is_not_measured_when_scratch_hit_its_cap_and_says_so():
                         cap_steps=60))  # fmt: skip
     he = _verdict(rows, "He, Girshick")
     assert he["verdict"] == "not measured" and he["measured"] == "-"
-    assert "scratch stopped at its 60-step cap in 2 of 3 runs: capped, not converged" in he["why"]
+    assert "scratch did not train to convergence in 2 of 3 runs (2 capped; 60-step cap): capped, not converged" in he["why"]
     assert he["why"].endswith("; and one training size (needs 2 or more)")
     # two sizes with a capped scratch: still not a verdict (the gap would measure convergence speed)
     both = rows + [{**r, "shots_per_class": 64, "train_size": 640} for r in rows]
     assert _verdict(both, "He, Girshick")["verdict"] == "not measured"
     assert effects.run_variant(rows[1]) == "converged" and effects.run_variant(rows[3]) == "capped"
+    # a fixed budget (no early stopping: the default spec's scratch) is not converged either
+    fixed = [{**r, "variant": "fixed_budget", "stopped": "fixed_budget"} if r["method"] == "scratch" else r for r in rows]
+    assert "(3 fixed_budget; 60-step cap): capped, not converged" in _verdict(fixed, "He, Girshick")["why"]
 
 
 def test_kornblith_lite2_vs_lite0_and_missing_family():
