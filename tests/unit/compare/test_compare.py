@@ -407,3 +407,14 @@ def test_default_spec_scores_shifts_its_modalities_make():
     assert named["vision"] == ["gaussian_noise@3", "contrast@3"] and len(named["audio"]) == 3
     for modality, names in named.items():
         assert set(names or known[modality]) <= known[modality], modality
+
+
+def test_default_spec_probes_are_fitted_on_cached_features():
+    """The header promises an L-BFGS probe with C swept on validation: that needs the feature cache, which augmentation
+    switches off (the probe then trains loop steps at an untuned rate)."""
+    from hftl.evaluation.cached_probe import cache_off_reason
+
+    runs = expand(load_spec(REPO / "recipes" / "compare" / "default.yaml"), Path("unused"))
+    probing = [r for r in runs if r.method in ("linear_probe", "lp_ft")]
+    assert {r.modality for r in probing} == {"text", "vision", "audio"}
+    assert [(r.name, cache_off_reason(r.config)) for r in probing if cache_off_reason(r.config)] == []
