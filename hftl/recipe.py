@@ -393,7 +393,8 @@ def score(ready: Setup, fitted: Fitted) -> Scores:
             per_class = {"split": "test", **per_class_report(test_preds, test_labels, ready.label_names)}
         accelerator.log({f"test/{k}": v for k, v in test_metrics.items()}, step=fitted.result.state.step)
     after = measure.after_training(
-        cfg, ready.modality, ready.processor, model, accelerator, ready.splits, ready.label_names
+        cfg, ready.modality, ready.processor, model, accelerator, ready.splits, ready.label_names,
+        test_metrics.get("accuracy"),  # the shift's clean pass is this test pass: the same rows, the same model
     )
     shift_correct = after["shift"].pop("correct", {}) if "shift" in after else {}
     if cfg.study.per_row and cfg.evaluation.test:  # the same test rows, in one order, for every run of a data set

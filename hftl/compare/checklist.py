@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from hftl.compare.aggregate import PER_ROW
+from hftl.compare.effects import run_variant
 from hftl.compare.spec import CompareSpec
 
 
@@ -52,7 +53,7 @@ def _budget_of(mine: list[dict[str, Any]]) -> str:
     span = f"{min(steps)}-{max(steps)} steps" if steps else "steps not recorded"
     return (span + (f" under a cap of {', '.join(map(str, caps))}" if caps else "")
             + f", stopped by {_count([r.get('stopped') or 'not recorded' for r in mine])}"
-            + f" ({_count([r.get('variant') or 'variant not recorded' for r in mine])})")  # fmt: skip
+            + f" ({_count([run_variant(r) or 'variant not recorded' for r in mine])})")  # fmt: skip
 
 
 def budgets(rows: list[dict[str, Any]]) -> str:
@@ -114,7 +115,12 @@ def not_concluded(rows: list[dict[str, Any]]) -> str:
     ]
     if max((len(b) for b in backbones.values()), default=0) < 3:
         notes.append("any transferability ranking (fewer than 3 candidate backbones per data set and size)")
-    if any(r["method"] == "scratch" and r.get("variant") != "converged" for r in rows):
+    scratch = [r for r in rows if r["method"] == "scratch"]
+    capped = sum(run_variant(r) == "capped" for r in scratch)
+    if capped:
+        notes.append(f"what pre-training is worth: scratch stopped at its step cap in {capped} of {len(scratch)} runs "
+                     "(capped, not converged; the gain over it is convergence speed)")  # fmt: skip
+    elif any(run_variant(r) != "converged" for r in scratch):
         notes.append("what pre-training is worth where scratch did not train to convergence (the gain there is speed)")
     if any(r.get("shift_mean_accuracy") is not None and not r.get("shift_same_rows") for r in rows):
         notes.append("shift effects of runs whose shifted rows differ from their in-distribution rows")

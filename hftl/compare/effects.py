@@ -120,9 +120,17 @@ def _mcnemar(a: dict[Any, Row], b: dict[Any, Row]) -> float | None:
     return mcnemar_p(x["test"], y["test"])
 
 
+def run_variant(row: Row) -> str | None:
+    """study.variant as the run turned out: a run declared 'converged' (early stopping under a cap) that stopped at
+    the cap did not converge: 'capped'."""
+    if row.get("variant") == "converged" and row.get("stopped") == "cap":
+        return "capped"
+    return row.get("variant")
+
+
 def _variant(rows: Any) -> str:
-    """'converged', 'fixed_budget', a mix, or 'not recorded' (older runs)."""
-    found = sorted({str(r.get("variant")) for r in rows if r.get("variant")})
+    """'converged', 'capped', 'fixed_budget', a mix, or 'not recorded' (older runs)."""
+    found = sorted({str(run_variant(r)) for r in rows if run_variant(r)})
     return "/".join(found) or "not recorded"
 
 

@@ -47,6 +47,7 @@ def transfer_summary(rows: list[dict[str, Any]]) -> list[str]:
         variant = mine[0]["scratch_variant"]
         if variant != "converged":
             said = ("Whether scratch trained to convergence is not recorded here" if variant == "not recorded"
+                    else "Scratch here stopped at its step cap (capped, not converged)" if variant == "capped"
                     else f"Scratch here ran {variant}")  # fmt: skip
             line += (f" {said}: unless it converged, the gain measures how much faster pre-trained models learn, not "
                      "what pre-training is worth.")  # fmt: skip

@@ -140,6 +140,17 @@ def _biderman(claim: Claim, modality: str, rows: list[dict[str, Any]]) -> dict[s
 
 
 def _he(claim: Claim, modality: str, rows: list[dict[str, Any]]) -> dict[str, str]:
+    scratch = [r for r in rows if r["method"] == "scratch" and r.get("test_accuracy") is not None]
+    unconverged = [str(effects.run_variant(r) or "not recorded") for r in scratch if effects.run_variant(r) != "converged"]
+    if unconverged:  # the first reason to give: more sizes would not help a scratch that never finished training
+        kinds = ", ".join(f"{unconverged.count(k)} {k}" for k in dict.fromkeys(unconverged))
+        caps = "/".join(str(c) for c in sorted({r.get("cap_steps") for r in scratch if r.get("cap_steps")}))
+        sizes = len({r["shots_per_class"] for r in scratch})
+        return _missing(claim, modality, f"scratch did not train to convergence in {len(unconverged)} of {len(scratch)} "
+                                         f"runs ({kinds}{f'; {caps}-step cap' if caps else ''}): capped, not "
+                                         "converged, so full - scratch measures convergence speed, not what "
+                                         "pre-training is worth"
+                                         + ("; and one training size (needs 2 or more)" if sizes < 2 else ""))  # fmt: skip
     entries = effects.scratch_gaps(rows)
     if not entries:
         return _missing(claim, modality, "needs full and scratch runs at 2 or more training sizes")

@@ -250,6 +250,11 @@ class EvaluationConfig:
         False,
     )
     shift_severities: list[int] = _help("vision corruption severities (1..5) scored by evaluation.shift", factory=lambda: [1, 3, 5])
+    shift_variants: list[str] | None = _help(
+        "names of the shifted copies evaluation.shift scores, as results.json names them (gaussian_noise@3, contrast@3, "
+        "snr_5db_noise, telephone_band, voice_heldout_klatt, first_sentence, ...); null: every copy of the modality",
+        None,
+    )
     forgetting: bool = _help(
         "after training: k-NN accuracy on a held-out probe set (vision zoo:digits, text zoo:fortunes) and linear CKA, "
         "source backbone vs fine-tuned; Whisper: WER of the original decoder on the fine-tuned encoder "
@@ -268,6 +273,8 @@ class EvaluationConfig:
     def __post_init__(self) -> None:
         if not self.shift_severities or any(not 1 <= s <= 5 for s in self.shift_severities):
             raise ConfigError(f"evaluation.shift_severities must be a non-empty list of 1..5, got {self.shift_severities}")
+        if self.shift_variants is not None and (not self.shift_variants or len(set(self.shift_variants)) != len(self.shift_variants)):
+            raise ConfigError(f"evaluation.shift_variants must be null or distinct names, got {self.shift_variants}")
         if self.probe_max_samples < 10:
             raise ConfigError(f"evaluation.probe_max_samples must be >= 10, got {self.probe_max_samples}")
         if self.forgetting_rows is not None and self.forgetting_rows < 10:

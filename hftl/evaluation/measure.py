@@ -59,12 +59,14 @@ def after_training(
     accelerator: Accelerator,
     splits: DatasetDict,
     label_names: list[str],
+    test_accuracy: float | None = None,
 ) -> dict[str, Any]:
     """results["shift"] (every process takes part: it evaluates through the prepared loaders) and
-    results["forgetting"] (main process only), for the best model."""
+    results["forgetting"] (main process only), for the best model. test_accuracy: the best model's accuracy on the
+    whole test split, already measured (shift then skips its own clean pass)."""
     out: dict[str, Any] = {}
     if cfg.evaluation.shift:
-        out["shift"] = score_shift(cfg, modality, processor, model, accelerator, splits["test"])
+        out["shift"] = score_shift(cfg, modality, processor, model, accelerator, splits["test"], test_accuracy)
     # scratch never had the source's knowledge: there is nothing for it to forget
     if cfg.evaluation.forgetting and accelerator.is_main_process and get_method(cfg.method.name).pretrained:
         out["forgetting"] = measure_forgetting(cfg, modality, processor, accelerator.unwrap_model(model), label_names)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from torch.utils.data import DataLoader
 
+from hftl.errors import ConfigError
 from hftl.run.training import evaluate
 
 if TYPE_CHECKING:
@@ -24,15 +25,35 @@ if TYPE_CHECKING:
 
 
 def shifted_splits(split: Dataset, cfg: Config, modality: Modality, processor: Any) -> dict[str, Dataset]:
-    """The shifted copies of a raw split (same columns) for the run's modality."""
+    """The shifted copies of a raw split (same columns) for the run's modality: those ``evaluation.shift_variants``
+    names, in that order, or all of them.
+
+    Raises:
+        ConfigError: a name in evaluation.shift_variants that this modality and data do not make (listing those).
+    """
     # seeded by the split seed, not the training seed: every run of a grid sees the same shifted rows
-    return modality.shift_variants(split, cfg, processor, seed=cfg.data.split_seed)
+    variants = modality.shift_variants(split, cfg, processor, seed=cfg.data.split_seed)
+    wanted = cfg.evaluation.shift_variants
+    if wanted is None:
+        return variants
+    unknown = [name for name in wanted if name not in variants]
+    if unknown:
+        raise ConfigError(
+            f"evaluation.shift_variants: {unknown} not among the {modality.name} shifts of this data "
+            f"({', '.join(variants)}); the severities come from evaluation.shift_severities"
+        )
+    return {name: variants[name] for name in wanted}
 
 
 def score_shift(
-    cfg: Config, modality: Modality, processor: Any, model: Any, accelerator: Any, test_split: Dataset
+    cfg: Config, modality: Modality, processor: Any, model: Any, accelerator: Any, test_split: Dataset,
+    clean_accuracy: float | None = None,
 ) -> dict[str, Any]:
-    """The model's metrics on the test rows and on each shifted copy of the same rows: results["shift"]."""
+    """The model's metrics on the test rows and on each shifted copy of the same rows: results["shift"].
+
+    clean_accuracy: the model's accuracy on these test rows when the caller has just scored them (the run's test
+    pass), which saves a pass over them; None scores them here.
+    """
     started = time.perf_counter()
     collate = modality.collator(processor, cfg)
     names = list(dict.fromkeys(["accuracy", *cfg.evaluation.metrics]))  # the mean below needs accuracy
@@ -46,13 +67,15 @@ def score_shift(
         correct[name] = [int(p == t) for p, t in zip(preds.tolist(), labels.tolist(), strict=True)]
         return metrics
 
-    clean = metrics_on("clean", test_split)
-    variants = {name: metrics_on(name, split) for name, split in shifted_splits(test_split, cfg, modality, processor).items()}
-    correct.pop("clean")
+    splits = shifted_splits(test_split, cfg, modality, processor)  # before any pass: a wrong name fails first
+    if clean_accuracy is None:
+        clean_accuracy = metrics_on("clean", test_split)["accuracy"]
+        correct.pop("clean")
+    variants = {name: metrics_on(name, split) for name, split in splits.items()}
     return {
         "variants": variants,
         "mean_accuracy": float(np.mean([m["accuracy"] for m in variants.values()])),
-        "clean_accuracy": clean["accuracy"],
+        "clean_accuracy": clean_accuracy,
         "n_samples": len(test_split),
         "same_rows_as_test": True,
         "seconds": round(time.perf_counter() - started, 2),

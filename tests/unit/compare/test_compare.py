@@ -150,7 +150,10 @@ def test_shipped_specs_expand_across_all_modalities(path, tmp_path):
     assert {r.modality for r in runs} == {"text", "vision", "audio"}
     assert set(spec.methods) == {"scratch", "linear_probe", "lora", "full", "lp_ft"}
     # converged runs: early stopping on validation under a declared cap; each seed draws its own subset
-    assert all(r.config.training.early_stopping_patience and r.config.training.eval_steps < r.config.training.max_steps for r in runs)
+    # (the default spec's scratch is the fixed-budget variant, labelled so: 60 steps cannot converge it)
+    early = [r for r in runs if not (path.name == "default.yaml" and r.method == "scratch")]
+    assert all(r.config.training.early_stopping_patience and r.config.training.eval_steps < r.config.training.max_steps for r in early)
+    assert all(r.config.training.early_stopping_patience is None for r in runs if r not in early)
     assert all(r.config.data.subset_seed == r.seed and r.config.study.per_row for r in runs)
     assert f"hftl compare recipes/compare/{path.name}" in "\n".join(path.read_text().splitlines()[:5])
 
@@ -386,3 +389,32 @@ def readme_columns() -> list[str]:
     readme = (REPO / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| `results.csv` |"))
     return re.findall(r"`([a-z0-9_]+)`", row.split("|")[2])
+
+
+def test_default_spec_scores_shifts_its_modalities_make():
+    """A misspelt evaluation.shift_variants name fails only after training: the shipped spec's names are checked here."""
+    from hftl.modalities import shifts
+    from hftl.modalities.speech_shifts import respoken_plan
+
+    known = {
+        "vision": {shifts.corruption_name(n, s) for n in shifts.CORRUPTIONS for s in range(1, 6)},
+        "audio": {f"snr_{snr:g}db_noise" for snr in shifts.AUDIO_SNR_DB} | {"reverb", "lowpass_2khz", "telephone_band"}
+        | set(respoken_plan("en-us+m3", 175, 50)),
+        "text": {"first_sentence"},
+    }  # fmt: skip
+    runs = expand(load_spec(REPO / "recipes" / "compare" / "default.yaml"), Path("unused"))
+    named = {r.modality: r.config.evaluation.shift_variants for r in runs}
+    assert named["vision"] == ["gaussian_noise@3", "contrast@3"] and len(named["audio"]) == 3
+    for modality, names in named.items():
+        assert set(names or known[modality]) <= known[modality], modality
+
+
+def test_default_spec_probes_are_fitted_on_cached_features():
+    """The header promises an L-BFGS probe with C swept on validation: that needs the feature cache, which augmentation
+    switches off (the probe then trains loop steps at an untuned rate)."""
+    from hftl.evaluation.cached_probe import cache_off_reason
+
+    runs = expand(load_spec(REPO / "recipes" / "compare" / "default.yaml"), Path("unused"))
+    probing = [r for r in runs if r.method in ("linear_probe", "lp_ft")]
+    assert {r.modality for r in probing} == {"text", "vision", "audio"}
+    assert [(r.name, cache_off_reason(r.config)) for r in probing if cache_off_reason(r.config)] == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hftl.compare import verdicts
+from hftl.compare import effects, verdicts
 from hftl.compare.aggregate import PER_ROW
 from hftl.compare.stats import Estimate
 
@@ -92,6 +92,26 @@ def test_he_needs_converged_scratch_and_judges_the_shrinking_gap():
     assert _verdict(grid("converged", 0.45), he)["verdict"] == "disagrees"  # the gap grew with data
     fixed = _verdict(grid("fixed_budget", 0.05), he)
     assert fixed["verdict"] == "not measured" and "fixed_budget" in fixed["why"]
+
+
+def test_he_is_not_measured_when_scratch_hit_its_cap_and_says_so():
+    """Early stopping was declared ('converged') but scratch stopped at the cap: capped, not converged."""
+    rows = []
+    for seed in range(3):
+        rows.append(row("full", seed, 0.85, variant="converged", stopped="early_stopping", cap_steps=60))
+        rows.append(row("scratch", seed, 0.30, variant="converged", stopped="cap" if seed else "early_stopping",
+                        cap_steps=60))  # fmt: skip
+    he = _verdict(rows, "He, Girshick")
+    assert he["verdict"] == "not measured" and he["measured"] == "-"
+    assert "scratch did not train to convergence in 2 of 3 runs (2 capped; 60-step cap): capped, not converged" in he["why"]
+    assert he["why"].endswith("; and one training size (needs 2 or more)")
+    # two sizes with a capped scratch: still not a verdict (the gap would measure convergence speed)
+    both = rows + [{**r, "shots_per_class": 64, "train_size": 640} for r in rows]
+    assert _verdict(both, "He, Girshick")["verdict"] == "not measured"
+    assert effects.run_variant(rows[1]) == "converged" and effects.run_variant(rows[3]) == "capped"
+    # a fixed budget (no early stopping: the default spec's scratch) is not converged either
+    fixed = [{**r, "variant": "fixed_budget", "stopped": "fixed_budget"} if r["method"] == "scratch" else r for r in rows]
+    assert "(3 fixed_budget; 60-step cap): capped, not converged" in _verdict(fixed, "He, Girshick")["why"]
 
 
 def test_kornblith_lite2_vs_lite0_and_missing_family():
