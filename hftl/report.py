@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hftl.deploy.speech_report import speech_report_lines
+from hftl.run import rundir
 from hftl.run.metrics.per_class import format_per_class
 from hftl.run.record import read_record, results_path
 
@@ -36,7 +37,7 @@ def summarize(run_dir: str | Path) -> str:
         ev = json.loads(record_path.read_text())
         scores = "  ".join(f"{k} {v:.4f}" for k, v in ev["metrics"].items())
         lines.append(f"  evaluated    {ev['source']} ({ev['rows']} rows, {ev['backend']}): {scores}")
-    report = _load(run_dir / "onnx" / "export_report.json")
+    report = _load(run_dir / "onnx" / rundir.EXPORT_REPORT)
     if report is not None and report.get("task") == "automatic-speech-recognition":
         lines += speech_report_lines(report, indent="  onnx         ")
     elif report is not None:

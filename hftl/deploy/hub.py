@@ -136,7 +136,7 @@ def _prepare(
         repo_id=push.repo_id,
         results=results,
         config=config,
-        export_report=_read_json(run_dir / "onnx" / "export_report.json"),
+        export_report=_read_json(run_dir / "onnx" / rundir.EXPORT_REPORT),
         adapter_config=adapter_config,
         base_model=base,
         base_for_code=base or recorded_base,

@@ -26,6 +26,7 @@ from hftl.deploy.parity import evaluate_backends, load_torch_model, task_auto_cl
 from hftl.deploy.runtime import FP32_FILE, INT8_FILE, make_session
 from hftl.errors import ExportError
 from hftl.files import replace_dir, write_json_atomic
+from hftl.run import rundir
 
 __all__ = [
     "INT8_OPERATORS",
@@ -41,7 +42,7 @@ __all__ = [
     "task_auto_classes",
 ]
 
-REPORT_FILE = "export_report.json"
+REPORT_FILE = rundir.EXPORT_REPORT
 
 
 

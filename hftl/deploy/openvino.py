@@ -26,12 +26,13 @@ import numpy as np
 
 from hftl.deploy.runtime import default_num_threads, softmax
 from hftl.errors import HftlError
+from hftl.run import rundir
 
 logger = logging.getLogger("hftl")
 
 FP32_XML = "openvino_model.xml"
 INT8_XML = "openvino_model_int8.xml"
-REPORT_FILE = "export_report.json"
+REPORT_FILE = rundir.EXPORT_REPORT
 EXTRA = "pip install 'hftl[openvino]'"
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from hftl.errors import DataError, ExportError
+from hftl.run import rundir
 
 ENCODER_FILE = "encoder_model.onnx"
 DECODER_FILE = "decoder_model_merged.onnx"  # optimum's merged decoder: first step and cached steps in one graph
@@ -26,7 +27,6 @@ INT8_SUBFOLDER = "int8"  # a complete ORTModelForSpeechSeq2Seq folder with the s
 # export_report.json as "max_new_tokens" so that predict and serving decode as the gates checked. This default is for
 # a bare model (no run) and for exports written before the cap was recorded; whisper-tiny writes ~3 tokens a second.
 MAX_NEW_TOKENS = 128
-REPORT_FILE = "export_report.json"  # hftl.deploy.onnx.REPORT_FILE (not imported: that module loads torch)
 
 
 def is_speech_export(folder: str | Path) -> bool:
@@ -54,7 +54,7 @@ def recorded_max_new_tokens(folder: str | Path) -> int:
     Raises:
         ExportError: the report is unreadable or records a cap that is not a positive integer.
     """
-    path = Path(folder) / REPORT_FILE
+    path = Path(folder) / rundir.EXPORT_REPORT
     if not path.is_file():
         return MAX_NEW_TOKENS
     try:

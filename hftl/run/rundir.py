@@ -22,6 +22,7 @@ from hftl.errors import RunDirError
 RESULTS = "results.json"
 CONFIG = "config.yaml"
 SKIPPED = "skipped_samples.json"
+EXPORT_REPORT = "export_report.json"  # in each export folder (RUN/onnx/, RUN/openvino/): gates, latency, settings
 _ARTEFACTS = ("results.json", "adapter", "model", "checkpoints", "probe_phase", "logs", "onnx", "config.yaml", SKIPPED,
               "evaluations")  # fmt: skip  (evaluations: `hftl evaluate` of the model being replaced)
 

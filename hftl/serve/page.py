@@ -18,11 +18,12 @@ def card_text(export_dir: Path) -> str:
     if readme.is_file():
         return readme.read_text(encoding="utf-8")
     run_dir = export_dir.parent
-    report = _read_json(export_dir / "export_report.json")
     from hftl.deploy.model_card import render_card
     from hftl.errors import HftlError
+    from hftl.run import rundir
     from hftl.run.record import read_record, results_path
 
+    report = _read_json(export_dir / rundir.EXPORT_REPORT)
     config = _read_yaml(run_dir / "config.yaml")
     if config and results_path(run_dir).is_file():
 
