@@ -69,7 +69,7 @@ def _sections(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]]
     The figures go after the first _figures_after(rows) sections (the checklist and, with classifiers, the verdicts)."""
     scored, transcribed = transcripts.split_rows(rows)
     out: list[tuple[str, Any]] = [("Reviewer's checklist", checklist.checklist(spec, rows))]
-    if scored or not transcribed:
+    if _shows_accuracy(rows):
         out += [
             ("Verdicts against the literature", [verdicts.RULES]),
             ("", (verdicts.HEADER, verdicts.table_cells(verdicts.verdict_table(scored)))),
@@ -88,9 +88,14 @@ def _sections(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]]
     return out
 
 
-def _figures_after(rows: list[dict[str, Any]]) -> int:
+def _shows_accuracy(rows: list[dict[str, Any]]) -> bool:
+    """Whether the report has the accuracy sections: classifier rows, or no rows at all (an empty report's tables)."""
     scored, transcribed = transcripts.split_rows(rows)
-    return 3 if scored or not transcribed else 1
+    return bool(scored) or not transcribed
+
+
+def _figures_after(rows: list[dict[str, Any]]) -> int:
+    return 3 if _shows_accuracy(rows) else 1  # after the checklist, or the checklist and the verdict table
 
 
 def make_figures(rows: list[dict[str, Any]], out_dir: Path) -> list[tuple[Path, str]]:
