@@ -247,10 +247,13 @@ def _cmd_advise(args: argparse.Namespace) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
-    from hftl.compare import compare, print_verdicts
+    from hftl.compare import compare, print_verdicts, report_only
 
     if args.verdicts:
         print_verdicts(args.spec, report_dir=args.report_dir)
+        return
+    if args.report_only:
+        report_only(args.spec, report_dir=args.report_dir)
         return
     compare(args.spec, report_dir=args.report_dir, max_parallel=args.max_parallel, executor=args.executor, dry_run=args.dry_run)
 
@@ -357,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="list the runs and whether each is done; run nothing")
     p.add_argument("--verdicts", action="store_true",
                    help="print the verdict table (published claims vs the finished runs' measurements); run nothing")
+    p.add_argument("--report-only", action="store_true",
+                   help="rebuild results.md, results.csv, plots and report.html from the finished runs; run nothing")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("tune", help="search hyper-parameters of a recipe on its validation split (Optuna or Ray Tune)")

@@ -12,14 +12,21 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from hftl import files
 from hftl.compare.grid import GridRun
 from hftl.compare.runner import run_state
-from hftl.compare.stats import Estimate, chance_normalised, normalised_estimate, t_interval, wilson_interval
+from hftl.compare.stats import (
+    Estimate,
+    chance_normalised,
+    normalised_estimate,
+    proportion_interval,
+    t_interval,
+    wilson_interval,
+)
 from hftl.run.record import RunRecord, read_record
 
 COLUMNS = [
@@ -190,15 +197,38 @@ def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None
     return mean, math.sqrt(var), len(present)
 
 
-def accuracy_interval(members: list[dict[str, Any]], key: str = "test_accuracy") -> Estimate | None:
-    """A cell's accuracy with its 95% interval: t over seeds from 2 seeds on; one seed: Wilson on its test rows."""
-    values = [r.get(key) for r in members if r.get(key) is not None]
-    if len(values) == 1 and key == "test_accuracy":
-        (row,) = [r for r in members if r.get(key) is not None]
-        rows = row.get("test_rows")
-        if isinstance(rows, int) and rows > 0:
-            return wilson_interval(round(values[0] * rows), rows)
-    return t_interval(values)
+# Measures that live in [0, 1] (shares of rows right, macro F1, CKA, word / character error rates) -> the column that
+# counts the rows each was scored on (None: not recorded). A cell's interval for them stays inside [0, 1]
+# (stats.proportion_interval); every other measure gets the t interval over seeds.
+PROPORTIONS: dict[str, str | None] = {
+    "test_accuracy": "test_rows", "test_f1_macro": "test_rows", "shift_mean_accuracy": "test_rows",
+    "test_wer": "test_rows", "test_cer": "test_rows", "source_test_wer": "test_rows",
+    "knn_before": "forgetting_rows", "knn_after": "forgetting_rows",
+    "val_accuracy": None, "val_wer": None, "knn_transfer": None, "probe_transfer": None, "cka": None,
+    "cka_debiased": None, "wer_before": None, "wer_after": None, "extra_split_wer": None,  # transcripts: a split's WER
+}  # fmt: skip
+
+
+def cell_interval(members: list[dict[str, Any]], key: str,
+                  value: Callable[[dict[str, Any]], float | None] | None = None) -> Estimate | None:
+    """The mean of one measure over a cell's seeds with its 95% interval, chosen here for every table and figure.
+
+    key in PROPORTIONS: stats.proportion_interval, its zero-spread fallback on the rows (PROPORTIONS[key]) pooled over
+    the seeds (test rows for test measures: utterances for word error rates, fewer than words, so wider);
+    test accuracy of a single seed: Wilson on its test rows. A word error rate above 1 (more insertions than
+    reference words) leaves [0, 1]: that cell gets the t interval. Other keys: t over seeds.
+    value: how to read the measure from a row (default row[key]; e.g. one extra split's WER).
+    """
+    read = value or (lambda r: r.get(key))
+    present = [(r, read(r)) for r in members if read(r) is not None]
+    values = [v for _, v in present]
+    if key not in PROPORTIONS or not all(0.0 <= v <= 1.0 for v in values):
+        return t_interval(values)
+    rows = [r.get(PROPORTIONS[key]) if PROPORTIONS[key] else None for r, _ in present]
+    pooled = sum(rows) if rows and all(isinstance(n, int) and n > 0 for n in rows) else None
+    if len(values) == 1 and key == "test_accuracy" and pooled:
+        return wilson_interval(round(values[0] * pooled), pooled)
+    return proportion_interval(values, pooled)
 
 
 def cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -214,13 +244,13 @@ def cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for measure in MEASURES:
             mean, std, _ = mean_std(r.get(measure) for r in members)
             cell[f"{measure}_mean"], cell[f"{measure}_std"] = mean, std
-        cell["accuracy_ci"] = accuracy_interval(members)
+        cell["accuracy_ci"] = cell_interval(members, "test_accuracy")
         classes = members[0].get("classes")
         cell["chance_ci"] = (normalised_estimate(cell["accuracy_ci"], classes)
                              if cell["accuracy_ci"] is not None and classes and classes > 1 else None)  # fmt: skip
-        cell["f1_ci"] = t_interval(r.get("test_f1_macro") for r in members)
-        cell["shift_ci"] = t_interval(r.get("shift_mean_accuracy") for r in members)
-        cell["runtime_ci"] = t_interval(r.get("train_runtime_s") for r in members)
+        cell["f1_ci"] = cell_interval(members, "test_f1_macro")
+        cell["shift_ci"] = cell_interval(members, "shift_mean_accuracy")
+        cell["runtime_ci"] = cell_interval(members, "train_runtime_s")
         cell["stopped"] = ", ".join(f"{n} {reason}" for reason, n in _counts(r.get("stopped") for r in members).items())
         out.append(cell)
     return out

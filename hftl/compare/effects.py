@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from hftl.compare.aggregate import PER_ROW
+from hftl.compare.aggregate import PER_ROW, cell_interval
 from hftl.compare.stats import (
     Estimate,
     bootstrap_mean,
@@ -224,7 +224,7 @@ def learning_rate_sweep(rows: list[Row], methods: tuple[str, str] = ("lora", "fu
                 curves.setdefault(r["method"], {}).setdefault(r["learning_rate"], []).append(r)
         if any(len(curves.get(m, {})) < 2 for m in methods):
             continue
-        points = {m: [{"learning_rate": lr, "accuracy": t_interval(accuracy(r) for r in rs),
+        points = {m: [{"learning_rate": lr, "accuracy": cell_interval(rs, "test_accuracy"),
                        "forgetting": t_interval(r.get("forgetting_change") for r in rs)}
                       for lr, rs in sorted(curves[m].items())] for m in methods}  # fmt: skip
         chosen = {m: max(curves[m], key=lambda lr, m=m: np.mean([r.get("val_accuracy") or 0.0 for r in curves[m][lr]]))

@@ -1,6 +1,8 @@
 """The report's figures (matplotlib, PNG): one panel per modality, one colour per method.
 
 Each function returns the file it wrote, or None when the rows hold nothing to draw (e.g. no shift scores).
+Error bars are each mean's 95% interval as aggregate.cell_interval makes it (inside [0, 1] for accuracy, so they can
+be uneven); ``panel_figure``, ``save`` and ``error_bar(s)`` are shared with the speech recognition figure (transcripts.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from hftl.compare.stats import t_interval  # noqa: E402
+from hftl.compare.aggregate import cell_interval  # noqa: E402
+from hftl.compare.stats import Estimate  # noqa: E402
 from hftl.modalities import registered_modalities  # noqa: E402
 from hftl.run.methods import all_methods  # noqa: E402
 
@@ -33,7 +36,8 @@ def _ordered(values: list[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
 
-def _panels(n: int, height: float = 3.6) -> tuple[Any, list[Any]]:
+def panel_figure(n: int, height: float = 3.6) -> tuple[Any, list[Any]]:
+    """A figure of n panels side by side: (fig, [ax, ...])."""
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, height), squeeze=False)
     return fig, list(axes[0])
 
@@ -41,11 +45,12 @@ def _panels(n: int, height: float = 3.6) -> tuple[Any, list[Any]]:
 def _modality_panels(rows: list[dict[str, Any]], modalities: list[str] | None = None) -> tuple[Any, list[tuple]]:
     """A figure with a panel per modality: (fig, [(ax, modality, that modality's rows), ...])."""
     modalities = _modalities(rows) if modalities is None else modalities
-    fig, axes = _panels(len(modalities))
+    fig, axes = panel_figure(len(modalities))
     return fig, [(ax, m, [r for r in rows if r["modality"] == m]) for ax, m in zip(axes, modalities, strict=True)]
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save(fig: Any, path: Path) -> Path:
+    """Write the figure as PNG (its folder made if needed), close it, return the path."""
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -53,12 +58,25 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _mean(rows: list[dict[str, Any]], key: str) -> tuple[float | None, float | None]:
-    """Mean over the rows and the half-width of its 95% t interval (None below two values): the error bars."""
-    estimate = t_interval(r.get(key) for r in rows)
-    if estimate is None:
-        return None, None
-    return estimate.value, (estimate.high - estimate.value) if estimate.has_interval else None
+Bar = tuple[float, float]  # an error bar's length below and above the mean
+
+
+def error_bar(estimate: Estimate | None) -> Bar:
+    """(mean - low, high - mean) of the 95% interval; (0, 0) without one."""
+    if estimate is None or not estimate.has_interval:
+        return 0.0, 0.0
+    return estimate.value - estimate.low, estimate.high - estimate.value
+
+
+def error_bars(bars: list[Bar]) -> list[list[float]]:
+    """matplotlib's yerr for uneven bars: [[below, ...], [above, ...]]."""
+    return [[b[0] for b in bars], [b[1] for b in bars]]
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> tuple[float | None, Bar]:
+    """Mean over the rows and its 95% interval as an error bar (aggregate.cell_interval)."""
+    estimate = cell_interval(rows, key)
+    return (None if estimate is None else estimate.value), error_bar(estimate)
 
 
 def accuracy_vs_size(rows: list[dict[str, Any]], path: Path) -> Path | None:
@@ -75,13 +93,13 @@ def accuracy_vs_size(rows: list[dict[str, Any]], path: Path) -> Path | None:
                 for x, size in enumerate(sizes):
                     cell = [r for r in mine if (r["dataset"], r["backbone"], r["method"], r["shots_per_class"])
                             == (dataset, backbone, method, size)]  # fmt: skip
-                    mean, std = _mean(cell, "test_accuracy")
+                    mean, bar = _mean(cell, "test_accuracy")
                     if mean is not None:
                         xs.append(x)
                         ys.append(mean)
-                        errs.append(std or 0.0)
+                        errs.append(bar)
                 label = method if len(sources) == 1 else f"{method} ({dataset}, {backbone})"
-                ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=label,
+                ax.errorbar(xs, ys, yerr=error_bars(errs), marker="o", capsize=3, label=label,
                             color=METHOD_COLORS.get(method), linestyle=_LINESTYLES[s_index % len(_LINESTYLES)])  # fmt: skip
         ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
         ax.set_xlabel("training rows per class")
@@ -89,7 +107,7 @@ def accuracy_vs_size(rows: list[dict[str, Any]], path: Path) -> Path | None:
         ax.set_title(f"{modality}: " + ", ".join(d for d, _ in sources))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def accuracy_vs_params(rows: list[dict[str, Any]], path: Path) -> Path | None:
@@ -113,17 +131,17 @@ def accuracy_vs_params(rows: list[dict[str, Any]], path: Path) -> Path | None:
         ax.set_title(modality)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _grouped_bars(
     rows: list[dict[str, Any]],
     path: Path,
-    series: list[tuple[str, Callable[[list[dict[str, Any]]], tuple[float | None, float | None]]]],
+    series: list[tuple[str, Callable[[list[dict[str, Any]]], tuple[float | None, Bar]]]],
     ylabel: str,
     reference: tuple[str, str] | None = None,
 ) -> Path | None:
-    """Per modality: a group of bars per method, one bar per series (label, rows -> (mean, std)).
+    """Per modality: a group of bars per method, one bar per series (label, rows -> (mean, error bar)).
 
     reference: (label, key) drawn as a dashed line at the mean of key over the modality's rows (e.g. k-NN before).
     """
@@ -138,7 +156,7 @@ def _grouped_bars(
         for s_index, (label, fn) in enumerate(series):
             values = [fn([r for r in mine if r["method"] == m]) for m in methods]
             xs = [i + (s_index - (len(series) - 1) / 2) * width for i in range(len(methods))]
-            ax.bar(xs, [v[0] or 0.0 for v in values], width, yerr=[v[1] or 0.0 for v in values], capsize=2,
+            ax.bar(xs, [v[0] or 0.0 for v in values], width, yerr=error_bars([v[1] for v in values]), capsize=2,
                    label=label, alpha=0.85)  # fmt: skip
         if reference is not None:
             mean = _mean(mine, reference[1])[0]
@@ -149,10 +167,10 @@ def _grouped_bars(
         ax.set_title(modality)
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def _by(key: str) -> Callable[[list[dict[str, Any]]], tuple[float | None, float | None]]:
+def _by(key: str) -> Callable[[list[dict[str, Any]]], tuple[float | None, Bar]]:
     return lambda rows: _mean(rows, key)
 
 
@@ -196,14 +214,14 @@ def word_error_rate(rows: list[dict[str, Any]], path: Path) -> Path | None:
 
 # (file name, caption, function): the report shows those that drew something, in this order.
 FIGURES = [
-    ("accuracy_vs_size.png", "Test accuracy against training size (mean over seeds, bars: 95% t interval), one panel per modality.",
+    ("accuracy_vs_size.png", "Test accuracy against training size (mean over seeds, bars: 95% interval, inside [0, 1]), one panel per modality.",
      accuracy_vs_size),
     ("accuracy_vs_params.png", "Test accuracy against trainable parameters, a point per method and training size.",
      accuracy_vs_params),
     ("training_time.png", "Training time per method and training size (mean over runs, bars: 95% t interval).", training_time),
     ("shift.png", "In-distribution vs shifted test accuracy per method (mean over training sizes and seeds).", shift),
     ("forgetting.png", "Forgetting: accuracy on a different (probe) task with the trained backbone's features minus the "
-     "source model's, on the same probe rows (bars: 95% t interval), and linear CKA between features before and after "
+     "source model's, on the same probe rows (bars: 95% interval), and linear CKA between features before and after "
      "training; scratch left out, the linear probe is the zero-change control.", forgetting),
     ("word_error_rate.png", "Forgetting (Whisper): word error rate of the original decoder with the trained encoder "
      "(dashed: before training).", word_error_rate),

@@ -19,6 +19,7 @@ from typing import Any
 from hftl import files
 from hftl.compare import aggregate, checklist, findings, plots, transcripts, verdicts
 from hftl.compare.grid import GridRun
+from hftl.compare.runner import run_state
 from hftl.compare.spec import CompareSpec
 
 _STYLE = """
@@ -55,8 +56,12 @@ def _grid_description(spec: CompareSpec, runs: list[GridRun], rows: list[dict[st
     measured = [k for k in ("transferability", "shift", "forgetting")
                 if runs and getattr(runs[0].config.evaluation, k, False)] or ["none"]  # fmt: skip
     missing = len(runs) - len(rows)
+    reported = {row["run_dir"] for row in rows}
+    changed = sum(str(r.run_dir) in reported and run_state(r) == "changed" for r in runs)
     return [
-        f"{len(rows)} of {len(runs)} runs finished" + (f" ({missing} without results: failed or not run yet)." if missing else "."),
+        f"{len(rows)} of {len(runs)} runs finished" + (f" ({missing} without results: failed or not run yet)." if missing else ".")
+        + (f" {changed} of them ran under a config other than the one the spec generates now; this report "
+           "(hftl compare --report-only) reads them as they were recorded, a plain rerun retrains them." if changed else ""),
         "Data sets and backbones: " + "; ".join(f"{d} ({m}) with {b}" for d, m, b in sources) + ".",
         f"Methods: {', '.join(spec.methods)}. Training sizes (rows per class; speech recognition: training rows): "
         f"{', '.join(map(str, spec.shots_per_class))}.",
@@ -76,13 +81,15 @@ def _sections(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]]
             *findings.summary(scored).items(),
             ("Transfer gain per training size (each method minus scratch, paired over seeds)", findings.gain_table(scored)),
             ("Transferability: candidate backbones ranked per data set and size", findings.ranking_table(scored)),
-            ("All results (mean over seeds, 95% interval: t over seeds; one seed: Wilson on its test rows)",
+            ("All results (mean over seeds, 95% interval: t over seeds; accuracy and F1: Wilson at the effective n of "
+             "the seeds' spread, inside [0, 1]; one seed: Wilson on its test rows)",
              (aggregate.TABLE_HEADER, aggregate.table_rows(aggregate.cells(scored)))),
         ]  # fmt: skip
     if transcribed:
         out += [
             ("Speech recognition: methods ranked by test word error rate (lower is better)", transcripts.summary(transcribed)),
-            ("Speech recognition results (mean over seeds, 95% interval: t over seeds)", transcripts.table(transcribed)),
+            ("Speech recognition results (mean over seeds, 95% interval: WER and CER Wilson at the effective n of the "
+             "seeds' spread, inside [0, 1] unless a WER passes 1; other columns t over seeds)", transcripts.table(transcribed)),
             ("Speech recognition: paired WER differences between methods", transcripts.difference_table(transcribed)),
         ]  # fmt: skip
     return out
@@ -154,10 +161,13 @@ def verdict_markdown(rows: list[dict[str, Any]]) -> str:
     return aggregate.markdown(verdicts.HEADER, verdicts.table_cells(verdicts.verdict_table(scored))) + "\n" + verdicts.RULES + "\n"
 
 
-def write_report(spec: CompareSpec, runs: list[GridRun], report_dir: Path) -> Path:
-    """Collect the finished runs and write results.csv, results.md, plots/ and report.html; returns report.html."""
+def write_report(spec: CompareSpec, runs: list[GridRun], report_dir: Path, states: tuple[str, ...] = ("done",)) -> Path:
+    """Collect the finished runs and write results.csv, results.md, plots/ and report.html; returns report.html.
+
+    states: which runs to read (runner.run_state); ("done", "changed") rebuilds a report from every finished run.
+    """
     report_dir = Path(report_dir)
-    rows = aggregate.collect(runs)
+    rows = aggregate.collect(runs, states)
     aggregate.write_csv(rows, report_dir / "results.csv")
     files.write_text_atomic(report_dir / "results.md", render_markdown(spec, runs, rows))
     figures = make_figures(rows, report_dir / "plots")

@@ -3,7 +3,10 @@
 Which interval where (the report names it beside each number):
     t over seeds         a cell's mean over its seeds (each seed redraws the training subset and the initialisation):
                          mean +- t(0.975, n-1) * s / sqrt(n); the seed-to-seed spread is the one that matters for a
-                         user who reruns the study.
+                         user who reruns the study. Used for unbounded measures (seconds, steps, scores).
+    Wilson, effective n  the same seed-to-seed spread for a mean of values in [0, 1] (accuracy, F1, an error rate):
+                         a Wilson interval at the effective sample size, so it never passes 0 or 1
+                         (proportion_interval says why this one).
     Wilson               one run's accuracy on its n test rows (a binomial proportion): used where a cell has one seed.
     paired t over seeds  a difference between two methods (or before/after) measured on the SAME seeds, i.e. the same
                          training subsets: the mean of the per-seed differences +- t * s_d / sqrt(n).
@@ -24,6 +27,7 @@ import numpy as np
 
 LEVEL = 0.95
 BOOTSTRAP_SAMPLES = 2000
+EFFECTIVE_WILSON = "Wilson, effective n over seeds"
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class Estimate:
     low: float | None
     high: float | None
     n: int  # the replicates behind it: seeds, seed pairs, or test rows
-    method: str  # "t over seeds", "Wilson", "paired t over seeds", "paired bootstrap", "Welch", "none"
+    method: str  # "t over seeds", EFFECTIVE_WILSON, "Wilson", "paired t over seeds", "paired bootstrap", "Welch", "none"
 
     @property
     def has_interval(self) -> bool:
@@ -93,6 +97,48 @@ def wilson_interval(correct: int, n: int) -> Estimate:
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return Estimate(p, centre - half, centre + half, n, "Wilson")
+
+
+def proportion_interval(values: Iterable[float | None], pooled_rows: int | None = None) -> Estimate | None:
+    """Mean over seeds of values in [0, 1] (accuracy, macro F1, an error rate) with a 95% interval inside [0, 1].
+
+    Why this interval: it is the Wilson score interval at the effective sample size n* = p(1-p) / var(mean), with
+    var(mean) = s^2 / k from the k seeds, and the degrees-of-freedom correction of Korn & Graubard (1998): the normal
+    quantile becomes t(0.975, k-1), as in the t interval. (The survey-statistics treatment of a proportion whose
+    variance comes from replicates, not from counting rows; Dean & Pagano 2015 find Wilson at n* among the best.)
+      - where the seeds scatter little against p(1-p) (n* large, most cells) it is the t interval over seeds:
+        centre p, half-width t * s / sqrt(k), so ordinary cells keep the spread the report always showed; where
+        they scatter widely (n* of tens) it takes the binomial shape: narrower than t near 0.5 (0.36, 0.56, 0.58
+        gives [0.24, 0.76], t: [0.20, 0.80]), longer on the side away from the nearer bound;
+      - near 0 or 1 it bends inwards instead of passing the bound (0.98, 1.0, 0.996 gives [0.93, 1.00], not
+        [0.975, 1.013]); the t interval on the logit scale cannot take a seed at exactly 1.0, and a bootstrap over
+        3 seeds has 10 distinct resamples and returns [1, 1] for three perfect seeds.
+      - zero spread (every seed the same value, e.g. three seeds at 1.0): the seeds say nothing about the
+        uncertainty, so n* becomes pooled_rows, the test rows scored over all seeds (the rows are the only other
+        count there is): three perfect seeds on 270 rows each give [810 / (810 + t^2), 1] = [0.978, 1], never [1, 1].
+        Without pooled_rows such a cell gets no interval ("no interval"), not a made-up one.
+    One value: no interval (aggregate gives a single seed's accuracy Wilson's interval on its own rows).
+    """
+    present = np.asarray([float(v) for v in values if v is not None], dtype=np.float64)
+    if len(present) == 0:
+        return None
+    if np.any((present < 0) | (present > 1)):
+        raise ValueError(f"proportion_interval needs values in [0, 1], got {present.tolist()}")
+    p, k = float(present.mean()), len(present)
+    if k < 2:
+        return Estimate(p, None, None, 1, "none")
+    var_mean = float(present.var(ddof=1)) / k
+    if var_mean > 0:
+        n_eff = p * (1 - p) / var_mean
+    elif pooled_rows:
+        n_eff = float(pooled_rows)
+    else:
+        return Estimate(p, None, None, k, "none")
+    q = _t_quantile(k - 1)
+    denom = 1 + q * q / n_eff
+    centre = (p + q * q / (2 * n_eff)) / denom
+    half = q * math.sqrt(p * (1 - p) / n_eff + q * q / (4 * n_eff * n_eff)) / denom
+    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), k, EFFECTIVE_WILSON)  # max/min: rounding only
 
 
 def welch_difference(a: Sequence[float], b: Sequence[float]) -> Estimate | None:

@@ -3,7 +3,8 @@
 The accuracy machinery (chance normalisation, gains over scratch, the verdicts against the classification papers)
 never sees these rows: the report splits them off (``split_rows``) and gives them their own sections:
 
-    wer_cells     each cell's test WER and CER over seeds (95% t interval), the source model's WER on the same test
+    wer_cells     each cell's test WER and CER over seeds (95% interval inside [0, 1] while every WER is: aggregate.
+                  cell_interval), the source model's WER on the same test
                   rows, the relative cut 1 - WER / source WER (per run, then over seeds), and before / after WER on
                   the runs' extra splits (a noisy test split: shift; a source-domain split: forgetting); the cells of
                   each (data set, backbone, size) ranked by mean test WER, lowest first
@@ -21,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from hftl.compare import effects
-from hftl.compare.aggregate import CELL, fmt_interval
-from hftl.compare.plots import METHOD_COLORS, _panels, _save
+from hftl.compare.aggregate import CELL, cell_interval, fmt_interval
+from hftl.compare.plots import METHOD_COLORS, error_bar, error_bars, panel_figure, save
 from hftl.compare.stats import Estimate, t_interval
 
 Row = dict[str, Any]
@@ -64,13 +65,12 @@ def wer_cells(rows: list[Row]) -> list[Row]:
         cell: Row = dict(zip(CELL, key, strict=True))
         cell |= {
             "n": len(members),
-            "wer": t_interval(r.get("test_wer") for r in members),
-            "cer": t_interval(r.get("test_cer") for r in members),
-            "source_wer": t_interval(r.get("source_test_wer") for r in members),
+            "wer": cell_interval(members, "test_wer"),
+            "cer": cell_interval(members, "test_cer"),
+            "source_wer": cell_interval(members, "source_test_wer"),
             "relative_cut": t_interval(_relative_cut(r) for r in members),
-            "splits": {name: (t_interval(extra_splits(r).get(name, {}).get("before") for r in members),
-                              t_interval(extra_splits(r).get(name, {}).get("after") for r in members))
-                       for name in split_names},  # fmt: skip
+            "splits": {name: (_split_wer(members, name, "before"), _split_wer(members, name, "after"))
+                       for name in split_names},
             "train_size": _mean(members, "train_size"),
             "test_rows": _mean(members, "test_rows"),
             "trainable_params": _mean(members, "trainable_params"),
@@ -84,6 +84,11 @@ def wer_cells(rows: list[Row]) -> list[Row]:
         mine.sort(key=lambda c: math.inf if c["wer"] is None else c["wer"].value)  # lower WER first
         ranked += [{**c, "rank": i} for i, c in enumerate(mine, start=1)]
     return ranked
+
+
+def _split_wer(members: list[Row], split: str, when: str) -> Estimate | None:
+    """One extra split's WER (before or after training) over the cell's seeds; its rows are not recorded."""
+    return cell_interval(members, "extra_split_wer", lambda r: extra_splits(r).get(split, {}).get(when))
 
 
 def differences(rows: list[Row]) -> list[Row]:
@@ -178,23 +183,23 @@ def _count(value: float | None) -> str:
 
 
 def wer_vs_size(rows: list[Row], path: Path) -> Path | None:
-    """Test WER (mean, 95% t interval over seeds) against training rows, a line per method; dashed: the source model."""
+    """Test WER (mean, 95% interval over seeds) against training rows, a line per method; dashed: the source model."""
     rows = [r for r in rows if is_transcript_row(r) and r.get("test_wer") is not None]
     if not rows:
         return None
     sources = list(dict.fromkeys((r["dataset"], r["backbone"]) for r in rows))
-    fig, axes = _panels(len(sources))
+    fig, axes = panel_figure(len(sources))
     for ax, (dataset, backbone) in zip(axes, sources, strict=True):
         mine = [r for r in rows if (r["dataset"], r["backbone"]) == (dataset, backbone)]
         sizes = list(dict.fromkeys(r["shots_per_class"] for r in mine))
         for method in dict.fromkeys(r["method"] for r in mine):
-            points = [(x, t_interval(r["test_wer"] for r in mine if r["method"] == method and r["shots_per_class"] == s))
-                      for x, s in enumerate(sizes)]  # fmt: skip
+            points = [(x, cell_interval([r for r in mine if r["method"] == method and r["shots_per_class"] == s],
+                                        "test_wer")) for x, s in enumerate(sizes)]  # fmt: skip
             points = [(x, e) for x, e in points if e is not None]
             ax.errorbar([x for x, _ in points], [e.value for _, e in points],
-                        yerr=[(e.high - e.value) if e.has_interval else 0.0 for _, e in points], marker="o", capsize=3,
+                        yerr=error_bars([error_bar(e) for _, e in points]), marker="o", capsize=3,
                         label=method, color=METHOD_COLORS.get(method))  # fmt: skip
-        source = t_interval(r.get("source_test_wer") for r in mine)
+        source = cell_interval(mine, "source_test_wer")
         if source is not None:
             ax.axhline(source.value, color="black", linestyle="--", linewidth=1, label="source model (before training)")
         ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
@@ -203,8 +208,8 @@ def wer_vs_size(rows: list[Row], path: Path) -> Path | None:
         ax.set_title(f"{dataset}, {backbone}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 FIGURE = ("wer_vs_size.png", "Speech recognition: test word error rate (lower is better) against training rows, mean "
-          "over seeds with 95% t intervals; dashed: the source model before training.", wer_vs_size)  # fmt: skip
+          "over seeds with 95% intervals; dashed: the source model before training.", wer_vs_size)  # fmt: skip

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from hftl import files
-from hftl.compare import aggregate, compare, effects, findings
+from hftl.compare import aggregate, compare, effects, findings, stats
 from hftl.compare.grid import expand
 from hftl.compare.report import write_report
 from hftl.compare.runner import run_state
@@ -276,9 +276,11 @@ def test_rows_and_mean_std_over_seeds(tmp_path, tiny_recipe):
     assert cell["test_accuracy_std"] == pytest.approx(math.sqrt(0.0866667 / 2), abs=1e-6)
     assert cell["shift_mean_accuracy_mean"] == pytest.approx(0.4) and cell["shift_mean_accuracy_std"] is None
     assert cell["logme_mean"] is None
-    # 95% t interval over 3 seeds: half-width 4.302653 * 0.208167 / sqrt(3) = 0.517
+    # the t interval over 3 seeds would be 0.667 +- 0.517 = [0.150, 1.184], past 1; accuracy gets Wilson at the
+    # effective n instead (test_stats: [0.215578, 0.935710]); seconds keep the t interval
     table = aggregate.markdown_table([cell])
-    assert "| 0.667 [0.150, 1.184] |" in table and "| 0.400 (no interval: 1 run) |" in table
+    assert "| 0.667 [0.216, 0.936] |" in table and "| 0.400 (no interval: 1 run) |" in table
+    assert cell["accuracy_ci"].method == stats.EFFECTIVE_WILSON and cell["runtime_ci"].method == "t over seeds"
     assert aggregate.mean_std([]) == (None, None, 0) and aggregate.mean_std([0.3, None]) == (0.3, None, 1)
 
 
@@ -337,7 +339,9 @@ def test_report_files_and_embedded_images(tmp_path, tiny_recipe):
     assert sorted(p.name for p in (tmp_path / "report" / "plots").iterdir()) == [
         "accuracy_vs_params.png", "accuracy_vs_size.png", "forgetting.png", "shift.png", "training_time.png"]  # fmt: skip
     markdown = (tmp_path / "report" / "results.md").read_text()
-    assert "0.830 [0.805, 0.855]" in markdown  # 0.82 + 0.01 * seed + 0.1 at 16/class: s = 0.01, half 4.302653 * 0.01 / sqrt(3)
+    # lp_ft at 4/class: 0.82 + 0.01 * seed, s = 0.01 (t: 0.830 +- 0.0248); Wilson at n* = 0.83 * 0.17 / (0.0001 / 3)
+    # = 4233: centre (0.83 + 0.002187) / 1.004374 = 0.828564, half 4.302653 * 0.0057957 / 1.004374 = 0.024828
+    assert "0.830 [0.804, 0.853]" in markdown
     assert "## Reviewer's checklist" in markdown and "## Verdicts against the literature" in markdown
 
 

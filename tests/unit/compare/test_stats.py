@@ -34,6 +34,50 @@ def test_wilson_interval_of_8_of_10():
         stats.wilson_interval(11, 10)
 
 
+def test_proportion_interval_is_wilson_at_the_effective_n():
+    # p = 2/3, s^2 = 0.0433333, var(mean) = s^2 / 3 = 0.0144444, n* = p(1-p) / var(mean) = (2/9) / 0.0144444 = 15.3846
+    # q = T_2: q^2 / n* = 1.203326, denom 2.203326; centre (2/3 + q^2 / 2n*) / denom = 0.575644
+    # half q sqrt(p(1-p)/n* + q^2/(4 n*^2)) / denom = 4.302653 * sqrt(0.0144444 + 0.0195543) / 2.203326 = 0.360066
+    est = stats.proportion_interval([0.5, 0.6, 0.9, None])
+    assert est.value == pytest.approx(2 / 3) and est.n == 3 and est.method == stats.EFFECTIVE_WILSON
+    assert est.low == pytest.approx(0.215578, abs=1e-5) and est.high == pytest.approx(0.935710, abs=1e-5)
+    assert stats.t_interval([0.5, 0.6, 0.9]).high == pytest.approx(1.183781, abs=1e-5)  # what it replaces: past 1
+
+
+def test_proportion_interval_where_t_overflows_1():
+    # the default study's audio LoRA cell: 266/270, 270/270, 269/270 -> p = 805/810 = 0.993827
+    # deviations -0.008642, +0.006173, +0.002469: s^2 = 5.94422e-5, var(mean) = 1.98141e-5
+    # n* = 0.993827 * 0.006173 / 1.98141e-5 = 309.615; q^2 / n* = 0.059793, denom 1.059793
+    # centre (0.993827 + 0.029896) / 1.059793 = 0.965966; half 4.302653 * sqrt(1.98141e-5 + 4.82800e-5) / 1.059793
+    # = 0.033502 -> [0.932464, 0.999468]; the t interval: 0.993827 +- 4.302653 * sqrt(1.98141e-5) = [0.974675, 1.012980]
+    seeds = [266 / 270, 270 / 270, 269 / 270]
+    assert stats.t_interval(seeds).high > 1.0
+    est = stats.proportion_interval(seeds, pooled_rows=810)  # pooled rows unused: the seeds do spread
+    assert est.value == pytest.approx(805 / 810)
+    assert est.low == pytest.approx(0.932464, abs=2e-6) and est.high == pytest.approx(0.999468, abs=2e-6)
+    assert est.text() == "0.994 [0.932, 0.999]"
+
+
+def test_proportion_interval_of_seeds_that_all_score_1():
+    # zero spread: n* = the pooled rows, 3 x 270 = 810: [810 / (810 + q^2), 1] = [810 / 828.512822, 1] = [0.977656, 1]
+    est = stats.proportion_interval([1.0, 1.0, 1.0], pooled_rows=810)
+    assert est.value == 1.0 and est.high == 1.0 and est.low == pytest.approx(0.977656, abs=1e-6)
+    assert stats.t_interval([1.0, 1.0, 1.0]).low == 1.0  # what it replaces: a point
+    zero = stats.proportion_interval([0.0, 0.0], pooled_rows=40)  # q = t(0.975, 1) = 12.706205: [0, q^2 / (40 + q^2)]
+    assert zero.low == 0.0 and zero.high == pytest.approx(161.447643 / 201.447643, abs=1e-6)
+    unknown = stats.proportion_interval([1.0, 1.0, 1.0])  # no row counts: no interval rather than [1, 1]
+    assert not unknown.has_interval and unknown.text() == "1.000 (no interval: 3 runs)"
+
+
+def test_proportion_interval_agrees_with_t_when_the_seeds_scatter_little():
+    seeds = [0.80, 0.81, 0.79, 0.805, 0.795]  # n* = 0.16 / (6.25e-5 / 5) = 12800: t's half-width, centre p
+    t, est = stats.t_interval(seeds), stats.proportion_interval(seeds)
+    assert est.low == pytest.approx(t.low, abs=5e-4) and est.high == pytest.approx(t.high, abs=5e-4)
+    assert stats.proportion_interval([0.7]).text() == "0.700 (no interval: 1 run)"
+    with pytest.raises(ValueError, match="1.2"):
+        stats.proportion_interval([0.9, 1.2])
+
+
 def test_paired_difference_uses_only_shared_seeds():
     a = {0: 0.8, 1: 0.7, 2: 0.9}
     b = {0: 0.6, 1: 0.6, 2: 0.7, 3: 0.5}  # seed 3 has no partner: left out

@@ -15,6 +15,7 @@ import yaml
 from hftl.compare import aggregate, effects, findings
 from hftl.compare.grid import expand
 from hftl.compare.report import render_markdown, write_report
+from hftl.compare.runner import run_state
 from hftl.compare.spec import load_spec
 from hftl.compare.verdicts import verdict_table
 from hftl.config import save_config
@@ -87,7 +88,11 @@ def _accuracy(run) -> float:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("study")
+    return write_study(tmp_path_factory.mktemp("study"))
+
+
+def write_study(tmp_path: Path):
+    """The grid's spec and made-up finished runs under tmp_path: (spec path, spec, runs)."""
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump({
         "name": "study", "methods": ["scratch", "linear_probe", "lora", "full", "lp_ft"], "shots_per_class": [4, 64],
@@ -173,3 +178,24 @@ def test_report_holds_checklist_verdicts_and_intervals(study, tmp_path, capsys):
     assert main(["compare", str(spec_path), "--report-dir", str(spec_path.parent / "report"), "--verdicts"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith(f"{len(runs)} of {len(runs)} runs finished") and "| vision |" in printed
+
+
+def test_report_only_rebuilds_from_finished_runs_without_running(tmp_path, capsys):
+    spec_path, _, runs = write_study(tmp_path)
+    stale = next(r for r in runs if r.dataset == "news")
+    saved = yaml.safe_load((stale.run_dir / rundir.CONFIG).read_text())
+    saved["training"]["log_every_steps"] += 1  # as if a default changed since it ran
+    (stale.run_dir / rundir.CONFIG).write_text(yaml.safe_dump(saved))
+    assert run_state(stale) == "changed"
+    report = tmp_path / "report"
+    before = sorted(p.name for p in (report / "runs").iterdir())
+
+    from hftl.cli import main
+
+    assert main(["compare", str(spec_path), "--report-dir", str(report), "--report-only"]) == 0
+    assert "report:" in capsys.readouterr().out
+    markdown = (report / "results.md").read_text()
+    assert f"{len(runs)} of {len(runs)} runs finished. 1 of them ran under a config other than" in markdown
+    assert len(list(csv.DictReader((report / "results.csv").open()))) == len(runs)  # the changed run included
+    assert sorted(p.name for p in (report / "runs").iterdir()) == before  # nothing ran
+    assert "Wilson at the effective n" in markdown and (report / "plots" / "accuracy_vs_size.png").is_file()
