@@ -90,14 +90,15 @@ def report_only(spec_path: str | Path, report_dir: str | Path | None = None, ech
     """`hftl compare SPEC --report-only`: rebuild the report from the runs already finished; runs nothing.
 
     New statistics or report code applied to measured runs without retraining them. Each cell's learning rate is the
-    one its finished selection runs chose (as a dry run sees it). Like --verdicts it also reads runs finished under
+    one its finished selection runs chose. Like --verdicts it also reads runs finished under
     another config than the one the spec generates now (made before a config default changed, or tuned by the spec's
     `tune` section, which is not searched again here): the report says how many.
     """
     spec = load_spec(spec_path)
     report_dir = Path(report_dir or spec.report_dir)
-    runs = expand(spec, report_dir, select_cells(spec, report_dir, None, echo))
-    page = write_report(spec, runs, report_dir, states=("done", "changed"))
+    finished = ("done", "changed")
+    runs = expand(spec, report_dir, select_cells(spec, report_dir, None, echo, states=finished))
+    page = write_report(spec, runs, report_dir, states=finished)
     echo(f"report: {page}  (tables: {report_dir / 'results.md'}, every run: {report_dir / 'results.csv'})")
     return page
 

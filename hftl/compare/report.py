@@ -19,7 +19,7 @@ from typing import Any
 from hftl import files
 from hftl.compare import aggregate, checklist, findings, plots, transcripts, verdicts
 from hftl.compare.grid import GridRun
-from hftl.compare.runner import run_state
+from hftl.compare.runner import config_changes, run_state
 from hftl.compare.spec import CompareSpec
 
 _STYLE = """
@@ -57,11 +57,13 @@ def _grid_description(spec: CompareSpec, runs: list[GridRun], rows: list[dict[st
                 if runs and getattr(runs[0].config.evaluation, k, False)] or ["none"]  # fmt: skip
     missing = len(runs) - len(rows)
     reported = {row["run_dir"] for row in rows}
-    changed = sum(str(r.run_dir) in reported and run_state(r) == "changed" for r in runs)
+    changed = [r for r in runs if str(r.run_dir) in reported and run_state(r) == "changed"]
+    keys = sorted({key for r in changed for key in config_changes(r)})
     return [
         f"{len(rows)} of {len(runs)} runs finished" + (f" ({missing} without results: failed or not run yet)." if missing else ".")
-        + (f" {changed} of them ran under a config other than the one the spec generates now; this report "
-           "(hftl compare --report-only) reads them as they were recorded, a plain rerun retrains them." if changed else ""),
+        + (f" {len(changed)} of them ran under a config other than the one the spec generates now (differing in "
+           f"{', '.join(keys[:8]) + (' and more' if len(keys) > 8 else '') or 'unreadable configs'}); this report "
+           "(hftl compare --report-only) reads them as recorded, a plain rerun retrains them." if changed else ""),
         "Data sets and backbones: " + "; ".join(f"{d} ({m}) with {b}" for d, m, b in sources) + ".",
         f"Methods: {', '.join(spec.methods)}. Training sizes (rows per class; speech recognition: training rows): "
         f"{', '.join(map(str, spec.shots_per_class))}.",

@@ -39,6 +39,26 @@ def run_state(run: GridRun) -> State:
     return "unfinished" if run.run_dir.exists() else "new"
 
 
+def config_changes(run: GridRun) -> list[str]:
+    """The dotted keys where a finished run's saved config.yaml differs from the config the spec generates now
+    (what makes it 'changed'); empty when it is the same or was not saved readably."""
+    try:
+        saved = yaml.safe_load((run.run_dir / rundir.CONFIG).read_text())
+    except (OSError, yaml.YAMLError):
+        return []
+    return _differences(saved, run.config.to_dict())
+
+
+_ABSENT = object()  # a key one config has and the other lacks (e.g. one added to the schema since the run)
+
+
+def _differences(a: object, b: object, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [key for k in sorted(set(a) | set(b), key=str)
+                for key in _differences(a.get(k, _ABSENT), b.get(k, _ABSENT), f"{prefix}{k}.")]  # fmt: skip
+    return [] if a == b else [prefix.rstrip(".")]
+
+
 @dataclass
 class Outcome:
     run: GridRun

@@ -109,10 +109,11 @@ def choose(trials: list[Trial], score: Callable[[GridRun], float] = validation_s
 
 def select_cells(
     spec: CompareSpec, report_dir: Path, run_all: Callable[[list[GridRun]], list[Any]] | None,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] = print, states: tuple[str, ...] = ("done",),
 ) -> dict[str, list[str]]:
     """Run every cell's selection runs (``run_all``: the grid's executor, skip rule and retries; None: run nothing,
     choose from what finished, as a dry run does) and return, per cell, the overrides of its choice.
+    states: the run states that count as finished (runner.run_state; a report-only rebuild adds "changed").
 
     Raises:
         HftlError: a cell none of whose selection runs finished (after run_all).
@@ -121,13 +122,13 @@ def select_cells(
     if not per_cell:
         return {}
     runs = [t.run for trials in per_cell.values() for t in trials]
-    done = sum(run_state(run) == "done" for run in runs)
+    done = sum(run_state(run) in states for run in runs)
     echo(f"selection: {len(runs)} runs ({len(per_cell)} cells x their learning-rate grids) on validation, {done} done")
     if run_all is not None:
         run_all(runs)
     chosen: dict[str, list[str]] = {}
     for cell, trials in per_cell.items():
-        finished = [t for t in trials if run_state(t.run) == "done"]
+        finished = [t for t in trials if run_state(t.run) in states]
         if run_all is None and len(finished) < len(trials):
             continue  # a dry run: this cell's choice is not made yet
         if not finished:

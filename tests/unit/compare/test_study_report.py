@@ -185,6 +185,7 @@ def test_report_only_rebuilds_from_finished_runs_without_running(tmp_path, capsy
     stale = next(r for r in runs if r.dataset == "news")
     saved = yaml.safe_load((stale.run_dir / rundir.CONFIG).read_text())
     saved["training"]["log_every_steps"] += 1  # as if a default changed since it ran
+    assert saved["training"].pop("resume_from") is None  # as if the key (default null) were added since
     (stale.run_dir / rundir.CONFIG).write_text(yaml.safe_dump(saved))
     assert run_state(stale) == "changed"
     report = tmp_path / "report"
@@ -195,7 +196,8 @@ def test_report_only_rebuilds_from_finished_runs_without_running(tmp_path, capsy
     assert main(["compare", str(spec_path), "--report-dir", str(report), "--report-only"]) == 0
     assert "report:" in capsys.readouterr().out
     markdown = (report / "results.md").read_text()
-    assert f"{len(runs)} of {len(runs)} runs finished. 1 of them ran under a config other than" in markdown
+    assert (f"{len(runs)} of {len(runs)} runs finished. 1 of them ran under a config other than the one the spec "
+            "generates now (differing in training.log_every_steps, training.resume_from)") in markdown
     assert len(list(csv.DictReader((report / "results.csv").open()))) == len(runs)  # the changed run included
     assert sorted(p.name for p in (report / "runs").iterdir()) == before  # nothing ran
     assert "Wilson at the effective n" in markdown and (report / "plots" / "accuracy_vs_size.png").is_file()
