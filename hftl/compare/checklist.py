@@ -11,6 +11,7 @@ from typing import Any
 from hftl.compare.aggregate import PER_ROW
 from hftl.compare.effects import run_variant
 from hftl.compare.spec import CompareSpec
+from hftl.compare.transcripts import is_transcript_row
 
 
 def _count(values: list[Any]) -> str:
@@ -79,7 +80,7 @@ def test_sizes(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         if isinstance(r.get("test_rows"), int):
             sizes.setdefault(r["dataset"], set()).add(r["test_rows"])
-    transcribed = {r["dataset"] for r in rows if r.get("task") == "speech_recognition"}
+    transcribed = {r["dataset"] for r in rows if is_transcript_row(r)}
     parts = [f"{d}: {', '.join(map(str, sorted(n)))} rows "
              + ("(corpus word error rate; intervals over seeds)" if d in transcribed else
                 f"(standard error at 50% accuracy {100 * 0.5 / math.sqrt(min(n)):.1f} pt)")

@@ -6,7 +6,8 @@ method's learning rate and overrides, what a selection chose (compare/selection.
 training subset --, name, output.dir, output.overwrite, study.per_row, evaluation.* of ``measure``). A size is
 data.shots_per_class (rows per class); a speech recognition data set has no classes, so there it is
 data.max_train_samples (training rows). Names are deterministic:
-``DATASET__BACKBONE__METHOD__shots-N__seed-S``, so a rerun of the same spec finds its earlier runs.
+``DATASET__BACKBONE__METHOD__shots-N__seed-S`` (speech recognition: ``rows-N``, N training rows), so a rerun of the
+same spec finds its earlier runs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from hftl.compare.spec import CompareSpec, DatasetSpec
 from hftl.config import Config, EvaluationConfig, load_config
 from hftl.errors import ConfigError
+from hftl.tasks.speech_recognition import SpeechRecognition
 
 logger = logging.getLogger("hftl")
 
@@ -40,6 +42,11 @@ class GridRun:
     def run_dir(self) -> Path:
         return Path(self.config.output.dir)
 
+    @property
+    def transcribes(self) -> bool:
+        """A speech recognition run (its size is training rows, not rows per class)."""
+        return self.config.task == SpeechRecognition.name
+
 
 def backbone_label(source: str) -> str:
     """Short name of a model source for run names: zoo:NAME -> NAME, a Hub id or folder -> its last part."""
@@ -47,13 +54,19 @@ def backbone_label(source: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in label) or "model"
 
 
-def cell_name(dataset: str, backbone: str, method: str, shots: int | str) -> str:
-    """A grid cell: the runs that differ only by seed."""
-    return f"{dataset}__{backbone_label(backbone)}__{method}__shots-{shots}"
+def cell_name(dataset: str, backbone: str, method: str, shots: int | str, *, transcripts: bool) -> str:
+    """A grid cell: the runs that differ only by seed. Its size reads shots-N (N rows per class) or, where the data
+    set is transcribed (no classes), rows-N (N training rows)."""
+    return f"{dataset}__{backbone_label(backbone)}__{method}__{'rows' if transcripts else 'shots'}-{shots}"
 
 
-def run_name(dataset: str, backbone: str, method: str, shots: int | str, seed: int) -> str:
-    return f"{cell_name(dataset, backbone, method, shots)}__seed-{seed}"
+def run_name(dataset: str, backbone: str, method: str, shots: int | str, seed: int, *, transcripts: bool) -> str:
+    return f"{cell_name(dataset, backbone, method, shots, transcripts=transcripts)}__seed-{seed}"
+
+
+def reads_transcripts(spec: CompareSpec, ds: DatasetSpec) -> bool:
+    """Whether a data set's runs are speech recognition (sized in training rows, not rows per class)."""
+    return _reads_transcripts(ds.recipe, (*spec.overrides, *ds.overrides))
 
 
 def _measure_overrides(spec: CompareSpec) -> list[str]:
@@ -83,7 +96,7 @@ def _fixed(rate: float) -> dict:
 @functools.lru_cache(maxsize=64)
 def _reads_transcripts(recipe: str, overrides: tuple[str, ...]) -> bool:
     """Whether a data set's runs are speech recognition (sized in rows: a transcript data set has no classes)."""
-    return load_config(recipe, list(overrides)).task == "speech_recognition"
+    return load_config(recipe, list(overrides)).task == SpeechRecognition.name
 
 
 def size_overrides(shots: int | str, transcripts: bool) -> list[str]:
@@ -100,7 +113,7 @@ def run_overrides(
 ) -> list[str]:
     """The overrides of one run, in the order the module docstring gives (``extra``: a selection's choice)."""
     rate = getattr(ds.learning_rates, method)
-    transcripts = _reads_transcripts(ds.recipe, (*spec.overrides, *ds.overrides))
+    transcripts = reads_transcripts(spec, ds)
     return [
         *spec.overrides,
         *ds.overrides,
@@ -182,7 +195,8 @@ def expand(spec: CompareSpec, report_dir: Path, tuned: dict[str, list[str]] | No
     runs = []
     for seed in spec.seeds:
         for ds, backbone, method, shots in grid:
-            name = run_name(ds.name, backbone, method, shots, seed)
-            extra = (tuned or {}).get(cell_name(ds.name, backbone, method, shots), [])
+            transcripts = reads_transcripts(spec, ds)
+            name = run_name(ds.name, backbone, method, shots, seed, transcripts=transcripts)
+            extra = (tuned or {}).get(cell_name(ds.name, backbone, method, shots, transcripts=transcripts), [])
             runs.append(make_run(spec, ds, backbone, method, shots, seed, name, runs_dir / name, extra))
     return runs

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hftl.compare.grid import GridRun, _value, cell_name, cells, make_run, runs_dir_of
+from hftl.compare.grid import GridRun, _value, cell_name, cells, make_run, reads_transcripts, runs_dir_of
 from hftl.compare.runner import run_state
 from hftl.compare.spec import CompareSpec
 from hftl.errors import HftlError
@@ -47,7 +47,7 @@ def selection_trials(spec: CompareSpec, report_dir: Path) -> dict[str, list[Tria
         rates = getattr(ds.learning_rates, method)
         if not isinstance(rates, list):
             continue
-        cell = cell_name(ds.name, backbone, method, shots)
+        cell = cell_name(ds.name, backbone, method, shots, transcripts=reads_transcripts(spec, ds))
         trials = []
         for rate in rates:
             name = f"{cell}__lr-{rate:g}__select"
@@ -69,7 +69,8 @@ def curve_runs(spec: CompareSpec, report_dir: Path) -> list[GridRun]:
             if method not in spec.curve_methods or not isinstance(rates, list):
                 continue
             for rate in rates:
-                name = f"{cell_name(ds.name, backbone, method, shots)}__lr-{rate:g}__seed-{seed}"
+                cell = cell_name(ds.name, backbone, method, shots, transcripts=reads_transcripts(spec, ds))
+                name = f"{cell}__lr-{rate:g}__seed-{seed}"
                 record = {"role": "curve", "searched": {"learning_rate": rates}, "chosen": {"learning_rate": rate},
                           "how": "learning-rate curve point: set, not selected"}  # fmt: skip
                 extra = [f"training.learning_rate={_value(rate)}", f"study.selection={_value(json.dumps(record))}"]

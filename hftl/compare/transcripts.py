@@ -25,9 +25,10 @@ from hftl.compare import effects
 from hftl.compare.aggregate import CELL, cell_interval, fmt_interval
 from hftl.compare.plots import METHOD_COLORS, error_bar, error_bars, panel_figure, save
 from hftl.compare.stats import Estimate, t_interval
+from hftl.tasks.speech_recognition import SpeechRecognition
 
 Row = dict[str, Any]
-TASK = "speech_recognition"
+TASK = SpeechRecognition.name  # results.csv's task column of these rows
 SOURCE = effects.SOURCE  # (modality, data set, backbone, size): the cells ranked against each other
 NOTE = "WER: word error rate on the test split, lower is better"
 

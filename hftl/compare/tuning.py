@@ -27,7 +27,7 @@ def tune_cells(spec: CompareSpec, runs: list[GridRun], report_dir: Path, executo
     for run in runs:
         if run.seed != first_seed:
             continue
-        cell = cell_name(run.dataset, run.backbone, run.method, run.shots)
+        cell = cell_name(run.dataset, run.backbone, run.method, run.shots, transcripts=run.transcribes)
         out = Path(report_dir) / "tune" / cell
         out.mkdir(parents=True, exist_ok=True)
         base = out / "base.yaml"

@@ -68,6 +68,10 @@ def test_a_speech_data_set_is_sized_in_training_rows(tmp_path):
     sized = {(r.shots, r.config.data.max_train_samples, r.config.data.shots_per_class) for r in runs}
     assert sized == {(24, 24, None), ("all", None, None)}  # a transcript data set refuses shots_per_class
     assert all(r.config.data.subset_seed == r.seed for r in runs)  # each seed its own training rows
+    # the names say what the size counts: training rows, not rows per class (selection runs and cells alike)
+    assert {r.name for r in runs if r.seed == 0 and r.method == "lora"} == {"speech__whisper-tiny__lora__rows-24__seed-0",
+                                                                            "speech__whisper-tiny__lora__rows-all__seed-0"}
+    assert all("__shots-" not in r.name and r.transcribes for r in runs)
 
 
 def test_the_shipped_asr_spec_expands_and_states_its_budget():
