@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from hftl.compare import effects
-from hftl.compare.stats import Estimate, t_interval
+from hftl.compare.stats import Estimate, bounded_interval, t_interval
 from hftl.evaluation.ranking import Ranking, rank_candidates, reference_rankings
 from hftl.run.methods import all_methods
 
@@ -120,7 +120,7 @@ def transferability_summary(rows: list[dict[str, Any]]) -> list[str]:
     lines = []
     for r in found:
         label = dict(SCORES)[r.score]
-        spread = t_interval(r.seed_taus)
+        spread = bounded_interval(r.seed_taus, -1.0, 1.0)
         line = (f"{r.modality} ({r.dataset}, {r.shots} rows per class), {label} vs {r.method} accuracy over "
                 f"{len(r.candidates)} backbones: weighted tau {r.tau:.2f}"
                 + (f" (over seeds {spread.text(2)})" if spread is not None else "")
@@ -136,7 +136,9 @@ def ranking_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
               "tau over seeds [95%]", "top-scored", "best", "regret (pt) [95%]", "N <= D"]  # fmt: skip
     out = []
     for r in rankings(rows):
-        taus, regrets = t_interval(r.seed_taus), t_interval(100 * x for x in r.seed_regrets)
+        # tau lives in [-1, 1], the regret (accuracy lost by the top pick) in [0, 1]: so do their intervals
+        taus, regrets = bounded_interval(r.seed_taus, -1.0, 1.0), bounded_interval(r.seed_regrets, 0.0, 1.0)
+        regrets = None if regrets is None else regrets.scaled(100)
         out.append([r.modality, r.dataset, str(r.shots), r.score, r.method, str(len(r.candidates)), f"{r.tau:.2f}",
                     "-" if taus is None else taus.text(2), r.top_scored, r.best,
                     f"{100 * r.regret:.1f}" + ("" if regrets is None else f" (seeds {regrets.text(1)})"),

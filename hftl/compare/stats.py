@@ -6,7 +6,7 @@ Which interval where (the report names it beside each number):
                          user who reruns the study. Used for unbounded measures (seconds, steps, scores).
     Wilson, effective n  the same seed-to-seed spread for a mean of values in [0, 1] (accuracy, F1, an error rate):
                          a Wilson interval at the effective sample size, so it never passes 0 or 1
-                         (proportion_interval says why this one).
+                         (proportion_interval says why this one); bounded_interval for other bounds (tau: [-1, 1]).
     Wilson               one run's accuracy on its n test rows (a binomial proportion): used where a cell has one seed.
     paired t over seeds  a difference between two methods (or before/after) measured on the SAME seeds, i.e. the same
                          training subsets: the mean of the per-seed differences +- t * s_d / sqrt(n).
@@ -139,6 +139,18 @@ def proportion_interval(values: Iterable[float | None], pooled_rows: int | None 
     centre = (p + q * q / (2 * n_eff)) / denom
     half = q * math.sqrt(p * (1 - p) / n_eff + q * q / (4 * n_eff * n_eff)) / denom
     return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), k, EFFECTIVE_WILSON)  # max/min: rounding only
+
+
+def bounded_interval(values: Iterable[float | None], low: float, high: float) -> Estimate | None:
+    """Mean over seeds of values bounded in [low, high] (Kendall's tau: [-1, 1]) with a 95% interval inside them:
+    proportion_interval of (v - low) / (high - low), mapped back. For tau the variance shape p(1-p) becomes
+    (1 - tau^2) / 4, the shape of tau's own sampling variance near +-1. No rows to fall back on: zero spread gives
+    no interval. NaN (a tau left undefined because every score tied) is skipped like None."""
+    present = [float(v) for v in values if v is not None and not math.isnan(v)]
+    if any(not low <= v <= high for v in present):
+        raise ValueError(f"bounded_interval needs values in [{low}, {high}], got {present}")
+    estimate = proportion_interval((v - low) / (high - low) for v in present)
+    return None if estimate is None else estimate.scaled(high - low, low)
 
 
 def welch_difference(a: Sequence[float], b: Sequence[float]) -> Estimate | None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from hftl.compare import effects
 from hftl.compare.grid import backbone_label
-from hftl.compare.stats import Estimate, t_interval
+from hftl.compare.stats import Estimate, bounded_interval, t_interval
 from hftl.evaluation.ranking import reference_rankings
 from hftl.zoo.candidates import parse_candidate
 
@@ -195,7 +195,8 @@ def _logme(claim: Claim, modality: str, rows: list[dict[str, Any]]) -> dict[str,
         return _missing(claim, modality, "needs LogME scores of 3 or more candidate backbones per data set and size")
     method = rankings[0].method
     replicates = [t for r in rankings for t in r.seed_taus] or [r.tau for r in rankings]
-    estimate = t_interval(replicates, "t over seeds x groups")
+    tau = bounded_interval(replicates, -1.0, 1.0)  # tau lives in [-1, 1]: so does its interval
+    estimate = None if tau is None else Estimate(tau.value, tau.low, tau.high, tau.n, f"{tau.method} x groups")
     small = sorted({c for r in rankings for c in r.n_le_d})
     detail = (f"against {method} accuracy, {len(rankings)} data set/size groups; regret of the top pick "
               f"{_points(t_interval(r.regret for r in rankings))}"

@@ -78,6 +78,20 @@ def test_proportion_interval_agrees_with_t_when_the_seeds_scatter_little():
         stats.proportion_interval([0.9, 1.2])
 
 
+def test_bounded_interval_keeps_tau_inside_minus_1_1():
+    # the backbone ranking's LogME taus run past 1 with t; on (tau + 1) / 2 = 0.6, 0.95, 0.9: p = 0.816667,
+    # s^2 = 0.0358333, var(mean) 0.0119444, n* = 0.816667 * 0.183333 / 0.0119444 = 12.534884; q^2 / n* = 1.476904,
+    # denom 2.476904; centre (0.816667 + 0.738452) / 2.476904 = 0.627848; half 4.302653 * sqrt(0.0119444 + 0.0294559)
+    # / 2.476904 = 0.353451 -> [0.274397, 0.981299] on (0, 1) -> tau [-0.451206, 0.962597]
+    taus = [0.2, 0.9, 0.8, float("nan")]  # nan: a seed whose scores all tied, skipped
+    assert stats.t_interval(taus[:3]).high > 1.0
+    est = stats.bounded_interval(taus, -1.0, 1.0)
+    assert est.value == pytest.approx(19 / 30) and est.n == 3
+    assert est.low == pytest.approx(-0.451206, abs=1e-5) and est.high == pytest.approx(0.962597, abs=1e-5)
+    with pytest.raises(ValueError, match="1.5"):
+        stats.bounded_interval([0.5, 1.5], -1.0, 1.0)
+
+
 def test_paired_difference_uses_only_shared_seeds():
     a = {0: 0.8, 1: 0.7, 2: 0.9}
     b = {0: 0.6, 1: 0.6, 2: 0.7, 3: 0.5}  # seed 3 has no partner: left out

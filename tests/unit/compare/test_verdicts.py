@@ -143,8 +143,10 @@ def test_logme_band_and_biderman_sweep():
             rows.append(row("full", seed, acc, backbone=backbone, logme=4.0 - i))
     logme = _verdict(rows, "You et al.")
     # per-seed taus: 1 and twice a bottom swap of 4 (weights 1, 1/2, 1/3, 1/4; all pairs 75/12, the swap 7/12):
-    # 61/75 = 0.8133; mean 0.8756, s 0.10777, half 4.302653 * 0.10777 / sqrt(3) = 0.2677 -> [0.61, 1.14]: overlaps
-    assert logme["verdict"] == "agrees" and logme["measured"].startswith("0.88 [0.61, 1.14]")
+    # 61/75 = 0.8133; mean 0.8756 (t: +- 0.2677 -> [0.61, 1.14], past 1). Bounded: (tau + 1) / 2 = 1, 0.906667 twice,
+    # p = 0.937778, var(mean) 0.00096790, n* = 60.2857, denom 1 + q^2 / n* = 1.307085, centre 0.834927, half 0.155843
+    # -> [0.679084, 0.990770] -> tau [0.36, 0.98]: overlaps the band, above 0
+    assert logme["verdict"] == "agrees" and logme["measured"].startswith("0.88 [0.36, 0.98]")
     assert "regret of the top pick +0.0" in logme["measured"]  # the top candidate is right every time
     assert _verdict(rows, "Biderman")["verdict"] == "not measured"  # no learning-rate sweep
 
