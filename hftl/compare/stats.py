@@ -105,17 +105,20 @@ def proportion_interval(values: Iterable[float | None], pooled_rows: int | None 
     Why this interval: it is the Wilson score interval at the effective sample size n* = p(1-p) / var(mean), with
     var(mean) = s^2 / k from the k seeds, and the degrees-of-freedom correction of Korn & Graubard (1998): the normal
     quantile becomes t(0.975, k-1), as in the t interval. (The survey-statistics treatment of a proportion whose
-    variance comes from replicates, not from counting rows; Dean & Pagano 2015 find Wilson at n* among the best.)
+    variance comes from replicates, not from counting rows; Dean & Pagano 2015 compare such intervals for clustered
+    data.)
       - where the seeds scatter little against p(1-p) (n* large, most cells) it is the t interval over seeds:
         centre p, half-width t * s / sqrt(k), so ordinary cells keep the spread the report always showed; where
         they scatter widely (n* of tens) it takes the binomial shape: narrower than t near 0.5 (0.36, 0.56, 0.58
         gives [0.24, 0.76], t: [0.20, 0.80]), longer on the side away from the nearer bound;
-      - near 0 or 1 it bends inwards instead of passing the bound (0.98, 1.0, 0.996 gives [0.93, 1.00], not
+      - near 0 or 1 it bends inwards instead of passing the bound (0.985, 1.0, 0.996 gives [0.932, 0.999], not
         [0.975, 1.013]); the t interval on the logit scale cannot take a seed at exactly 1.0, and a bootstrap over
         3 seeds has 10 distinct resamples and returns [1, 1] for three perfect seeds.
       - zero spread (every seed the same value, e.g. three seeds at 1.0): the seeds say nothing about the
         uncertainty, so n* becomes pooled_rows, the test rows scored over all seeds (the rows are the only other
         count there is): three perfect seeds on 270 rows each give [810 / (810 + t^2), 1] = [0.978, 1], never [1, 1].
+        The seeds share their test rows, so 810 counts scored predictions, not distinct rows (270 would give
+        [0.936, 1]); with t(0.975, k-1) the interval still carries how few seeds there were.
         Without pooled_rows such a cell gets no interval ("no interval"), not a made-up one.
     One value: no interval (aggregate gives a single seed's accuracy Wilson's interval on its own rows).
     """
