@@ -126,3 +126,22 @@ def test_quantized_serves_the_int8_copy_as_predict_does(speech_run, clips, tmp_p
     assert served.backend_name == "onnxruntime-int8" and served.window_s == 2
     outputs = served.run(served.encode(served.check([p.read_bytes() for p in clips], Limits())))
     assert outputs == predicted(export_dir, clips, tmp_path / "int8.jsonl", "--quantized")
+
+
+@pytest.mark.slow  # two servers and a few greedy decodes: about a minute on 2 cores
+def test_load_benchmark_speech_mode_runs_end_to_end(speech_run, clips, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.helpers.paths import REPO
+
+    cmd = [sys.executable, "bench/serve_load.py", "--speech", str(speech_run), "--clips", str(clips[0].parent),
+           "--clients", "1,2", "--requests", "4", "--seconds", "60", "--out", str(tmp_path)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "serve_load_speech.json").read_text())
+    assert [(r["mode"], r["clients"]) for r in result["levels"]] == [
+        ("batching", 1), ("no batching", 1), ("batching", 2), ("no batching", 2)]  # fmt: skip
+    assert all(r["errors"] == 0 and r["ok"] == 4 for r in result["levels"])
+    assert result["backend"]["batch"] == 2 and result["backend"]["per_input_speedup"] > 0
+    assert "| 2 | batching | 4 |" in proc.stdout and "per clip" in proc.stdout
