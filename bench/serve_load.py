@@ -383,8 +383,10 @@ def report(r: dict[str, Any]) -> str:
         f"({'int8' if m['int8'] else 'fp32'}, {m.get('runtime', 'onnxruntime')}, {m['cores']} threads, 1 worker); loopback; closed-loop clients "
         f"(one text per request); at most {r['settings']['requests']} requests or {r['settings']['seconds']:g} s per row; "
         f"batching = --max-batch {r['settings']['max_batch']} --max-wait-ms {r['settings']['max_wait_ms']:g}, "
-        f"no batching = --max-batch 1; {RAY_MODE} = batching on Ray Serve, --ray --workers 2 --threads 1 (2 replicas "
-        f"of 1 runtime thread behind Serve's proxy); --max-queue {r['settings']['max_queue']}; load = the 1-minute load average "
+        "no batching = --max-batch 1; "
+        + (f"{RAY_MODE} = batching on Ray Serve, --ray --workers 2 --threads 1 (2 replicas of 1 runtime thread behind "
+           "Serve's proxy); " if r["settings"].get("ray", True) else "")  # fmt: skip
+        + f"--max-queue {r['settings']['max_queue']}; load = the 1-minute load average "
         "(the higher of before and after the row).",
         "",
         harness.markdown_table(
