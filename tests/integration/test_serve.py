@@ -24,7 +24,6 @@ import pytest
 from hftl.deploy.export import predict
 from hftl.serve.process import ServerProcess
 from tests.helpers import serve_fixtures as fx
-from tests.helpers.paths import REPO
 
 TEXTS = ["the team will win the game", "money and market news", "a great new film with a good actor"]
 
@@ -395,14 +394,9 @@ def test_ray_serve_replicas_answer_like_predict_and_survive_a_replica_kill(runs,
 
 @pytest.mark.slow  # three servers and a worker kill: about a minute
 def test_load_benchmark_runs_end_to_end(runs, tmp_path):
-    import sys
-
-    repo = REPO
-    cmd = [sys.executable, "bench/serve_load.py", "--target", str(runs["text"]), "--clients", "1,4", "--requests", "30",
-           "--seconds", "8", "--max-batch", "4", "--max-queue", "8", "--out", str(tmp_path)]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads((tmp_path / "serve_load.json").read_text())
+    args = ["--target", str(runs["text"]), "--clients", "1,4", "--requests", "30", "--seconds", "8", "--max-batch", "4",
+            "--max-queue", "8"]  # fmt: skip
+    proc, result = fx.run_serve_load(args, tmp_path, "serve_load.json")
     assert [(r["mode"], r["clients"]) for r in result["levels"]] == [
         ("batching", 1), ("no batching", 1), ("batching", 4), ("no batching", 4)]  # fmt: skip
     assert all(r["five_xx"] == 0 and r["ok"] > 0 and r["peak_rss_mb"] > 0 and r["load_1min"] >= 0 for r in result["levels"])

@@ -18,7 +18,7 @@ from hftl.cli import main
 from hftl.serve.process import ServerProcess
 from hftl.serve.settings import Limits, ServeSettings, resolve_export_dir
 from hftl.serve.speech import ServedRecognizer
-from tests.helpers.serve_fixtures import metric_values
+from tests.helpers.serve_fixtures import metric_values, run_serve_load
 from tests.helpers.speech_clips import RATE, chirp, tiny_recogniser, write_clips
 from tests.helpers.speech_runs import fake_speech_run, write_speech_data
 
@@ -130,16 +130,9 @@ def test_quantized_serves_the_int8_copy_as_predict_does(speech_run, clips, tmp_p
 
 @pytest.mark.slow  # two servers and a few greedy decodes: about a minute on 2 cores
 def test_load_benchmark_speech_mode_runs_end_to_end(speech_run, clips, tmp_path):
-    import subprocess
-    import sys
-
-    from tests.helpers.paths import REPO
-
-    cmd = [sys.executable, "bench/serve_load.py", "--speech", str(speech_run), "--clips", str(clips[0].parent),
-           "--clients", "1,2", "--requests", "4", "--seconds", "60", "--out", str(tmp_path)]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads((tmp_path / "serve_load_speech.json").read_text())
+    args = ["--speech", str(speech_run), "--clips", str(clips[0].parent), "--clients", "1,2", "--requests", "4",
+            "--seconds", "60"]  # fmt: skip
+    proc, result = run_serve_load(args, tmp_path, "serve_load_speech.json")
     assert [(r["mode"], r["clients"]) for r in result["levels"]] == [
         ("batching", 1), ("no batching", 1), ("batching", 2), ("no batching", 2)]  # fmt: skip
     assert all(r["errors"] == 0 and r["ok"] == 4 for r in result["levels"])
