@@ -8,7 +8,7 @@ Layers, each importing only those above it:
     model     -> an export folder with its own preprocessing + a backend: raw inputs -> top-k labels
     speech    -> a speech recognition export through `hftl predict`'s recogniser: audio bytes -> transcripts
     requests  -> HTTP body (JSON or multipart) -> raw inputs, with 4xx errors that say what is wrong
-    batcher   -> dynamic batching over a bounded queue (503 when full)
+    batcher   -> dynamic batching over a bounded queue (503 when full); preprocesses each batch in one call
     metrics   -> Prometheus counters and histograms
     page      -> the HTML page at GET /
     app       -> the FastAPI app wiring them together

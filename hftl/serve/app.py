@@ -57,6 +57,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def lifespan(app: FastAPI):
         model = await run_in_threadpool(load_served, settings)
         batcher = DynamicBatcher(
+            model.encode,
             model.run,
             max_batch=settings.max_batch,
             max_wait_s=settings.max_wait_ms / 1000,
@@ -176,22 +177,22 @@ def create_app(settings: ServeSettings) -> FastAPI:
         body = await read_body(request, limits.max_body_bytes)
         values, top_k = await parse_predict(request, body, s.model.takes_files, limits.max_inputs)
 
-        def prepare():
-            return s.model.encode(s.model.check(values, limits))
-
         if len(values) > settings.max_queue:
             raise too_large(f"inputs: {len(values)} in one request; this server queues at most {settings.max_queue} (--max-queue)")
-        # Hold the queue room before decoding: under a burst, requests that would be refused at submit time must not
-        # spend the cores on decoding first (the accepted ones would wait behind that work).
+        # Hold the queue room before checking: under a burst, requests that would be refused at submit time must not
+        # spend the cores on reading file headers first.
         if not s.batcher.reserve(len(values)):
             raise busy(f"the queue is full ({settings.max_queue} inputs waiting); retry later", RETRY_AFTER_S)
         try:
-            features = await run_in_threadpool(prepare)
+            # 4xx before queuing; decoding and tokenising happen for the whole batch in the batcher's model thread.
+            # Texts are checked in place (type, emptiness, length: microseconds); files have their headers read in
+            # the thread pool so a 64-image request does not hold the event loop.
+            checked = await run_in_threadpool(s.model.check, values, limits) if s.model.takes_files else s.model.check(values, limits)
         except BaseException:
             s.batcher.release(len(values))
             raise
         try:
-            outputs = await s.batcher.submit(features, len(values), reserved=True)
+            outputs = await s.batcher.submit(checked, reserved=True)
         except QueueFull as err:  # the server is shutting down
             raise busy(f"the queue is full: {err}; retry later", RETRY_AFTER_S) from err
         answer = s.model.answer(outputs, top_k or settings.top_k)

@@ -1,11 +1,17 @@
 """Dynamic batching: requests queue up, are run as one batch of up to ``max_batch`` inputs (or whatever has arrived
 ``max_wait`` after the first), and each gets its own rows back.
 
+Requests queue their raw (checked) inputs; the batch's preprocessing runs in the model thread as one call on all of
+them (one tokenizer call on the batch's texts), then the model runs once. Preprocessing in the request handlers
+instead cost a thread-pool hop per request, its threads competing with the runtime's for the cores.
+
 The queue is bounded in inputs: past ``max_queue`` waiting inputs ``submit`` raises ``QueueFull`` at once, so memory
-and waiting time stay bounded under overload. A request can ``reserve`` its room before it decodes its inputs, so
-a burst never spends CPU decoding inputs the queue would then refuse. The model runs on one worker thread, so the event loop keeps
-accepting (and batching) requests meanwhile. If a batch fails as a whole, each request in it is rerun alone, so one
-bad input fails only its own request.
+and waiting time stay bounded under overload. A request can ``reserve`` its room before its inputs are checked. The
+model runs on one worker thread, so the event loop keeps accepting (and batching) requests meanwhile.
+
+One bad input fails only its own request: when a batch cannot be preprocessed, each request is preprocessed alone to
+find the failing ones, which get their own error, and the rest still run as one batch; when the model run fails as a
+whole, each request is rerun alone.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,45 +36,48 @@ class QueueFull(Exception):
     """More inputs are waiting than the queue holds; the caller should answer 503 and ask the client to retry."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
-    features: Features
-    rows: int
+    inputs: list[Any]
     future: asyncio.Future
     queued_at: float = field(default_factory=time.monotonic)
 
+    @property
+    def rows(self) -> int:
+        return len(self.inputs)
 
-def _concat(jobs: list[_Job]) -> dict[str, np.ndarray]:
-    if len(jobs) == 1:
-        return dict(jobs[0].features)
-    return {k: np.concatenate([np.asarray(j.features[k]) for j in jobs]) for k in jobs[0].features}
+
+def _inputs(jobs: Sequence[_Job]) -> list[Any]:
+    return [value for job in jobs for value in job.inputs]
 
 
 class DynamicBatcher:
-    """Groups concurrent ``submit`` calls into batches for ``run(features) -> rows x outputs``.
+    """Groups concurrent ``submit`` calls into batches: ``run(prepare(inputs)) -> one output row per input``.
 
     Args:
-        run: The model call (blocking); gets the concatenated features of a batch.
+        prepare: The preprocessing (blocking): a batch's raw inputs -> model features; raises for an input it cannot read.
+        run: The model call (blocking); gets the features of a batch.
         max_batch: Most inputs per batch (1: no batching, one request at a time).
         max_wait_s: How long the oldest waiting input waits for others before its batch runs anyway.
         max_queue: Most inputs waiting (not counting the batch running).
-        on_batch: Called with (inputs, seconds) after each batch run (metrics).
+        on_batch: Called with (inputs, seconds) after each batch run, preprocessing included (metrics).
     """
 
     def __init__(
         self,
-        run: Callable[[Features], np.ndarray],
+        prepare: Callable[[list[Any]], Features],
+        run: Callable[[Features], Sequence[Any]],
         *,
         max_batch: int,
         max_wait_s: float,
         max_queue: int,
         on_batch: Callable[[int, float], None] | None = None,
     ):
-        self._run, self.max_batch, self.max_wait_s, self.max_queue = run, max_batch, max_wait_s, max_queue
+        self._prepare, self._run, self.max_batch, self.max_wait_s, self.max_queue = prepare, run, max_batch, max_wait_s, max_queue
         self._on_batch = on_batch or (lambda rows, seconds: None)
         self._pending: deque[_Job] = deque()
         self.pending_rows = 0
-        self.reserved_rows = 0  # room held by requests still decoding their inputs
+        self.reserved_rows = 0  # room held by requests still checking their inputs
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hftl-model")
@@ -105,17 +115,19 @@ class DynamicBatcher:
     def release(self, rows: int) -> None:
         self.reserved_rows -= rows
 
-    async def submit(self, features: Features, rows: int, *, reserved: bool = False) -> np.ndarray:
-        """The model's output rows for ``features``, run in some batch (``reserved``: in the room ``reserve`` held).
+    async def submit(self, inputs: list[Any], *, reserved: bool = False) -> Sequence[Any]:
+        """The model's output rows for ``inputs`` (raw, checked), run in some batch (``reserved``: in the room
+        ``reserve`` held).
 
         Raises:
             QueueFull: the queue cannot take ``rows`` more inputs now.
         """
+        rows = len(inputs)
         if reserved:
             self.release(rows)
         elif not self.has_room(rows):
             raise QueueFull(f"{self.pending_rows} inputs are waiting (the queue holds {self.max_queue})")
-        job = _Job(features, rows, asyncio.get_running_loop().create_future())
+        job = _Job(list(inputs), asyncio.get_running_loop().create_future())
         self._pending.append(job)
         self.pending_rows += rows
         self._arrived.set()
@@ -157,24 +169,47 @@ class DynamicBatcher:
         return jobs
 
     async def _run_batch(self, jobs: list[_Job]) -> None:
-        loop = asyncio.get_running_loop()
-        rows = sum(j.rows for j in jobs)
         start = time.perf_counter()
+        answers = await asyncio.get_running_loop().run_in_executor(self._executor, self._answer, jobs)
+        self._on_batch(sum(j.rows for j in jobs), time.perf_counter() - start)
+        for job, answer in zip(jobs, answers, strict=True):
+            if isinstance(answer, Exception):
+                _set(job.future, error=answer)
+            else:
+                _set(job.future, result=answer)
+
+    def _answer(self, jobs: list[_Job]) -> list[Any]:
+        """In the model thread: each job's output rows, or the exception that fails it (and only it)."""
+        answers: dict[_Job, Any] = {}
         try:
-            outputs = await loop.run_in_executor(self._executor, self._run, _concat(jobs))
+            runnable, features = jobs, self._prepare(_inputs(jobs))
         except Exception as err:
             if len(jobs) == 1:
-                _set(jobs[0].future, error=err)
-                return
-            logger.warning("a batch of %d requests failed (%s); running each alone", len(jobs), err)
-            for job in jobs:  # isolate the failing request(s)
-                await self._run_batch([job])
-            return
-        self._on_batch(rows, time.perf_counter() - start)
-        offset = 0
-        for job in jobs:
-            _set(job.future, result=outputs[offset : offset + job.rows])
-            offset += job.rows
+                return [err]
+            runnable = []
+            for job in jobs:  # find the request(s) whose inputs cannot be read; the others still run together
+                try:
+                    self._prepare(job.inputs)
+                    runnable.append(job)
+                except Exception as job_err:
+                    answers[job] = job_err
+            features = self._prepare(_inputs(runnable)) if runnable else None
+        if runnable:
+            try:
+                outputs = self._run(features)
+            except Exception as err:
+                if len(runnable) == 1:
+                    answers[runnable[0]] = err
+                else:
+                    logger.warning("a batch of %d requests failed (%s); running each alone", len(runnable), err)
+                    for job in runnable:
+                        answers[job] = self._answer([job])[0]
+            else:
+                offset = 0
+                for job in runnable:
+                    answers[job] = outputs[offset : offset + job.rows]
+                    offset += job.rows
+        return [answers[job] for job in jobs]
 
 
 def _set(future: asyncio.Future, *, result: np.ndarray | None = None, error: BaseException | None = None) -> None:

@@ -51,6 +51,15 @@ class ServedModel:
             settings.backend, self.export_dir, quantized=settings.quantized, num_threads=settings.num_threads,
             spin=settings.spin,
         )
+        # An fp32 onnxruntime graph with a dynamic sequence axis runs each batch at its longest text (rounded up to 8)
+        # instead of the export's fixed text.max_length: the attention mask hides the padding, so the logits are the
+        # same as `hftl predict`'s (max |diff| 0.0 on the MiniLM serve_demo run) at a fraction of the cost for short
+        # texts (24 instead of 128 tokens: 7x less per batch of 32 there). Not int8: onnxruntime's dynamic
+        # quantisation takes one activation scale over the whole tensor, padding included, so trimming it moves the
+        # logits (up to 0.06 there) away from `hftl predict`'s.
+        self._trim_padding = (
+            settings.backend == "onnxruntime" and not settings.quantized and dynamic_sequence(self._backend.session)
+        )
         id2label = self._backend.id2label
         self.labels: list[str] = [id2label.get(i, f"LABEL_{i}") for i in range(len(id2label))]
 
@@ -59,15 +68,16 @@ class ServedModel:
         return check_inputs(self._modality, values, limits)
 
     def encode(self, values: list[Any]) -> dict[str, np.ndarray]:
-        """Preprocess one request's raw inputs (texts, or ``{"bytes": ...}`` for images and audio).
+        """Preprocess a batch's raw inputs (texts, or ``{"bytes": ...}`` for images and audio) with one call.
 
         Raises:
             RequestRejected: 422 when an input cannot be decoded (the message names it by its index).
         """
         try:
-            return self._modality.encode(self._processor, self.cfg, values)
+            features = self._modality.encode(self._processor, self.cfg, values)
         except DataError as err:
             raise invalid_input(str(err)) from err
+        return trim_padding(features) if self._trim_padding else features
 
     def logits(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
         return self._backend.logits(features)
@@ -84,3 +94,24 @@ class ServedModel:
         probs = softmax(logits)
         order = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
         return [[(self.labels[int(i)], float(row[i])) for i in idx] for idx, row in zip(order, probs, strict=True)]
+
+
+def dynamic_sequence(session: Any) -> bool:
+    """Whether every 2-d input of an onnxruntime session has a named (dynamic) sequence axis."""
+    shapes = [i.shape for i in session.get_inputs() if len(i.shape) == 2]
+    return bool(shapes) and all(isinstance(shape[1], str) for shape in shapes)
+
+
+def trim_padding(features: dict[str, np.ndarray], multiple: int = 8) -> dict[str, np.ndarray]:
+    """Cut the columns after the batch's last real token (rounded up to ``multiple``) from every (rows, tokens) input.
+
+    Only trailing columns that no row attends to go, so left-padded batches and inputs without an attention mask
+    come back whole.
+    """
+    mask = features.get("attention_mask")
+    if mask is None or mask.ndim != 2:
+        return features
+    used = np.flatnonzero(mask.any(axis=0))
+    width = mask.shape[1]
+    keep = min(width, -(-(int(used[-1]) + 1) // multiple) * multiple) if used.size else width
+    return {k: v[:, :keep] if v.ndim == 2 and v.shape[1] == width else v for k, v in features.items()}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,7 @@ from PIL import Image
 
 from hftl.config import load_config
 from tests.helpers.audio_data import TONES, tone, write_tone_csv
+from tests.helpers.paths import REPO
 from tests.helpers.text_data import write_topic_csv
 from tests.helpers.tiny_models import tiny_audio_model, tiny_text_model, tiny_vision_model
 from tests.helpers.vision_data import write_pattern_folder
@@ -77,3 +81,11 @@ def metric_values(text: str) -> dict[str, float]:
             key = name.split("{")[0]
             values[key] = values.get(key, 0.0) + float(value)
     return values
+
+
+def run_serve_load(args: list[str], out: Path, result_file: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """``bench/serve_load.py ARGS --out OUT`` from the repo root: (the finished process, OUT/result_file's JSON)."""
+    cmd = [sys.executable, "bench/serve_load.py", *args, "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, json.loads((out / result_file).read_text())

@@ -24,7 +24,6 @@ import pytest
 from hftl.deploy.export import predict
 from hftl.serve.process import ServerProcess
 from tests.helpers import serve_fixtures as fx
-from tests.helpers.paths import REPO
 
 TEXTS = ["the team will win the game", "money and market news", "a great new film with a good actor"]
 
@@ -44,7 +43,9 @@ def servers(runs, tmp_path_factory):
                  "--max-inputs", "4", "--max-text-chars", "200", "--max-body-bytes", "20000"),
         # Batches wait long for company and the queue holds one batch: two requests together overflow it.
         "overload": (runs["text"], "--max-batch", "4", "--max-queue", "4", "--max-wait-ms", "1500"),
-        "vision": (runs["vision"] / "onnx", "--max-image-pixels", "4096", "--top-k", "2"),
+        # Four requests fill a batch; fewer wait long enough to share one even on a busy machine.
+        "vision": (runs["vision"] / "onnx", "--max-image-pixels", "4096", "--top-k", "2", "--max-batch", "4",
+                   "--max-wait-ms", "800"),
         "audio": (runs["audio"], "--max-audio-seconds", "2"),
         "workers": (runs["text"], "--quantized", "--workers", "2"),
     }  # fmt: skip
@@ -216,6 +217,19 @@ def test_a_killed_worker_is_replaced_and_later_requests_succeed(servers):
     assert len(now) == len(pids) and worker not in now, "uvicorn did not replace the killed worker"
 
 
+def test_fp32_text_batches_run_at_their_longest_text_and_equal_hftl_predict(servers, runs):
+    # The overload server serves the fp32 graph: batches are cut to their longest text (8 of the export's 16 tokens
+    # here), which must not move a score.
+    response = post_json(servers["overload"].url, {"inputs": TEXTS, "top_k": 1})
+    assert response.status_code == 200, response.text
+    same_as_predict(response.json()["predictions"], predict(runs["text"] / "onnx", TEXTS), atol=1e-6)
+
+
+def batch_metrics(url: str) -> tuple[float, float]:
+    values = fx.metric_values(httpx.get(url + "/metrics").text)
+    return values.get("hftl_serve_batch_size_sum", 0.0), values.get("hftl_serve_batch_size_count", 0.0)
+
+
 # --- images and audio ---------------------------------------------------------------------------------------------
 
 
@@ -255,6 +269,31 @@ def test_vision_bad_inputs(servers):
     response = httpx.post(url + "/predict", files=[("inputs", ("t.png", truncated, "image/png"))], timeout=60)
     assert response.status_code == 422 and "not a readable image" in response.json()["error"], response.text
     assert_still_serves(url, good)
+
+
+def test_an_undecodable_image_fails_only_its_request_in_a_shared_batch(servers, runs, tmp_path):
+    """A batch's images are decoded in one preprocessing call: a truncated PNG (its header passes the checks) among
+    good ones gets its own 422, and the good ones, run together, still equal `hftl predict`."""
+    url = servers["vision"].url
+    images = [fx.png_bytes(seed) for seed in (11, 12, 13)]
+    for i, data in enumerate(images):
+        (tmp_path / f"{i}.png").write_bytes(data)
+    expected = predict(runs["vision"] / "onnx", [str(tmp_path / f"{i}.png") for i in range(3)])
+    bodies = [images[0], fx.png_bytes()[:60], images[1], images[2]]
+    barrier = threading.Barrier(len(bodies))
+
+    def send(data: bytes) -> httpx.Response:
+        barrier.wait()
+        return post_json(url, {"inputs": [base64.b64encode(data).decode()], "top_k": 1})
+
+    inputs_before, batches_before = batch_metrics(url)
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        responses = list(pool.map(send, bodies))
+    inputs_after, batches_after = batch_metrics(url)
+    assert (inputs_after - inputs_before, batches_after - batches_before) == (4, 1), "the four requests did not share a batch"
+    assert [r.status_code for r in responses] == [200, 422, 200, 200], [r.text for r in responses]
+    assert "input 0" in responses[1].json()["error"] and "not a readable image" in responses[1].json()["error"]
+    same_as_predict([r.json()["predictions"][0] for r in responses if r.status_code == 200], expected)
 
 
 def test_audio_predict_equals_hftl_predict_and_bad_inputs(servers, runs, tmp_path):
@@ -355,14 +394,9 @@ def test_ray_serve_replicas_answer_like_predict_and_survive_a_replica_kill(runs,
 
 @pytest.mark.slow  # three servers and a worker kill: about a minute
 def test_load_benchmark_runs_end_to_end(runs, tmp_path):
-    import sys
-
-    repo = REPO
-    cmd = [sys.executable, "bench/serve_load.py", "--target", str(runs["text"]), "--clients", "1,4", "--requests", "30",
-           "--seconds", "8", "--max-batch", "4", "--max-queue", "8", "--out", str(tmp_path)]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads((tmp_path / "serve_load.json").read_text())
+    args = ["--target", str(runs["text"]), "--clients", "1,4", "--requests", "30", "--seconds", "8", "--max-batch", "4",
+            "--max-queue", "8"]  # fmt: skip
+    proc, result = fx.run_serve_load(args, tmp_path, "serve_load.json")
     assert [(r["mode"], r["clients"]) for r in result["levels"]] == [
         ("batching", 1), ("no batching", 1), ("batching", 4), ("no batching", 4)]  # fmt: skip
     assert all(r["five_xx"] == 0 and r["ok"] > 0 and r["peak_rss_mb"] > 0 and r["load_1min"] >= 0 for r in result["levels"])

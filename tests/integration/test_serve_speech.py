@@ -18,7 +18,7 @@ from hftl.cli import main
 from hftl.serve.process import ServerProcess
 from hftl.serve.settings import Limits, ServeSettings, resolve_export_dir
 from hftl.serve.speech import ServedRecognizer
-from tests.helpers.serve_fixtures import metric_values
+from tests.helpers.serve_fixtures import metric_values, run_serve_load
 from tests.helpers.speech_clips import RATE, chirp, tiny_recogniser, write_clips
 from tests.helpers.speech_runs import fake_speech_run, write_speech_data
 
@@ -126,3 +126,15 @@ def test_quantized_serves_the_int8_copy_as_predict_does(speech_run, clips, tmp_p
     assert served.backend_name == "onnxruntime-int8" and served.window_s == 2
     outputs = served.run(served.encode(served.check([p.read_bytes() for p in clips], Limits())))
     assert outputs == predicted(export_dir, clips, tmp_path / "int8.jsonl", "--quantized")
+
+
+@pytest.mark.slow  # two servers and a few greedy decodes: about a minute on 2 cores
+def test_load_benchmark_speech_mode_runs_end_to_end(speech_run, clips, tmp_path):
+    args = ["--speech", str(speech_run), "--clips", str(clips[0].parent), "--clients", "1,2", "--requests", "4",
+            "--seconds", "60"]  # fmt: skip
+    proc, result = run_serve_load(args, tmp_path, "serve_load_speech.json")
+    assert [(r["mode"], r["clients"]) for r in result["levels"]] == [
+        ("batching", 1), ("no batching", 1), ("batching", 2), ("no batching", 2)]  # fmt: skip
+    assert all(r["errors"] == 0 and r["ok"] == 4 for r in result["levels"])
+    assert result["backend"]["batch"] == 2 and result["backend"]["per_input_speedup"] > 0
+    assert "| 2 | batching | 4 |" in proc.stdout and "per clip" in proc.stdout
