@@ -43,9 +43,9 @@ def deployment(settings: ServeSettings, replicas: int, metrics_dir: str):
         # max_ongoing_requests >= max_batch_size x concurrent batches). Past that, requests wait in Serve's router,
         # which hands each to whichever replica frees a slot first: one FIFO queue for all replicas instead of a
         # queue per replica that a slow batch holds up (the replica's --max-queue is then never the bound).
-        # Measured (2026-11-30, 2 replicas of 1 thread, 32 clients, load 10-13): p99 stayed 2.5-3.7 s over a p50 of
-        # 0.4-0.5 s with 8, 16 or 96 here, while the replicas answered every request within 0.5 s: on a contended
-        # CPU the tail is Serve's proxy, not this setting (RAY_SERVE_THROUGHPUT_OPTIMIZED=1 did not change it either).
+        # Tried under load (2026-11-30, 2 replicas of 1 thread, 32 clients, load 10-13, one-off runs not kept in
+        # the repo, so no figures): 8, 16 or 96 here left p99 where it was while the replicas answered every request
+        # within 0.5 s: on a contended CPU the tail is Serve's proxy, not this setting.
         max_ongoing_requests=2 * settings.max_batch,
         # The router's bound: past it Serve answers 503, with Retry-After as the replicas' own 503s say it.
         max_queued_requests=settings.max_queue,
