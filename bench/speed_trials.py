@@ -12,8 +12,8 @@ order flips each round), median samples/s and the median of the rounds' ratios t
   texts; the padded tokens per row of each scheme are counted over the timed batches.
 - attention (MiniLM LoRA, DINOv2 LoRA): PyTorch SDPA, what transformers 4.57 loads by default, vs the eager
   matmul-softmax-matmul; the max logit difference on one batch shows they compute the same function.
-- compile (MiniLM LoRA): torch.compile(model) vs eager: the first step's extra time (compilation) and the steady
-  step rate, hence the steps it takes to pay the compilation back.
+- compile (MiniLM LoRA): torch.compile(model) (inductor) vs eager: the first step's extra time (compilation) and the
+  steady step rate, hence the steps it takes to pay the compilation back. ``--quick`` captures graphs only.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def attention_trial(config: str, label: str, steps: int, rounds: int) -> list[li
     return _rows("attention", f"{label} LoRA, batch {batch}", speeds, notes)
 
 
-def compile_trial(config: str, steps: int, rounds: int) -> list[list[Any]]:
+def compile_trial(config: str, steps: int, rounds: int, backend: str = "inductor") -> list[list[Any]]:
     cfg = _load(config)
     batch = cfg.training.batch_size
     timed = steps + harness.WARMUP_STEPS
@@ -181,7 +181,7 @@ def compile_trial(config: str, steps: int, rounds: int) -> list[list[Any]]:
         built = harness.build(cfg)
         if name == "torch.compile":
             torch._dynamo.reset()  # every round compiles from scratch, as a fresh run would
-            built = dataclasses.replace(built, model=torch.compile(built.model))
+            built = dataclasses.replace(built, model=torch.compile(built.model, backend=backend))
         order = harness.FixedOrder(len(built.train), cfg.training.seed)
         start = time.perf_counter()
         clock = harness.hftl_loop(built, timed, sampler=order)
@@ -225,7 +225,8 @@ def main(argv: list[str]) -> None:
             rows += attention_trial(configs["vision"], "DINOv2", steps, rounds)
     if "compile" in trials:
         with harness.section("compile", times):
-            rows += compile_trial(configs["text"], steps, rounds)
+            # --quick: dynamo's graph capture without inductor's code generation (minutes on a loaded CPU)
+            rows += compile_trial(configs["text"], steps, rounds, "eager" if args.quick else "inductor")
     load_after = harness.machine()["load_average_1min"]
     print(harness.cpu_line(args.threads) + "\n")
     print(f"hftl's loop, training.mixed_precision=auto, {steps} timed steps after {harness.WARMUP_STEPS} warm-up steps, "
