@@ -45,6 +45,11 @@ class ModelConfig:
         "training.seed), under any method (source suffix @random; method=scratch is full training of it)",
         "pretrained",
     )
+    attn_implementation: Literal["sdpa", "eager"] | None = _help(
+        "attention kernel: null = transformers' default (sdpa); eager trained bf16 LoRA 1.5-1.8x faster than sdpa on "
+        "an AVX512-BF16 CPU (BENCHMARKS.md, speed trials), same function (logits equal to 1e-6 in fp32)",
+        None,
+    )
 
     def __post_init__(self) -> None:
         # zoo:NAME@L3@random names a candidate backbone in one string (compare specs list them): split it into keys.

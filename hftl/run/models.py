@@ -203,6 +203,7 @@ def load_adapter_classifier(
             ignore_mismatched_sizes=True,
             use_safetensors=None if allow_pickle else True,
             **_label_kwargs(label_names),
+            **_attention_kwargs(cfg),
         )
     except (OSError, ValueError) as err:
         what = f"adapter {adapter.ref}: could not load its base {adapter.base} as a {auto.__name__}"
@@ -258,7 +259,7 @@ def _build_from_adapter(cfg: Config, modality: Modality, label_names: list[str],
         config = AutoConfig.from_pretrained(
             base, revision=adapter.base_revision, trust_remote_code=cfg.model.trust_remote_code, **_label_kwargs(label_names)
         )
-        model = modality.auto_model().from_config(config, trust_remote_code=cfg.model.trust_remote_code)
+        model = modality.auto_model().from_config(config, trust_remote_code=cfg.model.trust_remote_code, **_attention_kwargs(cfg))
         modality.adapt_model(model, cfg)
         return BuiltModel(model, adapter.processor_source, _head_modules(model, []), **extra)
     model = load_adapter_classifier(
@@ -290,6 +291,12 @@ def _head_modules(model: torch.nn.Module, missing_keys: list[str]) -> list[str]:
     return heads
 
 
+def _attention_kwargs(cfg: Config | None) -> dict[str, str]:
+    """model.attn_implementation for from_pretrained / from_config; nothing (transformers' default) when unset."""
+    chosen = cfg.model.attn_implementation if cfg is not None else None
+    return {"attn_implementation": chosen} if chosen else {}
+
+
 def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> BuiltModel:
     """The pretrained backbone with a fresh head for label_names (random weights for method=scratch).
 
@@ -312,7 +319,7 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
     config = backbone_config(source, cfg, **task.label_kwargs(label_names))
     if not get_method(cfg.method.name).pretrained or cfg.model.init == "random":
         with seeded_init(cfg.training.seed):
-            model = auto.from_config(config, trust_remote_code=cfg.model.trust_remote_code)
+            model = auto.from_config(config, trust_remote_code=cfg.model.trust_remote_code, **_attention_kwargs(cfg))
         modality.adapt_model(model, cfg)
         heads = _head_modules(model, []) if task.new_head else []
         return BuiltModel(model, source, heads, cfg.model.revision, candidate=candidate_record(cfg, config))
@@ -326,6 +333,7 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
             ignore_mismatched_sizes=True,
             output_loading_info=True,
             use_safetensors=None if cfg.model.allow_pickle else True,  # None: safetensors first, else the .bin
+            **_attention_kwargs(cfg),
         )
     except (OSError, ValueError) as err:
         what = f"model.source={cfg.model.source}: could not load a {auto.__name__}"

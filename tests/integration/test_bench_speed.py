@@ -1,4 +1,5 @@
-"""--quick runs of the speed benchmarks (precision, probe cache, serving ladder, time to accuracy) on tiny models.
+"""--quick runs of the speed benchmarks (precision, probe cache, serving ladder, time to accuracy, precision accuracy
+over seeds, speed trials) on tiny models.
 
 No timing is asserted; each script must run, print its CPU line and table, and write its JSON.
 """
@@ -62,3 +63,33 @@ def test_time_to_accuracy_quick(tiny_configs, tmp_path):  # noqa: F811
     _cpu_line(stdout)
     rows = table_rows(stdout.split("\n\n")[2], "| modality | seed")
     assert [r[0] for r in rows] == ["text"]
+
+
+@pytest.mark.slow
+def test_precision_accuracy_quick(tiny_configs, tmp_path):  # noqa: F811
+    if not cpu.native_bf16():
+        pytest.skip("this CPU has no bf16 instructions: the script refuses to compare (tested in its message)")
+    stdout = run_script("precision_accuracy", [*tiny_configs, "--modalities", "text", "--seeds", "1,2"], tmp_path)
+    _cpu_line(stdout)
+    rows = table_rows(stdout.split("\n\n")[2], "| recipe | fp32 test acc per seed")
+    assert [r[0] for r in rows] == ["text lora", "text full"]
+    data = json.loads((tmp_path / "precision_accuracy.json").read_text())
+    for runs in data["results"].values():  # both precisions ran for both seeds, and the runs record what ran
+        assert sorted((r["precision"], r["seed"]) for r in runs) == [("bf16", 1), ("bf16", 2), ("no", 1), ("no", 2)]
+    assert set(data["verdicts"]) == {"text lora", "text full"}
+
+
+@pytest.mark.slow
+def test_speed_trials_quick(tiny_configs, tmp_path):  # noqa: F811
+    from hftl.config import load_config
+
+    text_config = next(a.split("=", 1)[1] for a in tiny_configs if a.startswith("text="))
+    short = load_config(text_config).data.source  # the tiny text recipe's data doubles as the short texts
+    stdout = run_script("speed_trials", [*tiny_configs, "--short-texts", short], tmp_path)
+    assert stdout.startswith(f"CPU: {cpu.cpu_model()}"), stdout[:300]
+    rows = table_rows(stdout.split("\n\n")[2], "| trial | setting | variant")
+    assert {(r[0], r[2]) for r in rows} >= {("padding", "dynamic + length-grouped"), ("attention", "eager"),
+                                            ("compile", "torch.compile")}  # fmt: skip
+    eager = [r for r in rows if r[:1] == ["attention"] and r[2] == "eager"]
+    for row in eager:  # eager and SDPA attention compute the same function
+        assert float(row[-1].rsplit(" ", 1)[1]) < 1e-3

@@ -85,3 +85,31 @@ def test_model_source_errors(tmp_path):
     with pytest.raises(ModelError, match="no config.json"):
         resolve_model_source(str(tmp_path))
     assert resolve_model_source("someone/some-model") == "someone/some-model"  # a Hub id, loaded later
+
+
+@pytest.mark.parametrize("method", ["lora", "scratch"])  # from_pretrained and from_config
+def test_attn_implementation_picks_the_attention_kernel_and_keeps_the_function(tiny_bert, method):
+    from transformers.models.bert.modeling_bert import BertSdpaSelfAttention, BertSelfAttention
+
+    kernels = {}
+    logits = {}
+    for choice in ("sdpa", "eager"):
+        torch.manual_seed(0)  # the new head and LoRA's matrices draw from torch's RNG: the same weights for both
+        _, b, model = built(tiny_bert, method, f"model.attn_implementation={choice}", "training.seed=3")
+        kernels[choice] = type(model.get_submodule("bert.encoder.layer.0.attention.self") if method == "scratch"
+                               else b.model.bert.encoder.layer[0].attention.self)  # fmt: skip
+        model.eval()
+        ids = torch.randint(5, 40, (2, 12), generator=torch.Generator().manual_seed(0))
+        mask = torch.ones_like(ids)
+        mask[1, 8:] = 0  # a padded row: the mask takes each kernel's own path
+        with torch.no_grad():
+            logits[choice] = model(input_ids=ids, attention_mask=mask).logits
+    assert kernels == {"sdpa": BertSdpaSelfAttention, "eager": BertSelfAttention}
+    assert torch.allclose(logits["sdpa"], logits["eager"], atol=1e-5)
+
+
+def test_attn_implementation_rejects_unknown_kernels():
+    from hftl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="attn_implementation"):
+        load_config(None, ["model.attn_implementation=flash"])

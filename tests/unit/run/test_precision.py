@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -10,6 +12,7 @@ from hftl.config import load_config
 from hftl.errors import ConfigError
 from hftl.run import cpu, precision
 
+RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "configs"
 needs_bf16 = pytest.mark.skipif(not cpu.native_bf16(), reason="this CPU has no bf16 instructions (amx_bf16/avx512_bf16)")
 
 
@@ -24,6 +27,28 @@ def test_bf16_refused_on_a_cpu_without_bf16_instructions(monkeypatch):
     with pytest.raises(ConfigError, match=r"no bf16 instructions.*amx_bf16.*avx512_bf16"):
         precision.resolve("bf16", "cpu")
     assert precision.resolve("auto", "cpu") == "no"
+
+
+def _without_bf16(monkeypatch) -> None:
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512bw", "avx512_vnni"}))
+    monkeypatch.setattr(cpu, "amx_usable", lambda: False)
+
+
+def test_auto_trains_in_fp32_without_error_on_a_cpu_without_bf16(monkeypatch, quick_overrides):
+    from hftl.recipe import run
+
+    _without_bf16(monkeypatch)
+    results = run(load_config(None, [*quick_overrides, "training.epochs=1", "training.mixed_precision=auto"]))
+    assert results["run"]["mixed_precision"] == "no"
+
+
+@pytest.mark.parametrize("recipe", sorted(str(p) for p in RECIPES.glob("*/*.yaml")))
+def test_every_recipe_precision_resolves_on_a_cpu_without_bf16(monkeypatch, recipe):
+    """The recipes say auto (or no): neither may fail on a CPU that lacks bf16; auto falls back to fp32 there."""
+    _without_bf16(monkeypatch)
+    setting = load_config(recipe).training.mixed_precision
+    assert setting in ("auto", "no"), f"{recipe}: training.mixed_precision={setting} fails on CPUs without bf16"
+    assert precision.resolve(setting, "cpu") == "no"
 
 
 def test_auto_picks_bf16_where_the_cpu_has_it(monkeypatch):
