@@ -72,7 +72,7 @@ def compare(
         echo(f"{len(runs)} runs, {states.count('done')} done; would run {len(runs) - states.count('done')}, "
              f"{parallel} at a time, and report to {report_dir}")  # fmt: skip
         return None
-    curve = curve_runs(spec, report_dir)  # the learning-vs-forgetting curve's extra points, reported apart
+    curve = curve_runs(spec, report_dir, chosen)  # the learning-vs-forgetting curve's other rates, reported apart
     outcomes = run_all(runs + curve)
     page = write_report(spec, runs, report_dir, curve)
     echo(f"report: {page}  (tables: {report_dir / 'results.md'}, every run: {report_dir / 'results.csv'})")

@@ -146,7 +146,7 @@ def ranking_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
 
 def curve_summary(curve_rows: list[dict[str, Any]]) -> list[str]:
     """The learning-vs-forgetting curve (Biderman 2024): each method's test accuracy and forgetting change at every
-    swept learning rate (t over seeds), from the curve runs (spec curve_methods)."""
+    swept learning rate (t over seeds), from the reported and the curve runs (spec curve_methods)."""
     lines = []
     for entry in effects.learning_rate_sweep(curve_rows):
         said = "; ".join(

@@ -71,7 +71,7 @@ def _sections(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]]
     curve_rows: the learning-rate curve's runs (spec curve_methods), read by the Biderman verdict and its section."""
     scored, transcribed = transcripts.split_rows(rows)
     curve = transcripts.split_rows(list(curve_rows))[0]
-    along_rate = findings.curve_summary(curve)
+    along_rate = findings.curve_summary(verdicts.with_curve(scored, curve))
     out: list[tuple[str, Any]] = [("Reviewer's checklist", checklist.checklist(spec, rows))]
     if _shows_accuracy(rows):
         out += [

@@ -41,8 +41,8 @@ class Claim:
     statement: str
     published: str
     judge: Callable[[Claim, str, list[dict[str, Any]]], dict[str, str]]  # (claim, modality, its rows) -> table row
-    # judged on the learning-rate curve's runs (spec curve_methods: every seed at every swept rate) where the grid
-    # has them: the reported runs hold one rate per method, the chosen one
+    # judged on the reported runs (one rate per method: the chosen one) plus the learning-rate curve's runs (spec
+    # curve_methods: every seed at the other swept rates)
     on_curve: bool = False
 
 
@@ -227,15 +227,24 @@ CLAIMS = [
 ]  # fmt: skip
 
 
+CURVE_POINT = ("modality", "dataset", "backbone", "shots_per_class", "method", "learning_rate", "seed")
+
+
+def with_curve(rows: list[dict[str, Any]], curve_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The reported rows and the curve's, each (cell, rate, seed) once: a curve run that repeats a reported run
+    (grids run before the curve skipped the chosen rate) would count that seed twice."""
+    seen = {tuple(r.get(k) for k in CURVE_POINT) for r in rows}
+    return [*rows, *(r for r in curve_rows if tuple(r.get(k) for k in CURVE_POINT) not in seen)]
+
+
 def verdict_table(rows: list[dict[str, Any]], curve_rows: list[dict[str, Any]] = ()) -> list[dict[str, str]]:
     """One row per claim and modality measured (rows: aggregate.collect's of the reported runs; curve_rows: of the
-    learning-rate curve's runs, which an on_curve claim reads instead where its modality has them: they hold every
-    seed at every rate, the chosen rate's too, so adding the reported runs would count those seeds twice)."""
+    learning-rate curve's runs, which only on_curve claims read, beside the reported ones)."""
     out = []
-    for modality in dict.fromkeys(r["modality"] for r in [*rows, *curve_rows]):
+    for modality in dict.fromkeys(r["modality"] for r in rows):
         mine = [r for r in rows if r["modality"] == modality]
-        curve = [r for r in curve_rows if r["modality"] == modality]
-        out += [claim.judge(claim, modality, (curve or mine) if claim.on_curve else mine) for claim in CLAIMS]
+        curve = with_curve(mine, [r for r in curve_rows if r["modality"] == modality])
+        out += [claim.judge(claim, modality, curve if claim.on_curve else mine) for claim in CLAIMS]
     return out
 
 

@@ -186,3 +186,6 @@ def test_biderman_reads_the_curve_runs_not_the_reported_ones():
     assert len(lines) == 1 and "lora at 0.0001: accuracy 0.710 [" in lines[0]
     assert "full at 0.001 (chosen on validation): accuracy 0.870 [" in lines[0] and "forgetting change -15.0" in lines[0]
     assert findings.curve_summary(reported) == []  # one rate per method: no curve
+    # a curve run repeating a reported run (same cell, rate and seed) counts once
+    merged = verdicts.with_curve(reported, curve)
+    assert len(merged) == len(reported) + len(curve) - 6 and merged[: len(reported)] == reported
