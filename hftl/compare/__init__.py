@@ -72,9 +72,9 @@ def compare(
         echo(f"{len(runs)} runs, {states.count('done')} done; would run {len(runs) - states.count('done')}, "
              f"{parallel} at a time, and report to {report_dir}")  # fmt: skip
         return None
-    curve = curve_runs(spec, report_dir)  # the learning-vs-forgetting curve's extra points, reported apart
+    curve = curve_runs(spec, report_dir, chosen)  # the learning-vs-forgetting curve's other rates, reported apart
     outcomes = run_all(runs + curve)
-    page = write_report(spec, runs, report_dir)
+    page = write_report(spec, runs, report_dir, curve)
     echo(f"report: {page}  (tables: {report_dir / 'results.md'}, every run: {report_dir / 'results.csv'})")
     failed = [o for o in outcomes if not o.ok]
     if failed:
@@ -114,5 +114,6 @@ def print_verdicts(spec_path: str | Path, report_dir: str | Path | None = None, 
     spec = load_spec(spec_path)
     runs = expand(spec, Path(report_dir or spec.report_dir))
     rows = aggregate.collect(runs, states=("done", "changed"))
-    echo(f"{len(rows)} of {len(runs)} runs finished")
-    echo(verdict_markdown(rows))
+    curve = aggregate.collect(curve_runs(spec, Path(report_dir or spec.report_dir)), states=("done", "changed"))
+    echo(f"{len(rows)} of {len(runs)} runs finished" + (f" (and {len(curve)} learning-rate curve runs)" if curve else ""))
+    echo(verdict_markdown(rows, curve))

@@ -146,6 +146,20 @@ def ranking_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
     return header, out
 
 
+def curve_summary(curve_rows: list[dict[str, Any]]) -> list[str]:
+    """The learning-vs-forgetting curve (Biderman 2024): each method's test accuracy and forgetting change at every
+    swept learning rate (accuracy: aggregate.cell_interval; forgetting change: t over seeds), from the reported and the curve runs (spec curve_methods)."""
+    lines = []
+    for entry in effects.learning_rate_sweep(curve_rows):
+        said = "; ".join(
+            f"{method} at {p['learning_rate']:g}{' (chosen on validation)' if p['learning_rate'] == entry['chosen'][method] else ''}: "
+            f"accuracy {p['accuracy'].text(3) if p['accuracy'] else '-'}, forgetting change {points(p['forgetting'])}"
+            for method in entry["methods"] for p in entry["points"][method]
+        )  # fmt: skip
+        lines.append(f"{_source(entry)} at {entry['shots_per_class']} rows per class: {said}.")
+    return lines
+
+
 def summary(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Section title -> sentences."""
     return {

@@ -71,16 +71,22 @@ def _grid_description(spec: CompareSpec, runs: list[GridRun], rows: list[dict[st
     ]
 
 
-def _sections(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+def _sections(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]],
+              curve_rows: list[dict[str, Any]] = ()) -> list[tuple[str, Any]]:
     """The report in order, shared by the markdown and the HTML: (title, lines) or (title, (header, table rows)).
-    The figures go after the first _figures_after(rows) sections (the checklist and, with classifiers, the verdicts)."""
+    The figures go after the first _figures_after(rows) sections (the checklist and, with classifiers, the verdicts).
+    curve_rows: the learning-rate curve's runs (spec curve_methods), read by the Biderman verdict and its section."""
     scored, transcribed = transcripts.split_rows(rows)
+    curve = transcripts.split_rows(list(curve_rows))[0]
+    along_rate = findings.curve_summary(verdicts.with_curve(scored, curve))
     out: list[tuple[str, Any]] = [("Reviewer's checklist", checklist.checklist(spec, rows))]
     if _shows_accuracy(rows):
         out += [
             ("Verdicts against the literature", [verdicts.RULES]),
-            ("", (verdicts.HEADER, verdicts.table_cells(verdicts.verdict_table(scored)))),
+            ("", (verdicts.HEADER, verdicts.table_cells(verdicts.verdict_table(scored, curve)))),
             *findings.summary(scored).items(),
+            *([("Learning vs forgetting along the learning rate (curve runs; accuracy: Wilson at the effective n, "
+                "forgetting change: t over seeds)", along_rate)] if along_rate else []),
             ("Transfer gain per training size (each method minus scratch, paired over seeds)", findings.gain_table(scored)),
             ("Transferability: candidate backbones ranked per data set and size", findings.ranking_table(scored)),
             ("All results (mean over seeds, 95% interval: t over seeds; accuracy and F1: Wilson at the effective n of "
@@ -116,7 +122,8 @@ def make_figures(rows: list[dict[str, Any]], out_dir: Path) -> list[tuple[Path, 
     return drawn + ([(path, caption)] if path is not None else [])
 
 
-def render_html(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]], figures: list[tuple[Path, str]]) -> str:
+def render_html(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]], figures: list[tuple[Path, str]],
+                curve_rows: list[dict[str, Any]] = ()) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -124,7 +131,7 @@ def render_html(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any
         f"<h1>{html.escape(str(spec.name))}: when does transfer pay off?</h1>",
         "".join(f"<p>{html.escape(line)}</p>" for line in _grid_description(spec, runs, rows)),
     ]
-    sections, figures_at = _sections(spec, runs, rows), _figures_after(rows)
+    sections, figures_at = _sections(spec, runs, rows, curve_rows), _figures_after(rows)
     for i, (title, content) in enumerate(sections):
         if i == figures_at:  # the figures after the checklist and the verdicts
             parts.append("<h2>Figures</h2>")
@@ -143,10 +150,11 @@ def render_html(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any
     return "\n".join(parts)
 
 
-def render_markdown(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]]) -> str:
+def render_markdown(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]],
+                    curve_rows: list[dict[str, Any]] = ()) -> str:
     lines = [f"# {spec.name}: when does transfer pay off?", ""]
     lines += [*_grid_description(spec, runs, rows), ""]
-    for title, content in _sections(spec, runs, rows):
+    for title, content in _sections(spec, runs, rows, curve_rows):
         if title:
             lines += [f"## {title}", ""]
         if isinstance(content, tuple):
@@ -157,22 +165,24 @@ def render_markdown(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str,
     return "\n".join(lines)
 
 
-def verdict_markdown(rows: list[dict[str, Any]]) -> str:
+def verdict_markdown(rows: list[dict[str, Any]], curve_rows: list[dict[str, Any]] = ()) -> str:
     """The verdict table alone, with its rules (`hftl compare SPEC --verdicts`)."""
     scored = transcripts.split_rows(rows)[0]  # the claims are about accuracy: speech recognisers' WER is not one
-    return aggregate.markdown(verdicts.HEADER, verdicts.table_cells(verdicts.verdict_table(scored))) + "\n" + verdicts.RULES + "\n"
+    curve = transcripts.split_rows(list(curve_rows))[0]
+    return aggregate.markdown(verdicts.HEADER, verdicts.table_cells(verdicts.verdict_table(scored, curve))) + "\n" + verdicts.RULES + "\n"
 
 
-def write_report(spec: CompareSpec, runs: list[GridRun], report_dir: Path, states: tuple[str, ...] = ("done",)) -> Path:
+def write_report(spec: CompareSpec, runs: list[GridRun], report_dir: Path, curve: list[GridRun] = (),
+                 states: tuple[str, ...] = ("done",)) -> Path:
     """Collect the finished runs and write results.csv, results.md, plots/ and report.html; returns report.html.
-
-    states: which runs to read (runner.run_state); ("done", "changed") rebuilds a report from every finished run.
-    """
+    curve: the learning-rate curve's runs (selection.curve_runs), kept out of every table but the Biderman verdict
+    and the curve section (they repeat the chosen rate's seeds).
+    states: which runs to read (runner.run_state); ("done", "changed") rebuilds a report from every finished run."""
     report_dir = Path(report_dir)
-    rows = aggregate.collect(runs, states)
+    rows, curve_rows = aggregate.collect(runs, states), aggregate.collect(curve, states)
     aggregate.write_csv(rows, report_dir / "results.csv")
-    files.write_text_atomic(report_dir / "results.md", render_markdown(spec, runs, rows))
+    files.write_text_atomic(report_dir / "results.md", render_markdown(spec, runs, rows, curve_rows))
     figures = make_figures(rows, report_dir / "plots")
     page = report_dir / "report.html"
-    files.write_text_atomic(page, render_html(spec, runs, rows, figures))
+    files.write_text_atomic(page, render_html(spec, runs, rows, figures, curve_rows))
     return page

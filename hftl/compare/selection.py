@@ -59,8 +59,9 @@ def selection_trials(spec: CompareSpec, report_dir: Path) -> dict[str, list[Tria
     return out
 
 
-def curve_runs(spec: CompareSpec, report_dir: Path) -> list[GridRun]:
-    """Every seed at every listed rate of the spec's curve_methods (the chosen rate's runs are the cells' own)."""
+def curve_runs(spec: CompareSpec, report_dir: Path, chosen: dict[str, list[str]] | None = None) -> list[GridRun]:
+    """Every seed at every listed rate of the spec's curve_methods, but the rate chosen for the cell (``chosen``:
+    select_cells' answer): the chosen rate's runs are the cells' own, so training them twice would only cost."""
     runs_dir = runs_dir_of(spec, report_dir) / "curve"
     out = []
     for seed in spec.seeds:
@@ -68,8 +69,9 @@ def curve_runs(spec: CompareSpec, report_dir: Path) -> list[GridRun]:
             rates = getattr(ds.learning_rates, method)
             if method not in spec.curve_methods or not isinstance(rates, list):
                 continue
-            for rate in rates:
-                cell = cell_name(ds.name, backbone, method, shots, transcripts=reads_transcripts(spec, ds))
+            cell = cell_name(ds.name, backbone, method, shots, transcripts=reads_transcripts(spec, ds))
+            picked = (chosen or {}).get(cell, [])
+            for rate in [r for r in rates if f"training.learning_rate={_value(r)}" not in picked]:
                 name = f"{cell}__lr-{rate:g}__seed-{seed}"
                 record = {"role": "curve", "searched": {"learning_rate": rates}, "chosen": {"learning_rate": rate},
                           "how": "learning-rate curve point: set, not selected"}  # fmt: skip

@@ -41,6 +41,9 @@ class Claim:
     statement: str
     published: str
     judge: Callable[[Claim, str, list[dict[str, Any]]], dict[str, str]]  # (claim, modality, its rows) -> table row
+    # judged on the reported runs (one rate per method: the chosen one) plus the learning-rate curve's runs (spec
+    # curve_methods: every seed at the other swept rates)
+    on_curve: bool = False
 
 
 
@@ -135,7 +138,9 @@ def _biderman(claim: Claim, modality: str, rows: list[dict[str, Any]]) -> dict[s
     verdict = joint_verdict([direction_verdict(learns, -1), direction_verdict(forgets, +1)])
     detail = f"learns {_points(learns)}, forgetting change {_points(forgets)}"
     row = _row(claim, modality, None, "", verdict)
-    row["measured"] = detail + f" ({len(entries)} groups, at each method's best-validation learning rate)"
+    rates = "; ".join(f"{e['dataset']} @{e['shots_per_class']}: " + " vs ".join(f"{m} {e['chosen'][m]:g}" for m in e["methods"])
+                      for e in entries[:3])  # fmt: skip
+    row["measured"] = detail + f" ({len(entries)} groups, at each method's best-validation learning rate: {rates})"
     return row
 
 
@@ -212,7 +217,8 @@ CLAIMS = [
           "than in distribution: (shifted gain - in-distribution gain) < 0", "+2% ID, -7% OOD",
           partial(_kumar, method="full", baseline="linear_probe", sign=-1)),
     Claim("biderman", "Biderman et al. 2024", "LoRA learns less (accuracy lora - full < 0) and forgets less "
-          "(forgetting change lora - full > 0) along a learning-rate sweep", "same learning-forgetting curve", _biderman),
+          "(forgetting change lora - full > 0) along a learning-rate sweep", "same learning-forgetting curve", _biderman,
+          on_curve=True),
     Claim("he", "He, Girshick, Dollar 2019", "scratch catches up with data: (full - scratch) shrinks from the "
           "smallest to the largest training size", "scratch matches pretrained at ~10k COCO images", _he),
     Claim("kornblith", "Kornblith, Shlens, Le 2019", "a better ImageNet model transfers better: EfficientNet-Lite2 "
@@ -222,12 +228,24 @@ CLAIMS = [
 ]  # fmt: skip
 
 
-def verdict_table(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """One row per claim and modality measured (rows: aggregate.collect's)."""
+CURVE_POINT = ("modality", "dataset", "backbone", "shots_per_class", "method", "learning_rate", "seed")
+
+
+def with_curve(rows: list[dict[str, Any]], curve_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The reported rows and the curve's, each (cell, rate, seed) once: a curve run that repeats a reported run
+    (grids run before the curve skipped the chosen rate) would count that seed twice."""
+    seen = {tuple(r.get(k) for k in CURVE_POINT) for r in rows}
+    return [*rows, *(r for r in curve_rows if tuple(r.get(k) for k in CURVE_POINT) not in seen)]
+
+
+def verdict_table(rows: list[dict[str, Any]], curve_rows: list[dict[str, Any]] = ()) -> list[dict[str, str]]:
+    """One row per claim and modality measured (rows: aggregate.collect's of the reported runs; curve_rows: of the
+    learning-rate curve's runs, which only on_curve claims read, beside the reported ones)."""
     out = []
     for modality in dict.fromkeys(r["modality"] for r in rows):
         mine = [r for r in rows if r["modality"] == modality]
-        out += [claim.judge(claim, modality, mine) for claim in CLAIMS]
+        curve = with_curve(mine, [r for r in curve_rows if r["modality"] == modality])
+        out += [claim.judge(claim, modality, curve if claim.on_curve else mine) for claim in CLAIMS]
     return out
 
 

@@ -422,3 +422,29 @@ def test_default_spec_probes_are_fitted_on_cached_features():
     probing = [r for r in runs if r.method in ("linear_probe", "lp_ft")]
     assert {r.modality for r in probing} == {"text", "vision", "audio"}
     assert [(r.name, cache_off_reason(r.config)) for r in probing if cache_off_reason(r.config)] == []
+
+
+def test_small_claim_specs_measure_what_their_verdict_rows_need():
+    """he_small.yaml and biderman_small.yaml are shaped as the He and Biderman verdict rows require: He: full and
+    scratch of one backbone at 2 sizes, scratch under early stopping (not a fixed budget), rates chosen on validation;
+    Biderman: LoRA and full at 2+ rates each on the curve, forgetting measured, the probe as the zero-change control."""
+    from hftl.compare.selection import curve_runs, selection_trials
+
+    he = load_spec(REPO / "recipes" / "compare" / "he_small.yaml")
+    runs = expand(he, Path("unused"))
+    assert set(he.methods) == {"scratch", "full"} and len(he.shots_per_class) >= 2 and len(he.seeds) >= 3
+    assert len({r.backbone for r in runs}) == 1 and he.resample_subsets
+    assert all(r.config.training.early_stopping_patience and r.config.training.eval_steps < r.config.training.max_steps
+               for r in runs)  # fmt: skip
+    assert all(isinstance(getattr(he.datasets[0].learning_rates, m), list) for m in he.methods)
+    assert sum(len(t) for t in selection_trials(he, Path("unused")).values()) == 2 * 2 * len(he.shots_per_class)
+
+    bid = load_spec(REPO / "recipes" / "compare" / "biderman_small.yaml")
+    assert set(bid.curve_methods) == {"lora", "full"} and "linear_probe" in bid.methods and "scratch" not in bid.methods
+    assert bid.measure.forgetting and len(bid.seeds) >= 3
+    curve = curve_runs(bid, Path("unused"))
+    rates = {m: {r.config.training.learning_rate for r in curve if r.method == m} for m in bid.curve_methods}
+    assert all(len(v) >= 2 for v in rates.values()) and len(curve) == sum(len(v) for v in rates.values()) * len(bid.seeds)
+    for path in ("he_small.yaml", "biderman_small.yaml"):
+        header = (REPO / "recipes" / "compare" / path).read_text().split("\nname:")[0]
+        assert f"hftl compare recipes/compare/{path}" in header and "CPU" in header and "CANNOT conclude" in header

@@ -88,6 +88,12 @@ def test_curve_runs_train_every_seed_at_every_rate_apart_from_the_cells(tmp_path
     assert len(curve) == 2 * 2 * 3  # seeds x sizes x rates
     assert all(r.run_dir.parent == tmp_path / "r" / "runs" / "curve" for r in curve)
     assert all(json.loads(r.config.study.selection)["role"] == "curve" for r in curve)
+    # with the cells' choices known, the chosen rate is left out: those runs are the cells' own
+    trials = selection_trials(spec, tmp_path / "r")["topics__tiny_bert0__full__shots-4"]
+    overrides, _ = choose(trials, lambda run: {1e-4: 0.5, 1e-3: 0.9, 1e-2: 0.1}[run.config.training.learning_rate])
+    rest = curve_runs(spec, tmp_path / "r", {"topics__tiny_bert0__full__shots-4": overrides})
+    assert len(rest) == 2 * 2 * 3 - 2  # the 2 seeds at 1e-3 and 4 shots only
+    assert {r.config.training.learning_rate for r in rest if r.shots == 4} == {1e-4, 1e-2}
 
 
 @pytest.mark.parametrize(

@@ -201,3 +201,41 @@ def test_report_only_rebuilds_from_finished_runs_without_running(tmp_path, capsy
     assert len(list(csv.DictReader((report / "results.csv").open()))) == len(runs)  # the changed run included
     assert sorted(p.name for p in (report / "runs").iterdir()) == before  # nothing ran
     assert "Wilson at the effective n" in markdown and (report / "plots" / "accuracy_vs_size.png").is_file()
+
+
+def test_curve_runs_reach_the_biderman_verdict_and_their_section(tmp_path, capsys):
+    """curve_methods' runs (every seed at every swept rate) are read by the Biderman verdict and the curve section of
+    results.md and `--verdicts`, and by no other table (the reported runs' count and tables stay the cells')."""
+    from hftl.cli import main
+    from hftl.compare.selection import curve_runs
+
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "name": "curve", "methods": ["linear_probe", "lora", "full"], "shots_per_class": [64], "seeds": [0, 1, 2],
+        "curve_methods": ["lora", "full"],
+        "datasets": [{"name": "fashion", "recipe": str(REPO / "recipes/configs/vision/dinov2_lora.yaml"),
+                      "learning_rates": {"lora": [1e-4, 1e-3], "full": [1e-5, 1e-4]}}],
+    }))  # fmt: skip
+    spec = load_spec(spec_path)
+    report = tmp_path / "report"
+    runs, curve = expand(spec, report), curve_runs(spec, report)
+    gain = {("lora", 1e-3): 0.04, ("full", 1e-5): -0.05}  # each method's best rate: lora 1e-3, full 1e-4
+    for run in runs + curve:
+        run.run_dir.mkdir(parents=True)
+        save_config(run.config, run.run_dir / rundir.CONFIG)
+        rate = json.loads(run.config.study.selection)["chosen"]["learning_rate"] if run in curve else 1e-4
+        record = _record(run, min(_accuracy(run) + gain.get((run.method, rate), 0.0), 1.0), study=True)
+        record["study"]["selection"]["chosen"]["learning_rate"] = rate
+        (run.run_dir / rundir.RESULTS).write_text(json.dumps(record))
+    write_report(spec, runs, report, curve)
+    markdown = (report / "results.md").read_text()
+    biderman = next(line for line in markdown.splitlines() if line.startswith("| Biderman"))
+    # lora at 1e-3 (best validation) minus full at 1e-4: 0.78 + 0.04 - 0.80 = +2 pt (rounded to 40 rows: 33/40 - 32/40)
+    assert "| not measured |" not in biderman and "lora 0.001 vs full 0.0001" in biderman
+    assert "learns +2.5 [" in biderman and "forgetting change +20.0 [" in biderman  # kept 21 vs 15 of 30 probe rows
+    assert "## Learning vs forgetting along the learning rate" in markdown and "lora at 0.0001: accuracy" in markdown
+    assert len(list(csv.DictReader((report / "results.csv").open()))) == len(runs)  # the cells' runs only
+    assert main(["compare", str(spec_path), "--report-dir", str(report), "--verdicts"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"{len(runs)} of {len(runs)} runs finished (and {len(curve)} learning-rate curve runs)")
+    assert "lora 0.001 vs full 0.0001" in printed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hftl.compare import effects, verdicts
+from hftl.compare import effects, findings, verdicts
 from hftl.compare.aggregate import PER_ROW
 from hftl.compare.stats import Estimate
 
@@ -160,3 +160,34 @@ def test_logme_band_and_biderman_sweep():
     biderman = _verdict(sweep, "Biderman")
     assert biderman["verdict"] == "agrees" and "learns -10.3 [" in biderman["measured"]  # -0.10 - 0.003 on average
     assert "forgetting change +17.7 [" in biderman["measured"]  # +0.18 - 0.003
+
+
+def test_biderman_reads_the_curve_runs_not_the_reported_ones():
+    """The reported runs hold each method's chosen rate only; the curve runs (spec curve_methods) hold every seed at
+    every rate, the chosen one too: the verdict and the curve section read those, and never count a seed twice."""
+    curve, reported = [], []
+    for seed in range(3):
+        j = 0.01 * seed
+        for lr, (lora_acc, full_acc, lora_forget, full_forget) in {1e-4: (0.70, 0.80, -0.01, -0.05),
+                                                                   1e-3: (0.74, 0.86, -0.03, -0.15)}.items():  # fmt: skip
+            curve.append(row("lora", seed, lora_acc + j, learning_rate=lr, val_accuracy=lora_acc, forgetting_change=lora_forget + j))
+            curve.append(row("full", seed, full_acc + j, learning_rate=lr, val_accuracy=full_acc, forgetting_change=full_forget))
+        reported.append(row("lora", seed, 0.74 + j, learning_rate=1e-3, val_accuracy=0.74, forgetting_change=-0.03 + j))
+        reported.append(row("full", seed, 0.86 + j, learning_rate=1e-3, val_accuracy=0.86, forgetting_change=-0.15))
+        reported.append(row("linear_probe", seed, 0.60, forgetting_change=0.0))
+    assert _verdict(reported, "Biderman")["verdict"] == "not measured"  # one rate per method
+    (found,) = [v for v in verdicts.verdict_table(reported, curve) if v["claim"].startswith("Biderman")]
+    # at the best-validation rate 1e-3 for both: learns 0.74 - 0.86 = -12 pt on every seed (no spread: a zero-width
+    # interval below 0); forgetting -0.03 + j - (-0.15) = +12, +13, +14 pt
+    assert found["verdict"] == "agrees", found
+    assert "learns -12.0 [" in found["measured"] and "forgetting change +13.0 [" in found["measured"]
+    assert "lora 0.001 vs full 0.001" in found["measured"]
+    # the other claims still read the reported runs only: the curve adds no modality and no rows to them
+    assert [v["modality"] for v in verdicts.verdict_table(reported, curve)] == ["vision"] * len(verdicts.CLAIMS)
+    lines = findings.curve_summary(curve)
+    assert len(lines) == 1 and "lora at 0.0001: accuracy 0.710 [" in lines[0]
+    assert "full at 0.001 (chosen on validation): accuracy 0.870 [" in lines[0] and "forgetting change -15.0" in lines[0]
+    assert findings.curve_summary(reported) == []  # one rate per method: no curve
+    # a curve run repeating a reported run (same cell, rate and seed) counts once
+    merged = verdicts.with_curve(reported, curve)
+    assert len(merged) == len(reported) + len(curve) - 6 and merged[: len(reported)] == reported
