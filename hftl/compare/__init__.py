@@ -97,8 +97,9 @@ def report_only(spec_path: str | Path, report_dir: str | Path | None = None, ech
     spec = load_spec(spec_path)
     report_dir = Path(report_dir or spec.report_dir)
     finished = ("done", "changed")
-    runs = expand(spec, report_dir, select_cells(spec, report_dir, None, echo, states=finished))
-    page = write_report(spec, runs, report_dir, states=finished)
+    chosen = select_cells(spec, report_dir, None, echo, states=finished)
+    runs = expand(spec, report_dir, chosen)
+    page = write_report(spec, runs, report_dir, curve_runs(spec, report_dir, chosen), states=finished)
     echo(f"report: {page}  (tables: {report_dir / 'results.md'}, every run: {report_dir / 'results.csv'})")
     return page
 

@@ -239,3 +239,6 @@ def test_curve_runs_reach_the_biderman_verdict_and_their_section(tmp_path, capsy
     printed = capsys.readouterr().out
     assert printed.startswith(f"{len(runs)} of {len(runs)} runs finished (and {len(curve)} learning-rate curve runs)")
     assert "lora 0.001 vs full 0.0001" in printed
+    (report / "results.md").unlink()
+    assert main(["compare", str(spec_path), "--report-dir", str(report), "--report-only"]) == 0  # reads the curve too
+    assert biderman in (report / "results.md").read_text().splitlines()
