@@ -25,6 +25,9 @@ from hftl.compare.selection import curve_runs, select_cells
 from hftl.compare.spec import EXECUTORS, load_spec
 from hftl.errors import ConfigError, HftlError
 
+# Run states a rebuild reads (runner.run_state): finished under the spec's config, or under an earlier one.
+FINISHED = ("done", "changed")
+
 
 def compare(
     spec_path: str | Path,
@@ -96,10 +99,9 @@ def report_only(spec_path: str | Path, report_dir: str | Path | None = None, ech
     """
     spec = load_spec(spec_path)
     report_dir = Path(report_dir or spec.report_dir)
-    finished = ("done", "changed")
-    chosen = select_cells(spec, report_dir, None, echo, states=finished)
+    chosen = select_cells(spec, report_dir, None, echo, states=FINISHED)
     runs = expand(spec, report_dir, chosen)
-    page = write_report(spec, runs, report_dir, curve_runs(spec, report_dir, chosen), states=finished)
+    page = write_report(spec, runs, report_dir, curve_runs(spec, report_dir, chosen), states=FINISHED)
     echo(f"report: {page}  (tables: {report_dir / 'results.md'}, every run: {report_dir / 'results.csv'})")
     return page
 
@@ -113,8 +115,9 @@ def print_verdicts(spec_path: str | Path, report_dir: str | Path | None = None, 
     from hftl.compare.report import verdict_markdown
 
     spec = load_spec(spec_path)
-    runs = expand(spec, Path(report_dir or spec.report_dir))
-    rows = aggregate.collect(runs, states=("done", "changed"))
-    curve = aggregate.collect(curve_runs(spec, Path(report_dir or spec.report_dir)), states=("done", "changed"))
+    report_dir = Path(report_dir or spec.report_dir)
+    runs = expand(spec, report_dir)
+    rows = aggregate.collect(runs, states=FINISHED)
+    curve = aggregate.collect(curve_runs(spec, report_dir), states=FINISHED)
     echo(f"{len(rows)} of {len(runs)} runs finished" + (f" (and {len(curve)} learning-rate curve runs)" if curve else ""))
     echo(verdict_markdown(rows, curve))

@@ -18,7 +18,7 @@ with a t interval over the group estimates (between-group spread; conservative w
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -201,7 +201,7 @@ def _logme(claim: Claim, modality: str, rows: list[dict[str, Any]]) -> dict[str,
     method = rankings[0].method
     replicates = [t for r in rankings for t in r.seed_taus] or [r.tau for r in rankings]
     tau = bounded_interval(replicates, -1.0, 1.0)  # tau lives in [-1, 1]: so does its interval
-    estimate = None if tau is None else Estimate(tau.value, tau.low, tau.high, tau.n, f"{tau.method} x groups")
+    estimate = None if tau is None else replace(tau, method=f"{tau.method} x groups")
     small = sorted({c for r in rankings for c in r.n_le_d})
     detail = (f"against {method} accuracy, {len(rankings)} data set/size groups; regret of the top pick "
               f"{_points(t_interval(r.regret for r in rankings))}"
