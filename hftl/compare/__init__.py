@@ -101,6 +101,9 @@ def report_only(spec_path: str | Path, report_dir: str | Path | None = None, ech
     report_dir = Path(report_dir or spec.report_dir)
     chosen = select_cells(spec, report_dir, None, echo, states=FINISHED)
     runs = expand(spec, report_dir, chosen)
+    if not any(run_state(run) in FINISHED for run in runs):  # a mistyped folder must not get an empty report
+        raise HftlError(f"no finished runs of {spec.name} under {report_dir}: run `hftl compare {spec_path} "
+                        f"--report-dir {report_dir}` first (or name the folder that holds its runs)")
     page = write_report(spec, runs, report_dir, curve_runs(spec, report_dir, chosen), states=FINISHED)
     echo(f"report: {page}  (tables: {report_dir / 'results.md'}, every run: {report_dir / 'results.csv'})")
     return page

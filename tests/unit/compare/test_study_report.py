@@ -180,6 +180,16 @@ def test_report_holds_checklist_verdicts_and_intervals(study, tmp_path, capsys):
     assert printed.startswith(f"{len(runs)} of {len(runs)} runs finished") and "| vision |" in printed
 
 
+def test_report_only_refuses_a_folder_without_finished_runs(tmp_path, capsys):
+    """A mistyped --report-dir gets a one-line error naming the folder, not an empty report."""
+    from hftl.cli import main
+
+    spec_path, _, _ = write_study(tmp_path)
+    empty = tmp_path / "elsewhere"
+    assert main(["compare", str(spec_path), "--report-dir", str(empty), "--report-only"]) == 2
+    assert "no finished runs of study under" in capsys.readouterr().err and not (empty / "results.md").exists()
+
+
 def test_report_only_rebuilds_from_finished_runs_without_running(tmp_path, capsys):
     spec_path, _, runs = write_study(tmp_path)
     stale = next(r for r in runs if r.dataset == "news")
