@@ -1,14 +1,18 @@
-"""bf16 vs fp32 test accuracy over seeds: does bf16 autocast cost accuracy beyond the seed spread, per recipe?
+"""Test accuracy over seeds of a default and its faster alternative: does the alternative cost accuracy beyond the
+seed spread, per recipe? The axis (``--compare``): bf16 autocast vs fp32 (precision), or eager vs SDPA attention.
 
-    python bench/precision_accuracy.py [--seeds 1,2,3] [--jobs 2] [--size small|recipe] [--modalities ...] [--full text] [--quick]
+    python bench/precision_accuracy.py [--compare precision|attention] [--seeds 1,2,3] [--jobs 2] [--size small|recipe]
+                                       [--modalities ...] [--full text] [--quick]
 
 Whole ``hftl train`` runs (training, validation, test) of the three LoRA recipes and MiniLM full fine-tuning, each
-with training.mixed_precision=no and =bf16 for every seed. Runs go to a pool of ``--jobs`` fresh processes of one
-thread each (one process per run, so peak memory is the run's own); the fp32 and bf16 runs of one (recipe, seed) are
-queued next to each other so they share the machine alike and their time ratio compares. ``--size small`` (default)
-shrinks data and epochs to fit a shared 2-core machine (SMALL below, printed with the table); ``--size recipe`` runs
-the recipes as shipped. bf16 counts as "within the seed spread" when the difference of the mean test accuracies is at
-most the larger of the two precisions' seed standard deviations (and at least one test row), see ``within_spread``.
+with both settings of the axis for every seed (``AXES``: precision sets training.mixed_precision=no and =bf16;
+attention sets model.attn_implementation=sdpa and =eager at the recipe's own precision). Runs go to a pool of
+``--jobs`` fresh processes of one thread each (one process per run, so peak memory is the run's own); the two runs
+of one (recipe, seed) are queued next to each other so they share the machine alike and their time ratio compares.
+``--size small`` (default) shrinks data and epochs to fit a shared 2-core machine (SMALL below, printed with the
+table); ``--size recipe`` runs the recipes as shipped. The alternative counts as "within the seed spread" when the
+difference of the mean test accuracies is at most the larger of the two settings' seed standard deviations (and at
+least one test row), see ``within_spread``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,12 @@ from typing import Any
 import harness
 
 FULL_RECIPES = {"text": "recipes/configs/text/minilm_full.yaml"}  # full fine-tuning measured where a recipe ships it
-PRECISIONS = ("no", "bf16")
+
+# axis -> (config key, (baseline, alternative), the labels of the two in the table)
+AXES = {
+    "precision": ("training.mixed_precision", ("no", "bf16"), ("fp32", "bf16")),
+    "attention": ("model.attn_implementation", ("sdpa", "eager"), ("sdpa", "eager")),
+}
 # Reduced sizes for a 2-core CPU shared with other jobs: about a minute of CPU per run at one thread; the subset draw is fixed (data.seed),
 # seeds change initialisation, dropout, augmentation and batch order.
 SMALL = {
@@ -36,18 +45,20 @@ SMALL = {
 QUICK = ["data.max_train_samples=32", "data.max_eval_samples=16", "data.max_test_samples=16", "training.epochs=1"]
 
 
-def one_run(config: str, precision: str, seed: int, extra: list[str]) -> dict[str, Any]:
-    """One ``hftl train`` run in this (fresh, one-thread) process; the results the table needs."""
+def one_run(config: str, setting: str, seed: int, extra: list[str]) -> dict[str, Any]:
+    """One ``hftl train`` run with ``setting`` (KEY=VALUE of the axis) in this (fresh, one-thread) process; the
+    results the table needs, with the setting's value as ``variant``."""
     import torch
 
     from hftl.recipe import run
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="hftl-precision-") as out:
-        cfg = harness.load(config, f"training.mixed_precision={precision}", f"training.seed={seed}", f"output.dir={out}",
+        cfg = harness.load(config, setting, f"training.seed={seed}", f"output.dir={out}",
                            "output.overwrite=true", "output.save_merged=false", *extra)  # fmt: skip
         results = run(cfg)
     return {
+        "variant": setting.partition("=")[2],
         "precision": results["run"]["mixed_precision"],
         "seed": seed,
         "train_s": results["train"]["runtime_s"],
@@ -77,17 +88,19 @@ def recipe_list(args) -> dict[str, tuple[str, list[str]]]:
     return recipes
 
 
-def within_spread(fp32: list[float], bf16: list[float], test_rows: int | None) -> tuple[float, float, bool]:
-    """(bf16 - fp32 mean accuracy, the noise it is compared with, whether it is within it)."""
-    delta = statistics.mean(bf16) - statistics.mean(fp32)
-    spread = max(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (fp32, bf16))
+def within_spread(base: list[float], other: list[float], test_rows: int | None) -> tuple[float, float, bool]:
+    """(other - base mean accuracy, the noise it is compared with, whether it is within it)."""
+    delta = statistics.mean(other) - statistics.mean(base)
+    spread = max(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (base, other))
     noise = max(spread, 1 / test_rows if test_rows else 0.0)
     return delta, noise, abs(delta) <= noise + 1e-12
 
 
 def main(argv: list[str]) -> None:
     p = harness.parser(__doc__.splitlines()[0])
-    p.add_argument("--seeds", default="1,2,3", help="comma-separated seeds, each run in both precisions")
+    p.add_argument("--compare", choices=sorted(AXES), default="precision", help="the axis: precision (fp32 vs bf16) or "
+                   "attention (sdpa vs eager, at the recipes' own precision)")
+    p.add_argument("--seeds", default="1,2,3", help="comma-separated seeds, each run with both settings")
     p.add_argument("--jobs", type=int, default=2, help="runs side by side, one thread each")
     p.add_argument("--size", choices=("small", "recipe"), default="small", help="reduced sizes (SMALL) or the recipes as shipped")
     p.add_argument("--full", default="text", help="modalities whose full fine-tuning recipe also runs (comma-separated; '' for none)")
@@ -95,7 +108,8 @@ def main(argv: list[str]) -> None:
     recipes = recipe_list(args)
     from hftl.run import cpu
 
-    if not cpu.native_bf16():  # the bf16 runs would be refused (hftl.run.precision): say so before any work
+    key, values, labels = AXES[args.compare]
+    if args.compare == "precision" and not cpu.native_bf16():  # bf16 would be refused (hftl.run.precision): say so now
         raise SystemExit(f"this CPU ({cpu.cpu_model()}) has no bf16 instructions: there is no bf16 to compare with fp32")
     seeds = [int(s) for s in args.seeds.split(",")]
     load_before = os.getloadavg()[0]
@@ -104,15 +118,15 @@ def main(argv: list[str]) -> None:
         modality = name.split()[0]
         extra = [*overrides, *(QUICK if args.quick else SMALL[modality] if args.size == "small" else [])]
         for seed in seeds:
-            for precision in PRECISIONS:  # fp32 and bf16 of one seed side by side
-                jobs.append((name, config, precision, seed, extra))
+            for value in values:  # both settings of one seed side by side
+                jobs.append((name, config, f"{key}={value}", seed, extra))
     times: dict[str, float] = {}
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in recipes}
     context = multiprocessing.get_context("spawn")
-    with harness.section("precision_accuracy", times), concurrent.futures.ProcessPoolExecutor(
+    with harness.section(f"{args.compare}_accuracy", times), concurrent.futures.ProcessPoolExecutor(
         args.jobs, mp_context=context, max_tasks_per_child=1
     ) as pool:
-        futures = {pool.submit(one_run, config, precision, seed, extra): name for name, config, precision, seed, extra in jobs}
+        futures = {pool.submit(one_run, config, setting, seed, extra): name for name, config, setting, seed, extra in jobs}
         for future in concurrent.futures.as_completed(futures):
             results[futures[future]].append(future.result())
             harness.log(f"  {futures[future]}: {results[futures[future]][-1]}")
@@ -121,27 +135,35 @@ def main(argv: list[str]) -> None:
     sizes = "; ".join(f"{m}: {' '.join(o)}" for m, o in ({"all": QUICK} if args.quick else SMALL if args.size == "small" else {}).items())
     print(f"Whole `hftl train` runs, seeds {args.seeds}, {args.jobs} one-thread processes side by side, "
           f"load average {load_before:.2f} before, {load_after:.2f} after; sizes: {sizes or 'the recipes as shipped'}. "
-          "Time ratio: median over seeds of fp32 train s / bf16 train s (the two ran side by side).\n")  # fmt: skip
+          f"{describe_axis(args.compare)} Time ratio: median over seeds of {labels[0]} train s / {labels[1]} train s "
+          "(the two ran side by side).\n")  # fmt: skip
     rows, verdicts = [], {}
+    base, alt = values
     for name in recipes:
-        by = {pr: sorted((r for r in results[name] if r["precision"] == pr), key=lambda r: r["seed"]) for pr in PRECISIONS}
-        acc = {pr: [r["test_accuracy"] for r in by[pr]] for pr in PRECISIONS}
-        delta, noise, ok = within_spread(acc["no"], acc["bf16"], by["no"][0]["test_rows"])
+        by = {v: sorted((r for r in results[name] if r["variant"] == v), key=lambda r: r["seed"]) for v in values}
+        acc = {v: [r["test_accuracy"] for r in by[v]] for v in values}
+        delta, noise, ok = within_spread(acc[base], acc[alt], by[base][0]["test_rows"])
         verdicts[name] = {"delta": delta, "noise": noise, "within_spread": ok}
-        ratio = statistics.median(f["train_s"] / b["train_s"] for f, b in zip(by["no"], by["bf16"], strict=True))
-        rows.append([name, " / ".join(f"{a:.4f}" for a in acc["no"]), " / ".join(f"{a:.4f}" for a in acc["bf16"]),
-                     f"{statistics.mean(acc['no']):.4f}", f"{statistics.mean(acc['bf16']):.4f}", f"{delta:+.4f}",
-                     f"{noise:.4f}", "yes" if ok else "no",
-                     statistics.median(r["samples_per_second"] for r in by["no"]),
-                     statistics.median(r["samples_per_second"] for r in by["bf16"]), f"{ratio:.2f}x",
-                     f"{max(r['peak_rss_mib'] for r in by['no']):.0f} / {max(r['peak_rss_mib'] for r in by['bf16']):.0f}"])  # fmt: skip
-    print(harness.markdown_table(["recipe", "fp32 test acc per seed", "bf16 test acc per seed", "fp32 mean", "bf16 mean",
-                                  "bf16 - fp32", "seed spread (max sd)", "within spread", "fp32 samples/s",
-                                  "bf16 samples/s", "bf16 speed-up", "peak RSS MiB fp32 / bf16"], rows))  # fmt: skip
-    harness.write_results(args.out, "precision_accuracy", {"quick": args.quick, "size": args.size, "seeds": seeds,
-                                                          "load_before": load_before, "load_after": load_after,
-                                                          "section_seconds": times, "results": results,
-                                                          "verdicts": verdicts})  # fmt: skip
+        ratio = statistics.median(f["train_s"] / b["train_s"] for f, b in zip(by[base], by[alt], strict=True))
+        rows.append([name, *(" / ".join(f"{a:.4f}" for a in acc[v]) for v in values),
+                     *(f"{statistics.mean(acc[v]):.4f}" for v in values), f"{delta:+.4f}", f"{noise:.4f}",
+                     "yes" if ok else "no", *(statistics.median(r["samples_per_second"] for r in by[v]) for v in values),
+                     f"{ratio:.2f}x", " / ".join(f"{max(r['peak_rss_mib'] for r in by[v]):.0f}" for v in values)])  # fmt: skip
+    a, b = labels
+    print(harness.markdown_table(["recipe", f"{a} test acc per seed", f"{b} test acc per seed", f"{a} mean", f"{b} mean",
+                                  f"{b} - {a}", "seed spread (max sd)", "within spread", f"{a} samples/s",
+                                  f"{b} samples/s", f"{b} speed-up", f"peak RSS MiB {a} / {b}"], rows))  # fmt: skip
+    harness.write_results(args.out, f"{args.compare}_accuracy", {
+        "compare": args.compare, "key": key, "values": list(values), "quick": args.quick, "size": args.size,
+        "seeds": seeds, "load_before": load_before, "load_after": load_after, "section_seconds": times,
+        "results": results, "verdicts": verdicts})  # fmt: skip
+
+
+def describe_axis(compare: str) -> str:
+    """What the two settings are, for the line above the table."""
+    if compare == "precision":
+        return "training.mixed_precision=no vs bf16."
+    return "model.attn_implementation=sdpa vs eager, each at the recipe's training.mixed_precision (auto: bf16 where the CPU has it)."
 
 
 if __name__ == "__main__":

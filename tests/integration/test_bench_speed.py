@@ -80,6 +80,19 @@ def test_precision_accuracy_quick(tiny_configs, tmp_path):  # noqa: F811
 
 
 @pytest.mark.slow
+def test_precision_accuracy_compares_attention_kernels(tiny_configs, tmp_path):  # noqa: F811
+    args = [*tiny_configs, "--modalities", "text", "--full", "", "--seeds", "1,2", "--compare", "attention"]
+    stdout = run_script("precision_accuracy", args, tmp_path)
+    _cpu_line(stdout)
+    rows = table_rows(stdout.split("\n\n")[2], "| recipe | sdpa test acc per seed | eager test acc per seed")
+    assert [r[0] for r in rows] == ["text lora"]
+    data = json.loads((tmp_path / "attention_accuracy.json").read_text())
+    runs = data["results"]["text lora"]
+    assert sorted((r["variant"], r["seed"]) for r in runs) == [("eager", 1), ("eager", 2), ("sdpa", 1), ("sdpa", 2)]
+    assert data["key"] == "model.attn_implementation" and set(data["verdicts"]) == {"text lora"}
+
+
+@pytest.mark.slow
 def test_speed_trials_quick(tiny_configs, tmp_path):  # noqa: F811
     from hftl.config import load_config
 
