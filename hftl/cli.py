@@ -141,10 +141,12 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     # K workers / replicas share the cores: one runtime thread each unless told otherwise.
     threads = args.threads or max(1, default_num_threads() // max(1, args.workers))
     export_dir, backend = resolve_export_dir(args.target, args.backend)
+    quantized, precision = _serving_variant(export_dir, backend, args)
     settings = ServeSettings(
         export_dir=str(export_dir),
         backend=backend,
-        quantized=args.quantized,
+        quantized=quantized,
+        precision=precision,
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
         max_queue=args.max_queue,
@@ -167,6 +169,18 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
         print(f"hftl serve: {settings.export_dir}, {args.workers} worker(s), at {where}", flush=True)
         serve_local(settings, host=args.host, port=args.port, workers=args.workers)
+
+
+def _serving_variant(export_dir, backend: str, args: argparse.Namespace) -> tuple[bool, str]:
+    """(quantized, precision) to serve: the flags, else the variant the export measured fastest here (printed, with why)."""
+    from hftl.deploy.default_variant import resolve
+    from hftl.deploy.speech_runtime import is_speech_export
+
+    if is_speech_export(export_dir):  # transcripts: fp32, or int8 with --quantized (its export times no default)
+        return args.quantized, "fp32"
+    choice = resolve(export_dir, backend, quantized=args.quantized, precision=args.precision)
+    print(f"hftl serve: {backend} {choice.variant}: {choice.reason}", flush=True)
+    return choice.variant == "int8", "bf16" if choice.variant == "bf16" else "fp32"
 
 
 def _cmd_push(args: argparse.Namespace) -> None:
@@ -231,6 +245,8 @@ def _cmd_config(args: argparse.Namespace) -> None:
     print(yaml.safe_dump(load_config(*_config_and_overrides(args)).to_dict(), sort_keys=False), end="")
 
 
+# --precision of predict and serve (predict also takes "no", an alias of fp32, as training.mixed_precision spells it)
+PRECISIONS = ["measured", "fp32", "bf16", "auto"]
 _OVERRIDE = re.compile(r"^[a-z_]+(\.[a-z_]+)+=")
 
 
@@ -298,8 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3, help="labels with scores kept per input (default 3)")
     p.add_argument("--batch-size", type=int, default=32, help="inputs per onnxruntime call (default 32)")
     p.add_argument("--quantized", action="store_true", help="use the export's int8 model")
-    p.add_argument("--precision", choices=["no", "bf16", "auto"], default="no",
-                   help="PyTorch and OpenVINO: bf16 where the CPU has bf16 instructions (auto: where it pays)")
+    p.add_argument("--precision", choices=[*PRECISIONS, "no"], default="measured",
+                   help="measured (default): of an export, the variant its export timed fastest on this CPU within 0.5 "
+                        "point of fp32 (its report says why; fp32 on another CPU), of a run PyTorch fp32; fp32: the "
+                        "parity-checked model; bf16/auto: PyTorch or OpenVINO in bf16 (auto: where the CPU has it)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate", help="score a finished run on other labelled data; writes RUN_DIR/evaluations/NAME/")
@@ -385,7 +403,10 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="RUN_DIR_OR_EXPORT", help="a run directory (its onnx/ is served) or an export folder")
     p.add_argument("--backend", choices=[AUTO, *sorted(BACKENDS)], default=AUTO,
                    help="runtime; auto (default): an export's own runtime, for a run its fastest export (openvino, else onnx)")
-    p.add_argument("--quantized", action="store_true", help="serve the export's int8 model instead of its fp32 one")
+    p.add_argument("--quantized", action="store_true", help="serve the export's int8 model")
+    p.add_argument("--precision", choices=PRECISIONS, default="measured",
+                   help="measured (default): the variant the export timed fastest on this CPU within 0.5 point of "
+                        "fp32 (fp32 on another CPU); fp32: the parity-checked model; bf16/auto: OpenVINO's bf16 hint")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8080, help="default: 8080")
     p.add_argument("--max-batch", type=int, default=d.max_batch, help=f"most inputs per model run; 1 = no batching (default: {d.max_batch})")

@@ -86,7 +86,7 @@ def export_run(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
             model_dir, run_dir / "openvino", modality.onnx_task, features, labels, calibration=calibration,
             parity_atol=cfg.export.parity_atol, max_int8_accuracy_drop=cfg.export.max_int8_accuracy_drop,
             num_threads=cfg.export.num_threads, auto_class=modality.auto_model_name,
-            extra_files={EXPORT_CONFIG: config_path},
+            extra_files={EXPORT_CONFIG: config_path}, latency_repeats=cfg.export.latency_repeats,
         )  # fmt: skip
     if backend != "onnx":
         raise HftlError(f"--backend {backend}: choose onnx or openvino")
@@ -140,13 +140,17 @@ def load_preprocessing(onnx_dir: str | Path) -> tuple[Config, Any, Any]:
     return cfg, modality, modality.load_processor(str(onnx_dir), cfg)
 
 
-def load_classifier(path: str | Path, *, quantized: bool = False, precision: str = "no") -> tuple[Config, Any, Any, Any]:
+def load_classifier(path: str | Path, *, quantized: bool = False, precision: str = "measured") -> tuple[Config, Any, Any, Any]:
     """(config, modality, processor, classifier) for ``path``, whose kind picks the backend.
 
     An ONNX export (RUN/onnx: onnxruntime), an OpenVINO export (RUN/openvino), or a finished run: its fastest export
-    (:func:`serving_dir`), else PyTorch on RUN/model in ``precision`` ("no"/"bf16"/"auto"). ``quantized``: the
-    export's int8 model. Every classifier has ``id2label``, ``logits(features)`` and ``classify(features)``.
+    (:func:`serving_dir`), else PyTorch on RUN/model in ``precision`` ("measured"/"no"/"fp32": fp32; "bf16"/"auto").
+    Of an export, the variant the export measured fastest on this CPU within 0.5 point of fp32
+    (:func:`hftl.deploy.default_variant.resolve`, logged with its reason) unless ``quantized`` (int8) or
+    ``precision`` (fp32; bf16/auto on OpenVINO) names one. Every classifier has ``id2label``, ``logits(features)``
+    and ``classify(features)``.
     """
+    from hftl.deploy.default_variant import resolve as resolve_variant
     from hftl.deploy.openvino import FP32_XML
 
     path = serving_dir(Path(path))
@@ -161,28 +165,32 @@ def load_classifier(path: str | Path, *, quantized: bool = False, precision: str
             "nor a finished run with a model/ folder"
         )
     modality = get_modality(cfg.modality)
-    if (path / EXPORT_CONFIG).is_file() and (path / FP32_XML).is_file():
-        from hftl.deploy.openvino import OpenVinoClassifier
-        from hftl.run.precision import resolve
+    if (path / EXPORT_CONFIG).is_file():
+        backend = "openvino" if (path / FP32_XML).is_file() else "onnxruntime"
+        choice = resolve_variant(path, backend, quantized=quantized, precision=precision)
+        logger.info("%s: %s %s, %s", path, backend, choice.variant, choice.reason)
+        if backend == "openvino":
+            from hftl.deploy.openvino import OpenVinoClassifier
 
-        hint = "bf16" if resolve(precision, "cpu") == "bf16" else "f32"
-        processor_dir, classifier = path, OpenVinoClassifier(path, quantized=quantized, precision=hint)
-    elif (path / EXPORT_CONFIG).is_file():
-        from hftl.deploy.runtime import OnnxClassifier
+            hint = "bf16" if choice.variant == "bf16" else "f32"
+            classifier = OpenVinoClassifier(path, quantized=choice.variant == "int8", precision=hint)
+        else:
+            from hftl.deploy.runtime import OnnxClassifier
 
-        processor_dir, classifier = path, OnnxClassifier(path, quantized=quantized)
+            classifier = OnnxClassifier(path, quantized=choice.variant == "int8")
+        processor_dir = path
     else:
         from hftl.deploy.torch_backend import TorchClassifier
 
         if quantized:
             raise HftlError("--quantized is for exports (RUN/onnx, RUN/openvino); a run's PyTorch model has no int8 copy")
         processor_dir = path / "model"
-        classifier = TorchClassifier(processor_dir, precision=precision)
+        classifier = TorchClassifier(processor_dir, precision="no" if precision in ("measured", "fp32") else precision)
     return cfg, modality, modality.load_processor(str(processor_dir), cfg), classifier
 
 
 def predict(
-    path: str | Path, inputs: list[str], *, quantized: bool = False, precision: str = "no"
+    path: str | Path, inputs: list[str], *, quantized: bool = False, precision: str = "measured"
 ) -> list[tuple[str, float]]:
     """(label, score) per raw input, with the preprocessing the model was trained with (backend: :func:`load_classifier`)."""
     cfg, modality, processor, classifier = load_classifier(path, quantized=quantized, precision=precision)
@@ -214,6 +222,6 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"ONNX export ({report['task']}, {report['num_samples']} test samples)")
     print(f"  parity   fp32 max|diff| {parity['fp32_max_abs_diff']:.2e}  int8 max|diff| {parity.get('int8_max_abs_diff')}")
     print("  accuracy " + "  ".join(f"{k} {v:.4f}" for k, v in acc.items() if isinstance(v, float) and k != "max_int8_drop"))
-    latency = report.get("latency_ms") or {}
-    for batch, row in latency.items():
-        print(f"  latency {batch}: " + "  ".join(f"{k} {v:.2f} ms" for k, v in row.items() if v is not None))
+    from hftl.deploy.openvino import print_latency_and_default
+
+    print_latency_and_default(report)

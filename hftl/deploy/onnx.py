@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from hftl.config import ExportConfig
+from hftl.deploy.default_variant import choose
 from hftl.deploy.latency import measure_latency
 from hftl.deploy.parity import evaluate_backends, load_torch_model, task_auto_classes
 from hftl.deploy.runtime import FP32_FILE, INT8_FILE, make_session
 from hftl.errors import ExportError
 from hftl.files import replace_dir, write_json_atomic
-from hftl.run import rundir
+from hftl.run import cpu, rundir
 
 __all__ = [
     "INT8_OPERATORS",
@@ -289,6 +290,7 @@ def _report(
         "accuracy": {"onnx_int8": None, **ev["accuracy"], "max_int8_drop": export.max_int8_accuracy_drop},
         "nonfinite": ev["nonfinite"],
         "quantization": quant_info,
+        "cpu": cpu.describe(),  # what the timings below hold for (hftl.deploy.default_variant)
         "sizes_mb": {
             FP32_FILE: _size_mb(onnx_path, work / f"{FP32_FILE}_data"),
             INT8_FILE: _size_mb(work / INT8_FILE),
@@ -298,6 +300,7 @@ def _report(
         "speedup_vs_torch": None,
         "num_threads": None,
         "latency_method": None,
+        "default": None,
     }
 
 
@@ -357,6 +360,8 @@ def export_and_check(
                 num_threads=lat["num_threads"],
                 latency_method=lat["method"],
             )
+            # what `hftl predict` / `hftl serve` run by default: the fastest variant within 0.5 point of fp32
+            report["default"] = choose(_jsonable(report), "onnxruntime", cpu_now=report["cpu"]).as_dict()
         publish(work, out_dir, _jsonable(report), extra_files)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -138,15 +138,21 @@ def export_openvino(
     batch_size: int = 32,
     auto_class: str | None = None,
     extra_files: Mapping[str, Path] | None = None,
+    latency_repeats: int = 20,
 ) -> dict[str, Any]:
     """IR fp32 (+ int8 when ``calibration`` is given) into ``out_dir``, which is (re)placed only if the gates pass.
 
     Gates: finite logits; fp32 IR (f32 hint) max abs logit diff vs PyTorch <= ``parity_atol``; int8 accuracy drop vs
     PyTorch <= ``max_int8_accuracy_drop`` (agreement with PyTorch's predictions where there are no labels).
+    On a CPU with bf16 instructions the fp32 IR under the bf16 hint is scored too (not gated: it is a candidate for
+    the serving default only where it keeps accuracy). Then PyTorch and every variant are timed at batch 1 and 32
+    (``latency_repeats`` calls each, shuffled blocks) and the report records the serving default
+    (hftl.deploy.default_variant) with the CPU it was measured on; ``latency_repeats=0`` skips the timing.
 
     Raises:
         ExportError: a gate failed (``.report`` holds the numbers); ``out_dir`` is untouched.
     """
+    from hftl.deploy.default_variant import choose
     from hftl.deploy.onnx import ExportError, _jsonable, export_onnx, publish
     from hftl.deploy.parity import load_torch_model
     from hftl.run import cpu
@@ -164,6 +170,8 @@ def export_openvino(
                     shutil.copyfile(name, work / name.name)
         quant = quantize_int8(work / FP32_XML, work / INT8_XML, calibration) if calibration is not None else None
         compiled = {"openvino_fp32": compile_model(work / FP32_XML, precision="f32", num_threads=num_threads)}
+        if cpu.native_bf16():  # OpenVINO's own default on such CPUs; scored so the serving default can weigh it
+            compiled["openvino_bf16"] = compile_model(work / FP32_XML, precision="bf16", num_threads=num_threads)
         if quant is not None:
             compiled["openvino_int8"] = compile_model(work / INT8_XML, precision="f32", num_threads=num_threads)
         logits = {name: run_logits(c, features, batch_size=batch_size) for name, c in compiled.items()}
@@ -176,7 +184,9 @@ def export_openvino(
                 model(**{k: torch.from_numpy(v[i : i + batch_size]) for k, v in feed.items()}).logits.float().numpy()
                 for i in range(0, len(next(iter(feed.values()))), batch_size)
             ])  # fmt: skip
-        accuracy = {k: float((v.argmax(-1) == labels).mean()) if labels is not None else None for k, v in logits.items()}
+        finite = {k: bool(np.isfinite(v).all()) for k, v in logits.items()}
+        accuracy = {k: float((v.argmax(-1) == labels).mean()) if labels is not None and finite[k] else None
+                    for k, v in logits.items()}  # fmt: skip
         agreement = {k: float((v.argmax(-1) == logits["torch"].argmax(-1)).mean()) for k, v in logits.items()}
         report = {
             "backend": "openvino",
@@ -186,14 +196,14 @@ def export_openvino(
             "parity": {"fp32_max_abs_diff": float(np.abs(logits["openvino_fp32"] - logits["torch"]).max()),
                        "atol": parity_atol, "agreement": agreement},  # fmt: skip
             "accuracy": {**accuracy, "max_int8_drop": max_int8_accuracy_drop},
-            "nonfinite": {k: bool(not np.isfinite(v).all()) for k, v in logits.items()},
+            "nonfinite": {k: not ok for k, ok in finite.items()},
             "quantization": quant,
             "cpu": cpu.describe(),
             "int8_kernels": kernel_isa(compiled["openvino_int8"]) if quant is not None else None,
             "fp32_kernels": kernel_isa(compiled["openvino_fp32"]),
             "versions": _versions(),
         }
-        problems = [f"non-finite logits from {k}" for k, bad in report["nonfinite"].items() if bad]
+        problems = [f"non-finite logits from {k}" for k, bad in report["nonfinite"].items() if bad and k != "openvino_bf16"]
         if not report["parity"]["fp32_max_abs_diff"] <= parity_atol:
             problems.append(f"fp32 IR max abs logit diff {report['parity']['fp32_max_abs_diff']:.3g} > atol {parity_atol:g}")
         if quant is not None:
@@ -202,11 +212,44 @@ def export_openvino(
                 problems.append(f"int8 accuracy {int8:.4f} vs torch {base:.4f}: drop > {max_int8_accuracy_drop:g}")
         if problems:
             raise ExportError(f"OpenVINO export of {model_dir} refused: " + "; ".join(problems), _jsonable(report))
+        if latency_repeats > 0:
+            report.update(time_variants(compiled, model, feed, latency_repeats, num_threads))
+            # what `hftl predict` / `hftl serve` run by default: the fastest variant within 0.5 point of fp32
+            report["default"] = choose(_jsonable(report), "openvino", cpu_now=report["cpu"]).as_dict()
         publish(work, out_dir, _jsonable(report), extra_files)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return _jsonable(report)
+
+
+def time_variants(
+    compiled: dict[str, Any], model: Any, feed: Mapping[str, np.ndarray], repeats: int, num_threads: int | None = None
+) -> dict[str, Any]:
+    """Median ms per call of PyTorch fp32 eager and each compiled variant at batch 1 and 32, in shuffled blocks, at
+    one thread count (``num_threads``; the variants were compiled with it)."""
+    import torch
+
+    from hftl.deploy.latency import _rows, time_blocks
+
+    latency = {}
+    requests = {name: c.create_infer_request() for name, c in compiled.items()}
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads or default_num_threads())
+    try:
+        with torch.inference_mode():
+            for size in (1, 32):
+                batch = _rows(feed, size)
+                tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
+                runners = {"torch": lambda t=tensors: model(**t)}
+                for name, request in requests.items():
+                    runners[name] = lambda r=request, b=batch: r.infer(b)
+                latency[f"batch_{size}"] = {k: round(v, 3) for k, v in time_blocks(runners, repeats=repeats).items()}
+    finally:
+        torch.set_num_threads(previous)
+    speedup = {key: {k: round(row["torch"] / v, 3) for k, v in row.items()} for key, row in latency.items()}
+    return {"latency_ms": latency, "speedup_vs_torch": speedup,
+            "latency_method": {"statistic": "median ms per call", "repeats": repeats, "block_order": "shuffled per round"}}  # fmt: skip
 
 
 def _versions() -> dict[str, str | None]:
@@ -246,3 +289,12 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"  parity   fp32 IR (f32 hint) max|diff| {report['parity']['fp32_max_abs_diff']:.2e}")
     print("  accuracy " + "  ".join(f"{k} {v:.4f}" for k, v in acc.items() if isinstance(v, float) and k != "max_int8_drop"))
     print(f"  int8 kernels {report['int8_kernels']}  (CPU {report['cpu']['model']}: {' '.join(report['cpu']['flags'])})")
+    print_latency_and_default(report)
+
+
+def print_latency_and_default(report: dict[str, Any]) -> None:
+    """The timing lines and the serving default of an export report (ONNX or OpenVINO)."""
+    for batch, row in (report.get("latency_ms") or {}).items():
+        print(f"  latency {batch}: " + "  ".join(f"{k} {v:.2f} ms" for k, v in row.items() if v is not None))
+    if report.get("default"):
+        print(f"  default  {report['default']['variant']}: {report['default']['reason']}")

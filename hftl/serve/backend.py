@@ -31,22 +31,25 @@ class Backend(Protocol):
 class BackendSpec:
     folder: str  # RUN_DIR/<folder> holds this runtime's export (`hftl export RUN_DIR [--backend openvino]`)
     marker: str  # the fp32 model file only this runtime's export has
-    load: Callable[[Path, bool, int | None, bool], Backend]  # (export_dir, quantized, num_threads, spin)
+    load: Callable[[Path, bool, int | None, bool, str], Backend]  # (export_dir, quantized, num_threads, spin, precision)
     install: str = ""  # the extra to install when the runtime is missing
 
 
-def _onnxruntime(export_dir: Path, quantized: bool, num_threads: int | None, spin: bool) -> Backend:
+def _onnxruntime(export_dir: Path, quantized: bool, num_threads: int | None, spin: bool, precision: str) -> Backend:
     from hftl.deploy.runtime import OnnxClassifier
 
+    if precision != "fp32":  # ServeSettings refuses it first; a direct caller gets the same answer
+        raise ConfigError(f"onnxruntime has no {precision} path on CPU: serve its fp32 or int8 (--quantized) model")
     return OnnxClassifier(export_dir, quantized=quantized, num_threads=num_threads, allow_spinning=spin)
 
 
-def _openvino(export_dir: Path, quantized: bool, num_threads: int | None, spin: bool) -> Backend:
+def _openvino(export_dir: Path, quantized: bool, num_threads: int | None, spin: bool, precision: str) -> Backend:
     from hftl.deploy.openvino import OpenVinoClassifier
 
-    # f32 inference hint: the fp32 IR answers like `hftl predict` and PyTorch (OpenVINO would run bf16 on AMX CPUs);
-    # --quantized serves the NNCF int8 IR, the fast one.
-    return OpenVinoClassifier(export_dir, quantized=quantized, precision="f32", num_threads=num_threads)
+    # fp32: the f32 inference hint, so the fp32 IR answers like PyTorch (OpenVINO would run bf16 on AMX CPUs unasked);
+    # bf16: the same IR under the bf16 hint; --quantized serves the NNCF int8 IR.
+    hint = "bf16" if precision == "bf16" else "f32"
+    return OpenVinoClassifier(export_dir, quantized=quantized, precision=hint, num_threads=num_threads)
 
 
 BACKENDS: dict[str, BackendSpec] = {
@@ -65,9 +68,10 @@ def backend_of(export_dir: Path) -> str:
 
 
 def load_backend(
-    name: str, export_dir: Path, *, quantized: bool, num_threads: int | None, spin: bool = False
+    name: str, export_dir: Path, *, quantized: bool, num_threads: int | None, spin: bool = False, precision: str = "fp32"
 ) -> Backend:
-    """Open ``export_dir``'s fp32 (or int8) model on the runtime ``name`` (``spin``: ServeSettings.spin).
+    """Open ``export_dir``'s fp32 (or int8; or with ``precision`` bf16 on OpenVINO) model on the runtime ``name``
+    (``spin``: ServeSettings.spin).
 
     Raises:
         ConfigError: ``name`` is not a known backend.
@@ -75,4 +79,4 @@ def load_backend(
     """
     if name not in BACKENDS:
         raise ConfigError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")
-    return BACKENDS[name].load(Path(export_dir), quantized, num_threads, spin)
+    return BACKENDS[name].load(Path(export_dir), quantized, num_threads, spin, precision)

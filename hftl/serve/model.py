@@ -46,10 +46,10 @@ class ServedModel:
         # RUN_DIR/onnx (or RUN_DIR/openvino) is named after its run
         exports = {spec.folder for spec in BACKENDS.values()}
         self.name = self.export_dir.parent.name if self.export_dir.name in exports else self.export_dir.name
-        self.backend_name = f"{settings.backend}-{'int8' if settings.quantized else 'fp32'}"
+        self.backend_name = f"{settings.backend}-{'int8' if settings.quantized else settings.precision}"
         self._backend = load_backend(
             settings.backend, self.export_dir, quantized=settings.quantized, num_threads=settings.num_threads,
-            spin=settings.spin,
+            spin=settings.spin, precision=settings.precision,
         )
         # An fp32 onnxruntime graph with a dynamic sequence axis runs each batch at its longest text (rounded up to 8)
         # instead of the export's fixed text.max_length: the attention mask hides the padding, so the logits are the

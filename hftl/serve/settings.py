@@ -29,6 +29,8 @@ class ServeSettings:
         export_dir: The export folder (``RUN_DIR/onnx`` or ``RUN_DIR/openvino``).
         backend: Runtime name in ``hftl.serve.backend.BACKENDS`` (resolved: never ``auto``).
         quantized: Serve the export's int8 model instead of its fp32 one.
+        precision: fp32, or bf16 (OpenVINO's fp32 IR under the bf16 inference hint), for the non-int8 model.
+            `hftl serve` fills both from the export's measured default (hftl.deploy.default_variant) or its flags.
         max_batch: Most inputs run as one batch; 1 turns dynamic batching off.
         max_wait_ms: How long the first queued input waits for others to join its batch.
         max_queue: Most inputs waiting (not yet running); past it requests get 503 + Retry-After.
@@ -42,6 +44,7 @@ class ServeSettings:
     export_dir: str
     backend: str = "onnxruntime"
     quantized: bool = False
+    precision: str = "fp32"
     max_batch: int = 32
     max_wait_ms: float = 5.0
     max_queue: int = 256
@@ -57,6 +60,10 @@ class ServeSettings:
             raise ConfigError(f"--max-wait-ms must be >= 0, got {self.max_wait_ms}")
         if self.max_queue < self.max_batch:
             raise ConfigError(f"--max-queue ({self.max_queue}) must be >= --max-batch ({self.max_batch})")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.precision == "bf16" and self.backend != "openvino":
+            raise ConfigError(f"{self.backend} has no bf16 path on CPU: serve its fp32 or int8 (--quantized) model")
         if self.top_k < 1:
             raise ConfigError(f"--top-k must be >= 1, got {self.top_k}")
         for key, value in dataclasses.asdict(self.limits).items():

@@ -109,6 +109,41 @@ def test_evaluate_with_the_onnx_backends_agrees_with_torch(trained, tmp_path):
     assert abs(int8_record["metrics"]["accuracy"] - torch_record["metrics"]["accuracy"]) <= 0.1
 
 
+def test_predict_runs_the_variant_its_export_measured_fastest_on_this_cpu(trained, tmp_path, caplog):
+    import shutil
+
+    from hftl.deploy.default_variant import this_cpu
+    from hftl.deploy.export import load_classifier
+
+    recorded = json.loads((trained / "onnx" / "export_report.json").read_text())
+    assert recorded["default"]["variant"] in {"fp32", "int8"} and recorded["cpu"]["model"] == this_cpu()["model"]
+    texts = ["the team will win the game", "money and market news"]
+    # what the export decided is what `hftl predict` runs, and it says which and why
+    variant = recorded["default"]["variant"]
+    assert predict(trained / "onnx", texts) == predict(trained / "onnx", texts, quantized=variant == "int8")
+    caplog.clear()
+    assert main(["predict", str(trained), *texts]) == 0
+    assert f"onnxruntime {variant}, " in caplog.text and recorded["default"]["reason"][:40] in caplog.text
+
+    export = tmp_path / "onnx"
+    shutil.copytree(trained / "onnx", export)
+
+    def served_file(int8_ms: float, int8_accuracy: float, cpu: dict, *flags: str) -> str:
+        latency = {b: {"onnx_fp32": 10.0, "onnx_int8": int8_ms} for b in ("batch_1", "batch_32")}
+        accuracy = {**recorded["accuracy"], "onnx_fp32": 0.9, "onnx_int8": int8_accuracy}
+        report = {**recorded, "latency_ms": latency, "accuracy": accuracy, "cpu": cpu}
+        (export / "export_report.json").write_text(json.dumps(report))
+        quantized, precision = "--quantized" in flags, "fp32" if "fp32" in flags else "measured"
+        return load_classifier(export, quantized=quantized, precision=precision)[3].model_path.name
+
+    here = this_cpu()
+    assert served_file(5.0, 0.896, here) == "model_quantized.onnx"  # 2x, 0.4 point: int8
+    assert served_file(5.0, 0.894, here) == "model.onnx"  # 2x, 0.6 point: fp32
+    assert served_file(5.0, 0.9, {"model": "Another CPU", "flags": here["flags"]}) == "model.onnx"  # timed elsewhere
+    assert served_file(5.0, 0.9, here, "fp32") == "model.onnx"  # asked for
+    assert served_file(20.0, 0.9, here, "--quantized") == "model_quantized.onnx"  # asked for
+
+
 # -- 3. batch hftl predict --------------------------------------------------------------------------------------
 
 

@@ -38,6 +38,8 @@ REPORT_KEYS = {
     "num_threads",
     "quantization",
     "sizes_mb",
+    "cpu",
+    "default",
 }
 
 
@@ -85,6 +87,9 @@ def test_export_writes_models_and_full_report(exported):
         assert all(ms > 0 for ms in report["latency_ms"][batch].values())
         assert set(report["speedup_vs_torch"][batch]) == {"torch", "onnx_fp32", "onnx_int8"}
     assert report["num_threads"] == 1
+    # the serving default, decided on the numbers above and the CPU they were taken on
+    assert report["cpu"]["model"] and report["default"]["variant"] in {"fp32", "int8"}
+    assert set(report["default"]["speedup_vs_fp32"]) == {"int8"} and report["default"]["max_accuracy_drop"] == 0.005
     assert report["latency_method"]["ort_allow_spinning"] is True
     assert "other_processes_cpu_share" in report["latency_method"]  # a load meter, never asserted on
     assert report["quantization"]["config"] in {"arm64", "avx512_vnni", "avx512", "avx2"}
