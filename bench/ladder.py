@@ -62,7 +62,7 @@ def main(argv: list[str]) -> None:
     import inference
 
     from hftl.deploy.export import CALIBRATION_ROWS, _split_inputs
-    from hftl.deploy.latency import _rows, time_blocks
+    from hftl.deploy.latency import _rows, time_block_samples
 
     p = harness.parser(__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, default=None, help="a finished MiniLM run (default: runs/demo, else a short run)")
@@ -90,7 +90,7 @@ def main(argv: list[str]) -> None:
         from hftl.deploy.torch_backend import TorchClassifier
 
         reference = TorchClassifier(run_dir / "model").model
-        latency, flops = {}, {}
+        latency, samples, flops = {}, {}, {}
         for size in (1, 32):
             batch = _rows(features, size)
             with torch.inference_mode():
@@ -98,25 +98,34 @@ def main(argv: list[str]) -> None:
                     reference, {k: torch.as_tensor(v) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")},
                     backward=False,
                 )  # fmt: skip
-            latency[size] = time_blocks({name: (lambda c=call, b=batch: c(b)) for name, call in runners.items()},
-                                        repeats=args.repeats, rounds=3)  # fmt: skip
+            samples[size] = time_block_samples({name: (lambda c=call, b=batch: c(b)) for name, call in runners.items()},
+                                               repeats=args.repeats, rounds=3)  # fmt: skip
+            latency[size] = {name: float(np.median(ms)) for name, ms in samples[size].items()}
     t = args.threads
     tokens = features["input_ids"].shape[1]
     print(harness.cpu_line(t) + "\n")
     print(f"MiniLM run {run_dir}, {n} test rows at {tokens} tokens, {t} threads, median ms per call over {args.repeats} "
-          f"calls in shuffled blocks; {flops[1] / 1e9:.2f} GFLOP per sequence (torch's count). int8 kernels: ORT "
+          f"calls in shuffled blocks (IQR: their interquartile range); {flops[1] / 1e9:.2f} GFLOP per sequence (torch's count). int8 kernels: ORT "
           f"{facts['ort_int8_kernels']}; OpenVINO {facts['openvino_int8_kernels']}.\n")  # fmt: skip
     base = latency[1]["PyTorch fp32"], latency[32]["PyTorch fp32"]
     rows = [
-        [name, f"{accuracy[name]:.4f}", latency[1][name], f"{base[0] / latency[1][name]:.2f}x",
+        [name, f"{accuracy[name]:.4f}", latency[1][name], iqr(samples[1][name]), f"{base[0] / latency[1][name]:.2f}x",
          harness.peak_share(flops[1] / (latency[1][name] / 1e3), DTYPE[name], t), latency[32][name],
-         f"{base[1] / latency[32][name]:.2f}x", harness.peak_share(flops[32] / (latency[32][name] / 1e3), DTYPE[name], t)]
+         iqr(samples[32][name]), f"{base[1] / latency[32][name]:.2f}x",
+         harness.peak_share(flops[32] / (latency[32][name] / 1e3), DTYPE[name], t)]
         for name in runners
     ]  # fmt: skip
-    print(harness.markdown_table(["backend", "test acc", "b1 ms", "b1 speed-up", "b1 % of peak", "b32 ms",
-                                  "b32 speed-up", "b32 % of peak"], rows))  # fmt: skip
+    print(harness.markdown_table(["backend", "test acc", "b1 ms", "b1 IQR ms", "b1 speed-up", "b1 % of peak", "b32 ms",
+                                  "b32 IQR ms", "b32 speed-up", "b32 % of peak"], rows))  # fmt: skip
     harness.write_results(args.out, "ladder", {"quick": args.quick, "run": str(run_dir), "accuracy": accuracy,
-                                               "latency_ms": latency, "flops": flops, **facts})  # fmt: skip
+                                               "latency_ms": latency, "latency_samples_ms": samples, "flops": flops,
+                                               **facts})  # fmt: skip
+
+
+def iqr(ms: list[float]) -> str:
+    """The interquartile range of the timed calls, "q1-q3" (half the calls took between)."""
+    q1, q3 = np.percentile(ms, [25, 75])
+    return f"{q1:.2f}-{q3:.2f}"
 
 
 def _rows_slice(features: dict[str, np.ndarray], start: int, size: int) -> dict[str, np.ndarray]:

@@ -101,9 +101,33 @@ def main(argv: list[str]) -> None:
     print(harness.markdown_table(["modality", "seed", "hftl precision", "hftl train s", "peer train s",
                                   "hftl speed-up", "hftl samples/s", "peer samples/s", "hftl test acc",
                                   "peer test acc"], rows))  # fmt: skip
+    if len(seeds) > 1:
+        print("\nOver the seeds: median (min-max) of the times and the speed-up, mean +- sd of the test accuracies.\n")
+        print(spread_table(results))
     spread = {m: np.std([r["hftl"]["test_accuracy"] for r in results if r["modality"] == m]) for m in {r["modality"] for r in results}}
     harness.write_results(args.out, "time_to_accuracy", {"quick": args.quick, "section_seconds": times,
                                                         "results": results, "hftl_seed_std": spread})  # fmt: skip
+
+
+def spread_table(results: list[dict[str, Any]]) -> str:
+    """One row per modality: the runs' spread over seeds (the per-seed table above has one number per run)."""
+
+    def median_range(values: list[float], unit: str = "") -> str:
+        return f"{np.median(values):.2f}{unit} ({min(values):.2f}-{max(values):.2f})"
+
+    def mean_sd(values: list[float]) -> str:
+        return f"{np.mean(values):.4f} +- {np.std(values, ddof=1) if len(values) > 1 else 0.0:.4f}"
+
+    rows = []
+    for modality in dict.fromkeys(r["modality"] for r in results):
+        runs = [r for r in results if r["modality"] == modality]
+        hftl_s, peer_s = [r["hftl"]["train_s"] for r in runs], [r["peer"]["train_s"] for r in runs]
+        rows.append([modality, len(runs), median_range(hftl_s), median_range(peer_s),
+                     median_range([p / h for p, h in zip(peer_s, hftl_s, strict=True)], "x"),
+                     mean_sd([r["hftl"]["test_accuracy"] for r in runs]), mean_sd([r["peer"]["test_accuracy"] for r in runs])])  # fmt: skip
+    return harness.markdown_table(["modality", "seeds", "hftl train s median (min-max)", "peer train s median (min-max)",
+                                   "hftl speed-up median (min-max)", "hftl test acc mean +- sd",
+                                   "peer test acc mean +- sd"], rows)  # fmt: skip
 
 
 if __name__ == "__main__":

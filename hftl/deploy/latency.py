@@ -48,15 +48,20 @@ def other_processes_share(
     return round(max(0.0, other) / (wall_s * (os.cpu_count() or 1)), 3)
 
 
-def time_blocks(
+def time_blocks(runners: Mapping[str, Callable[[], object]], **how: int) -> dict[str, float]:
+    """Median milliseconds per call for each runner, timed in shuffled blocks (``how``: :func:`time_block_samples`)."""
+    return {name: float(np.median(ms)) for name, ms in time_block_samples(runners, **how).items()}
+
+
+def time_block_samples(
     runners: Mapping[str, Callable[[], object]],
     *,
     repeats: int,
     warmup: int = 2,
     rounds: int = 3,
     seed: int = 0,
-) -> dict[str, float]:
-    """Median milliseconds per call for each runner, timed in shuffled blocks.
+) -> dict[str, list[float]]:
+    """Milliseconds of every timed call for each runner, timed in shuffled blocks (for a median and its spread).
 
     Args:
         runners: Name -> zero-argument callable doing one inference call.
@@ -89,7 +94,7 @@ def time_blocks(
     finally:
         if gc_was_enabled:
             gc.enable()
-    return {name: float(np.median(s)) * 1000.0 for name, s in samples.items()}
+    return {name: [1000.0 * t for t in s] for name, s in samples.items()}
 
 
 def _rows(features: Mapping[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:

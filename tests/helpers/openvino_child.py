@@ -36,7 +36,8 @@ def main(argv: list[str]) -> None:
     labels = np.array([0, 1, 2] * 12)
     try:
         report = export_openvino(args.model_dir, args.out_dir, "text-classification", features, labels,
-                                 calibration=features, parity_atol=args.parity_atol)  # fmt: skip
+                                 calibration=features, parity_atol=args.parity_atol, num_threads=1,
+                                 latency_repeats=2)  # fmt: skip
     except ExportError as err:
         print(json.dumps({"error": str(err)}))
         return

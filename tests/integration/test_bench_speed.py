@@ -53,16 +53,25 @@ def test_ladder_quick(tiny_configs, tmp_path):  # noqa: F811
     names = [r[0] for r in rows]
     assert {"PyTorch fp32", "ORT fp32", "ORT int8", "OpenVINO fp32", "OpenVINO int8"} <= set(names)
     assert ("PyTorch bf16" in names) == cpu.native_bf16()
+    for row in rows:  # each median within the interquartile range of its timed calls
+        for median, spread in ((row[2], row[3]), (row[6], row[7])):
+            q1, q3 = map(float, spread.split("-"))
+            assert q1 - 0.01 <= float(median) <= q3 + 0.01, row  # printed to 2 decimals
     data = json.loads((tmp_path / "ladder.json").read_text())
     assert data["openvino_int8_kernels"] and data["ort_int8_kernels"].startswith(cpu.int8_isa())
 
 
 @pytest.mark.slow
 def test_time_to_accuracy_quick(tiny_configs, tmp_path):  # noqa: F811
-    stdout = run_script("time_to_accuracy", [*tiny_configs, "--modalities", "text"], tmp_path)
+    stdout = run_script("time_to_accuracy", [*tiny_configs, "--modalities", "text", "--seeds", "1,2"], tmp_path)
     _cpu_line(stdout)
     rows = table_rows(stdout.split("\n\n")[2], "| modality | seed")
-    assert [r[0] for r in rows] == ["text"]
+    assert [r[0] for r in rows] == ["text", "text"]
+    spread = table_rows(stdout.split("\n\n")[3], "| modality | seeds | hftl train s median (min-max)")
+    assert [r[:2] for r in spread] == [["text", "2"]]
+    low, high = spread[0][2].split(" (")[1].rstrip(")").split("-")
+    assert float(low) == pytest.approx(min(float(r[3]) for r in rows), abs=0.01)
+    assert float(high) == pytest.approx(max(float(r[3]) for r in rows), abs=0.01)
 
 
 @pytest.mark.slow

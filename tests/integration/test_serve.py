@@ -42,7 +42,7 @@ def servers(runs, tmp_path_factory):
         "text": (runs["text"], "--quantized", "--max-batch", "8", "--max-wait-ms", "50", "--max-queue", "16",
                  "--max-inputs", "4", "--max-text-chars", "200", "--max-body-bytes", "20000"),
         # Batches wait long for company and the queue holds one batch: two requests together overflow it.
-        "overload": (runs["text"], "--max-batch", "4", "--max-queue", "4", "--max-wait-ms", "1500"),
+        "overload": (runs["text"], "--precision", "fp32", "--max-batch", "4", "--max-queue", "4", "--max-wait-ms", "1500"),
         # Four requests fill a batch; fewer wait long enough to share one even on a busy machine.
         "vision": (runs["vision"] / "onnx", "--max-image-pixels", "4096", "--top-k", "2", "--max-batch", "4",
                    "--max-wait-ms", "800"),
@@ -222,7 +222,7 @@ def test_fp32_text_batches_run_at_their_longest_text_and_equal_hftl_predict(serv
     # here), which must not move a score.
     response = post_json(servers["overload"].url, {"inputs": TEXTS, "top_k": 1})
     assert response.status_code == 200, response.text
-    same_as_predict(response.json()["predictions"], predict(runs["text"] / "onnx", TEXTS), atol=1e-6)
+    same_as_predict(response.json()["predictions"], predict(runs["text"] / "onnx", TEXTS, precision="fp32"), atol=1e-6)
 
 
 def batch_metrics(url: str) -> tuple[float, float]:
@@ -351,13 +351,14 @@ def test_image_page_offers_a_file_form(servers):
 @pytest.mark.slow  # starts a local Ray and Ray Serve: about a minute on 2 cores
 def test_ray_serve_replicas_answer_like_predict_and_survive_a_replica_kill(runs, tmp_path):
     pytest.importorskip("ray.serve")
-    server = ServerProcess(runs["text"], "--ray", "--workers", "2", "--threads", "1", log=tmp_path / "ray.log")
+    server = ServerProcess(runs["text"], "--ray", "--workers", "2", "--threads", "1", "--precision", "fp32",
+                           log=tmp_path / "ray.log")  # fmt: skip
     try:
         server.wait_ready(timeout_s=300)
         url = server.url
         response = post_json(url, {"inputs": TEXTS})
         assert response.status_code == 200, response.text
-        same_as_predict(response.json()["predictions"], predict(runs["text"] / "onnx", TEXTS))
+        same_as_predict(response.json()["predictions"], predict(runs["text"] / "onnx", TEXTS, precision="fp32"))
         bad = post_json(url, {"inputs": ["a"], "typo": 1})
         assert bad.status_code == 422 and "unknown field 'typo'" in bad.json()["error"]
 

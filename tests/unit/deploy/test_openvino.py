@@ -44,6 +44,12 @@ def test_export_writes_ir_int8_and_a_report_with_the_kernels_that_ran(exported):
     kernels = report["int8_kernels"]
     assert kernels and any("8" in name for name in kernels), kernels
     assert report["cpu"]["model"] and report["versions"]["openvino"]
+    # every variant timed beside PyTorch, and the serving default decided on those numbers (fp32 unless one is faster
+    # within 0.5 point); bf16 only where the CPU has bf16 instructions
+    variants = {"openvino_fp32", "openvino_int8"} | ({"openvino_bf16"} if report["cpu"]["native_bf16"] else set())
+    assert set(report["latency_ms"]["batch_32"]) == {"torch", *variants} == set(report["accuracy"]) - {"max_int8_drop"}
+    assert report["default"]["variant"] in {"fp32", "int8", "bf16"}
+    assert set(report["default"]["speedup_vs_fp32"]) == {v.split("_")[1] for v in variants} - {"fp32"}
 
 
 def test_classifier_matches_torch_predictions(exported):
@@ -91,14 +97,20 @@ def test_export_run_and_predict_with_every_backend(quick_overrides, tmp_path):
 
     run(load_config(None, [*quick_overrides, "training.epochs=1", "training.tracking=none"]))
     run_dir = Path(quick_overrides[-1].split("=", 1)[1])
-    assert "OpenVINO export" in hftl_cli("export", run_dir, "--backend", "openvino")
+    assert "OpenVINO export" in hftl_cli("export", run_dir, "--backend", "openvino", "export.latency_repeats=2")
     report = json.loads((run_dir / "openvino" / REPORT_FILE).read_text())
     assert report["backend"] == "openvino" and (run_dir / "openvino" / FP32_XML).is_file()
     texts = ["the team win the game", "money market news"]
-    ov = predictions(hftl_cli("predict", run_dir / "openvino", *texts))
+    ov = predictions(hftl_cli("predict", run_dir / "openvino", "--precision", "fp32", *texts))
     ov_int8 = predictions(hftl_cli("predict", run_dir / "openvino", "--quantized", *texts))
     assert serving_dir(run_dir) == run_dir / "openvino"  # a run folder is served by its fastest export
-    assert predictions(hftl_cli("predict", run_dir, *texts)) == ov
+    assert predictions(hftl_cli("predict", run_dir, "--precision", "fp32", *texts)) == ov
+    # without flags, the variant the export timed fastest here within 0.5 point of fp32
+    default = report["default"]["variant"]
+    assert set(report["latency_ms"]["batch_1"]) >= {"torch", "openvino_fp32", "openvino_int8"}
+    assert ("openvino_bf16" in report["latency_ms"]["batch_32"]) == cpu.native_bf16()
+    explicit = {"fp32": ["--precision", "fp32"], "int8": ["--quantized"], "bf16": ["--precision", "bf16"]}[default]
+    assert predictions(hftl_cli("predict", run_dir, *texts)) == predictions(hftl_cli("predict", run_dir, *explicit, *texts))
     pt = _torch_predict(run_dir, texts)
     assert [label for label, _ in ov] == [label for label, _ in pt] and len(ov_int8) == 2
     assert max(abs(a[1] - b[1]) for a, b in zip(ov, pt, strict=True)) < 1e-3  # the CLI prints 4 decimals
