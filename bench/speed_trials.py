@@ -1,10 +1,11 @@
 """What else buys training time on this CPU: padding and length-grouped batches, SDPA vs eager attention, torch.compile.
 
-    python bench/speed_trials.py [--trials padding,attention,compile] [--steps 24] [--rounds 2] [--quick]
+    python bench/speed_trials.py [--trials padding,attention,compile] [--steps 24] [--rounds 2] [--precision auto] [--quick]
 
 Each trial times hftl's training loop (the recipe's accelerator, optimizer and precision: training.mixed_precision
 auto) over ``--steps`` optimizer steps after the harness's warm-up, variants alternating within every round (the
-order flips each round), median samples/s and the median of the rounds' ratios to the first variant:
+order flips each round; ``--precision`` sets training.mixed_precision, e.g. ``no`` for fp32), median samples/s and
+the median of the rounds' ratios to the first variant:
 
 - padding (MiniLM LoRA): fixed padding to text.max_length, dynamic padding to the batch's longest row (pad to a
   multiple of 8, what hftl's collator does), dynamic padding with length-grouped batches (transformers'
@@ -32,8 +33,11 @@ VISION = "recipes/configs/vision/dinov2_lora.yaml"
 SHORT_TEXTS = "zoo:fortunes"  # texts of varied, mostly short length (a text,label data set)
 
 
+PRECISION = ["training.mixed_precision=auto"]  # main() replaces it with --precision
+
+
 def _load(config: str, *overrides: str):
-    return harness.load(str(harness._resolve(config)), "training.mixed_precision=auto", *overrides)
+    return harness.load(str(harness._resolve(config)), *PRECISION, *overrides)
 
 
 def _ordered(indices: list[int]) -> harness.FixedOrder:
@@ -203,8 +207,10 @@ def main(argv: list[str]) -> None:
     p.add_argument("--trials", default="padding,attention,compile", help="comma-separated subset of padding,attention,compile")
     p.add_argument("--steps", type=int, default=24, help="timed optimizer steps per variant and round")
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds")
+    p.add_argument("--precision", default="auto", help="training.mixed_precision of every trial (no: fp32; default auto)")
     p.add_argument("--short-texts", default=SHORT_TEXTS, help=f"data.source with text,label columns for the padding trial (default {SHORT_TEXTS})")
     args = harness.setup(p, argv)
+    PRECISION[:] = [f"training.mixed_precision={args.precision}"]
     trials = [t.strip() for t in args.trials.split(",") if t.strip()]
     unknown = sorted(set(trials) - {"padding", "attention", "compile"})
     if unknown:
@@ -229,7 +235,7 @@ def main(argv: list[str]) -> None:
             rows += compile_trial(configs["text"], steps, rounds, "eager" if args.quick else "inductor")
     load_after = harness.machine()["load_average_1min"]
     print(harness.cpu_line(args.threads) + "\n")
-    print(f"hftl's loop, training.mixed_precision=auto, {steps} timed steps after {harness.WARMUP_STEPS} warm-up steps, "
+    print(f"hftl's loop, training.mixed_precision={args.precision}, {steps} timed steps after {harness.WARMUP_STEPS} warm-up steps, "
           f"{rounds} alternating rounds, {args.threads} threads; load average {load_before} before, {load_after} after. "
           "Ratio: median over rounds of the variant's samples/s over the first variant's of the same round.\n")  # fmt: skip
     print(harness.markdown_table(["trial", "setting", "variant", "samples/s", "vs first", "per round", "note"], rows))

@@ -67,7 +67,7 @@ def test_time_to_accuracy_quick(tiny_configs, tmp_path):  # noqa: F811
     _cpu_line(stdout)
     rows = table_rows(stdout.split("\n\n")[2], "| modality | seed")
     assert [r[0] for r in rows] == ["text", "text"]
-    spread = table_rows(stdout.split("\n\n")[3], "| modality | seeds | hftl train s median (min-max)")
+    spread = table_rows(stdout.split("\n\n")[4], "| modality | seeds | hftl train s median (min-max)")
     assert [r[:2] for r in spread] == [["text", "2"]]
     low, high = spread[0][2].split(" (")[1].rstrip(")").split("-")
     assert float(low) == pytest.approx(min(float(r[3]) for r in rows), abs=0.01)
