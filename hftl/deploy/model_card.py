@@ -325,7 +325,7 @@ def _usage(
             "from hftl.deploy.export import predict",
             "",
             f'folder = snapshot_download("{repo_id}"{rev})',
-            f"print(predict(folder, {inputs}, quantized=True))  # int8; quantized=False: fp32",
+            f"print(predict(folder, {inputs}))  # the export's measured default; quantized=True: int8; precision='fp32': fp32",
         ]
         after = (
             f"`model.onnx` (fp32) and `model_quantized.onnx` (int8) take {takes}; "
