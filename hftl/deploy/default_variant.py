@@ -99,7 +99,7 @@ def choose(report: dict[str, Any], backend: str, *, cpu_now: dict[str, Any] | No
         return f"{v} {speedup[v]:.2f}x fp32 ({ms}), accuracy {100 * -drop[v]:+.2f} pt"
 
     if not within:
-        tried = "; ".join(measured(v) for v in sorted(speedup, key=speedup.get, reverse=True)) or "none timed"
+        tried = "; ".join(measured(v) for v in sorted(speedup, key=speedup.get, reverse=True)) or "fp32 is its only variant"
         return Choice(FP32, f"no variant is faster than fp32 within {100 * MAX_ACCURACY_DROP:g} accuracy point "
                             f"({tried}; {where})", **rounded)  # fmt: skip
     best = max(within, key=within.get)
