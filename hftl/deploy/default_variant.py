@@ -96,7 +96,7 @@ def choose(report: dict[str, Any], backend: str, *, cpu_now: dict[str, Any] | No
 
     def measured(v: str) -> str:
         ms = ", ".join(f"{batch} {row[keys[v]]:.2f} vs {row[keys[FP32]]:.2f} ms" for batch, row in latency.items())
-        return f"{v} {speedup[v]:.2f}x fp32 ({ms}), accuracy {100 * -drop[v]:+.2f} pt"
+        return f"{v} {speedup[v]:.2f}x fp32 ({ms}), accuracy {100 * -drop[v] + 0.0:+.2f} pt"
 
     if not within:
         tried = "; ".join(measured(v) for v in sorted(speedup, key=speedup.get, reverse=True)) or "fp32 is its only variant"
