@@ -53,6 +53,8 @@ def summarize(run_dir: str | Path) -> str:
                 f"  {name:<12} {acc[name]:>9.4f} {_ms(b1.get(name)):>8} {_ms(b32.get(name)):>8} "
                 f"{(f'{speed:.2f}x' if speed else '-'):>11}"
             )
+        if report.get("default"):  # what `hftl predict` / `hftl serve` run from this export on the CPU it was timed on
+            lines.append(f"  onnx served  {report['default']['variant']}: {report['default']['reason']}")
     return "\n".join(lines)
 
 

@@ -63,6 +63,8 @@ def test_results_and_summary_hold_per_class_metrics_and_the_confusion_matrix(tra
     assert film["precision"] == pytest.approx(matrix[1, 1] / max(matrix[:, 1].sum(), 1))
     text = summarize(trained)
     assert "precision" in text and "confusion matrix (rows: true label" in text and "film" in text
+    default = json.loads((trained / "onnx" / "export_report.json").read_text())["default"]
+    assert f"  onnx served  {default['variant']}: {default['reason']}" in text
 
 
 # -- 2. hftl evaluate -------------------------------------------------------------------------------------------
