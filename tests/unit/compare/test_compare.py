@@ -17,7 +17,7 @@ from hftl import files
 from hftl.compare import aggregate, compare, effects, findings, stats
 from hftl.compare.grid import expand
 from hftl.compare.report import write_report
-from hftl.compare.runner import run_state
+from hftl.compare.runner import config_changes, run_state
 from hftl.compare.spec import load_spec
 from hftl.config import save_config
 from hftl.errors import ConfigError, HftlError
@@ -187,6 +187,20 @@ def test_run_state_compares_the_saved_config(tmp_path, tiny_recipe):
     assert run_state(run) == "done"
     changed = expand(load_spec(tiny_spec(tmp_path, tiny_recipe, dataset={"overrides": ["text.max_length=12"]})), tmp_path / "r")[0]
     assert changed.name == run.name and run_state(changed) == "changed"
+
+
+def test_a_key_added_to_the_schema_since_the_run_counts_only_when_set(tmp_path, tiny_recipe):
+    """A run saved before model.attn_implementation existed ran as null does now (nothing passed to transformers):
+    it stays done; a spec that sets the key asks for something the run did not do."""
+    run = expand(load_spec(tiny_spec(tmp_path, tiny_recipe)), tmp_path / "r")[0]
+    run.run_dir.mkdir(parents=True)
+    old = run.config.to_dict()
+    assert old["model"].pop("attn_implementation") is None
+    (run.run_dir / rundir.CONFIG).write_text(yaml.safe_dump(old))
+    files.write_json_atomic(run.run_dir / rundir.RESULTS, {})
+    assert run_state(run) == "done" and config_changes(run) == []
+    eager = expand(load_spec(tiny_spec(tmp_path, tiny_recipe, overrides=["method.lp_ft.probe_epochs=1", "model.attn_implementation=eager"])), tmp_path / "r")[0]
+    assert eager.name == run.name and run_state(eager) == "changed" and config_changes(eager) == ["model.attn_implementation"]
 
 
 @pytest.mark.slow
