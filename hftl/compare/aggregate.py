@@ -22,6 +22,7 @@ from hftl.compare.runner import run_state
 from hftl.compare.stats import (
     Estimate,
     chance_normalised,
+    log_t_interval,
     normalised_estimate,
     proportion_interval,
     t_interval,
@@ -209,6 +210,11 @@ PROPORTIONS: dict[str, str | None] = {
 }  # fmt: skip
 
 
+# Positive costs: skewed and multiplicative (one run 3x slower than another under load), so their interval is on the
+# log scale (stats.log_t_interval: the geometric mean, never below 0); the table and figure say "geometric mean".
+COSTS = ("train_runtime_s",)
+
+
 def cell_interval(members: list[dict[str, Any]], key: str,
                   value: Callable[[dict[str, Any]], float | None] | None = None) -> Estimate | None:
     """The mean of one measure over a cell's seeds with its 95% interval, chosen here for every table and figure.
@@ -216,12 +222,16 @@ def cell_interval(members: list[dict[str, Any]], key: str,
     key in PROPORTIONS: stats.proportion_interval, its zero-spread fallback on the rows (PROPORTIONS[key]) pooled over
     the seeds (test rows for test measures: utterances for word error rates, fewer than words, so wider);
     test accuracy of a single seed: Wilson on its test rows. A word error rate above 1 (more insertions than
-    reference words) leaves [0, 1]: that cell gets the t interval. Other keys: t over seeds.
+    reference words) leaves [0, 1]: that cell gets the t interval. key in COSTS: the geometric mean and the t
+    interval of the log values (a cost of 0 or less, which no timing should be, falls back to t). Other keys: t over
+    seeds.
     value: how to read the measure from a row (default row[key]; e.g. one extra split's WER).
     """
     read = value or (lambda r: r.get(key))
     present = [(r, read(r)) for r in members if read(r) is not None]
     values = [v for _, v in present]
+    if key in COSTS and all(v > 0 for v in values):
+        return log_t_interval(values)
     if key not in PROPORTIONS or not all(0.0 <= v <= 1.0 for v in values):
         return t_interval(values)
     rows = [r.get(PROPORTIONS[key]) if PROPORTIONS[key] else None for r, _ in present]
@@ -274,7 +284,7 @@ def _fmt_count(value: float | None) -> str:
 
 TABLE_HEADER = ["modality", "dataset", "backbone", "method", "shots/class", "seeds", "train size", "test rows",
                 "test accuracy [95%]", "chance-normalised [95%]", "test F1 (macro) [95%]", "shifted accuracy [95%]",
-                "trainable params", "steps (stopped by)", "train s [95%]"]  # fmt: skip
+                "trainable params", "steps (stopped by)", "train s, geometric mean [95%]"]  # fmt: skip
 
 
 def table_rows(cell_list: list[dict[str, Any]]) -> list[list[str]]:

@@ -90,14 +90,16 @@ def _sections(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]]
             ("Transfer gain per training size (each method minus scratch, paired over seeds)", findings.gain_table(scored)),
             ("Transferability: candidate backbones ranked per data set and size", findings.ranking_table(scored)),
             ("All results (mean over seeds, 95% interval: t over seeds; accuracy and F1: Wilson at the effective n of "
-             "the seeds' spread, inside [0, 1]; one seed: Wilson on its test rows)",
+             "the seeds' spread, inside [0, 1]; one seed: Wilson on its test rows; training seconds: geometric mean, "
+             "t on the log seconds, so above 0)",
              (aggregate.TABLE_HEADER, aggregate.table_rows(aggregate.cells(scored)))),
         ]  # fmt: skip
     if transcribed:
         out += [
             ("Speech recognition: methods ranked by test word error rate (lower is better)", transcripts.summary(transcribed)),
             ("Speech recognition results (mean over seeds, 95% interval: WER and CER Wilson at the effective n of the "
-             "seeds' spread, inside [0, 1] unless a WER passes 1; other columns t over seeds)", transcripts.table(transcribed)),
+             "seeds' spread, inside [0, 1] unless a WER passes 1; training seconds: geometric mean, t on the log "
+             "seconds; other columns t over seeds)", transcripts.table(transcribed)),
             ("Speech recognition: paired WER differences between methods", transcripts.difference_table(transcribed)),
         ]  # fmt: skip
     return out

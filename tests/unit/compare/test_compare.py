@@ -291,10 +291,10 @@ def test_rows_and_mean_std_over_seeds(tmp_path, tiny_recipe):
     assert cell["shift_mean_accuracy_mean"] == pytest.approx(0.4) and cell["shift_mean_accuracy_std"] is None
     assert cell["logme_mean"] is None
     # the t interval over 3 seeds would be 0.667 +- 0.517 = [0.150, 1.184], past 1; accuracy gets Wilson at the
-    # effective n instead (test_stats: [0.215578, 0.935710]); seconds keep the t interval
+    # effective n instead (test_stats: [0.215578, 0.935710]); seconds the geometric mean, t on their logs
     table = aggregate.markdown_table([cell])
     assert "| 0.667 [0.216, 0.936] |" in table and "| 0.400 (no interval: 1 run) |" in table
-    assert cell["accuracy_ci"].method == stats.EFFECTIVE_WILSON and cell["runtime_ci"].method == "t over seeds"
+    assert cell["accuracy_ci"].method == stats.EFFECTIVE_WILSON and cell["runtime_ci"].method == stats.GEOMETRIC_T
     assert aggregate.mean_std([]) == (None, None, 0) and aggregate.mean_std([0.3, None]) == (0.3, None, 1)
 
 
