@@ -18,7 +18,7 @@ from typing import Any
 
 from hftl import files
 from hftl.compare.grid import GridRun
-from hftl.compare.runner import run_state
+from hftl.compare.runner import run_status
 from hftl.compare.stats import (
     Estimate,
     chance_normalised,
@@ -42,7 +42,9 @@ COLUMNS = [
     "probe_transfer",  # transferability: logistic-probe accuracy train -> validation on the frozen features
     # speech recognition runs (task speech_recognition): word error rates, lower is better; empty for classifiers
     "task", "test_wer", "test_cer", "val_wer", "source_test_wer", "extra_splits_wer",
+    "run_state",  # runner.run_status when collected: done, or changed (finished under another config than the spec's now)
 ]  # fmt: skip
+CONFIG_CHANGES = "config_changes"  # in-memory only: a changed run's differing config keys (runner.run_status)
 PER_ROW = "per_row"  # in-memory only: {"test": [0|1...], "test_ids": [...], "shift": {name: [0|1...]},
 #                       "before": [0|1...], "after": [0|1...]} (whichever the run recorded)
 # A grid cell: the runs that differ only by seed.
@@ -169,12 +171,15 @@ def collect(runs: Iterable[GridRun], states: tuple[str, ...] = ("done",)) -> lis
     """Rows of the runs that finished with the config the spec asks for (in grid order); the others are left out.
 
     states: run states to read ("changed" too: finished with another config, e.g. a tuned one, for --verdicts).
+    Each row records its run's state (run_state) and a changed run's differing keys (CONFIG_CHANGES), read here once:
+    the report describes the runs as they were collected.
     """
-    return [
-        row_from_results(run, read_record(run.run_dir))
-        for run in runs
-        if run_state(run) in states
-    ]
+    out = []
+    for run in runs:
+        state, changes = run_status(run)
+        if state in states:
+            out.append({**row_from_results(run, read_record(run.run_dir)), "run_state": state, CONFIG_CHANGES: changes})
+    return out
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:

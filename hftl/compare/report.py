@@ -19,7 +19,6 @@ from typing import Any
 from hftl import files
 from hftl.compare import aggregate, checklist, findings, plots, transcripts, verdicts
 from hftl.compare.grid import GridRun
-from hftl.compare.runner import config_changes, run_state
 from hftl.compare.spec import CompareSpec
 
 _STYLE = """
@@ -56,9 +55,8 @@ def _grid_description(spec: CompareSpec, runs: list[GridRun], rows: list[dict[st
     measured = [k for k in ("transferability", "shift", "forgetting")
                 if runs and getattr(runs[0].config.evaluation, k, False)] or ["none"]  # fmt: skip
     missing = len(runs) - len(rows)
-    reported = {row["run_dir"] for row in rows}
-    changed = [r for r in runs if str(r.run_dir) in reported and run_state(r) == "changed"]
-    keys = sorted({key for r in changed for key in config_changes(r)})
+    changed = [row for row in rows if row.get("run_state") == "changed"]  # as aggregate.collect read them
+    keys = sorted({key for row in changed for key in row.get(aggregate.CONFIG_CHANGES, [])})
     return [
         f"{len(rows)} of {len(runs)} runs finished" + (f" ({missing} without results: failed or not run yet)." if missing else ".")
         + (f" {len(changed)} of them ran under a config other than the one the spec generates now (differing in "

@@ -27,26 +27,25 @@ from hftl.run import rundir
 State = Literal["done", "changed", "unfinished", "new"]
 
 
-def run_state(run: GridRun) -> State:
-    """done: finished with the config the spec asks for now; changed: finished with another; unfinished: cut short."""
+def run_status(run: GridRun) -> tuple[State, list[str]]:
+    """The run's state and, for a changed run, the dotted keys where its saved config.yaml differs from the config
+    the spec generates now, from one read of its folder (a report reads both for every run it shows).
+
+    done: finished with the config the spec asks for now; changed: finished with another (keys empty: the saved
+    config is missing or unreadable); unfinished: cut short; new: never started."""
     results, saved = run.run_dir / rundir.RESULTS, run.run_dir / rundir.CONFIG
-    if results.is_file():
-        try:
-            same = saved.is_file() and not _differences(yaml.safe_load(saved.read_text()), run.config.to_dict())
-        except yaml.YAMLError:
-            same = False
-        return "done" if same else "changed"
-    return "unfinished" if run.run_dir.exists() else "new"
-
-
-def config_changes(run: GridRun) -> list[str]:
-    """The dotted keys where a finished run's saved config.yaml differs from the config the spec generates now
-    (what makes it 'changed'); empty when it is the same or was not saved readably."""
+    if not results.is_file():
+        return ("unfinished" if run.run_dir.exists() else "new"), []
     try:
-        saved = yaml.safe_load((run.run_dir / rundir.CONFIG).read_text())
+        changes = _differences(yaml.safe_load(saved.read_text()), run.config.to_dict())
     except (OSError, yaml.YAMLError):
-        return []
-    return _differences(saved, run.config.to_dict())
+        return "changed", []
+    return ("changed" if changes else "done"), changes
+
+
+def run_state(run: GridRun) -> State:
+    """run_status's state alone (what the runner's skip rule and the selection read)."""
+    return run_status(run)[0]
 
 
 _ABSENT = object()  # a key one config has and the other lacks (e.g. one added to the schema since the run)

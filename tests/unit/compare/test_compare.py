@@ -17,7 +17,7 @@ from hftl import files
 from hftl.compare import aggregate, compare, effects, findings, stats
 from hftl.compare.grid import expand
 from hftl.compare.report import write_report
-from hftl.compare.runner import config_changes, run_state
+from hftl.compare.runner import run_state, run_status
 from hftl.compare.spec import load_spec
 from hftl.config import save_config
 from hftl.errors import ConfigError, HftlError
@@ -198,9 +198,9 @@ def test_a_key_added_to_the_schema_since_the_run_counts_only_when_set(tmp_path, 
     assert old["model"].pop("attn_implementation") is None
     (run.run_dir / rundir.CONFIG).write_text(yaml.safe_dump(old))
     files.write_json_atomic(run.run_dir / rundir.RESULTS, {})
-    assert run_state(run) == "done" and config_changes(run) == []
+    assert run_status(run) == ("done", [])
     eager = expand(load_spec(tiny_spec(tmp_path, tiny_recipe, overrides=["method.lp_ft.probe_epochs=1", "model.attn_implementation=eager"])), tmp_path / "r")[0]
-    assert eager.name == run.name and run_state(eager) == "changed" and config_changes(eager) == ["model.attn_implementation"]
+    assert eager.name == run.name and run_status(eager) == ("changed", ["model.attn_implementation"])
 
 
 @pytest.mark.slow
