@@ -455,10 +455,10 @@ def test_small_claim_specs_measure_what_their_verdict_rows_need():
 
     bid = load_spec(REPO / "recipes" / "compare" / "biderman_small.yaml")
     assert set(bid.curve_methods) == {"lora", "full"} and "linear_probe" in bid.methods and "scratch" not in bid.methods
-    assert bid.measure.forgetting and len(bid.seeds) >= 3
+    assert bid.measure.forgetting and len(bid.seeds) >= 5  # the protocol's 5 seeds
     curve = curve_runs(bid, Path("unused"))
     rates = {m: {r.config.training.learning_rate for r in curve if r.method == m} for m in bid.curve_methods}
-    assert all(len(v) >= 2 for v in rates.values()) and len(curve) == sum(len(v) for v in rates.values()) * len(bid.seeds)
+    assert all(len(v) >= 3 for v in rates.values()) and len(curve) == sum(len(v) for v in rates.values()) * len(bid.seeds)
     for path in ("he_small.yaml", "biderman_small.yaml"):
         header = (REPO / "recipes" / "compare" / path).read_text().split("\nname:")[0]
         assert f"hftl compare recipes/compare/{path}" in header and "CPU" in header and "CANNOT conclude" in header
