@@ -22,6 +22,7 @@ Typed dataclasses are the schema, as for run configs (hftl/config.py): an unknow
         backbones: [zoo:minilm-l6]      # default: the recipe's model.source
         overrides: [text.max_length=64]
         learning_rates: {scratch: 5.0e-4, linear_probe: 3.0e-2, lora: 1.0e-3, full: 5.0e-5, lp_ft: 5.0e-5}
+        curve_rates: {lora: [2.0e-4]}   # with curve_methods [lora] and a list of lora rates: curve-only points
         method_overrides: {lp_ft: [method.lp_ft.probe_learning_rate=3.0e-2]}
 """
 
