@@ -18,10 +18,11 @@ from typing import Any
 
 from hftl import files
 from hftl.compare.grid import GridRun
-from hftl.compare.runner import run_state
+from hftl.compare.runner import run_status
 from hftl.compare.stats import (
     Estimate,
     chance_normalised,
+    log_t_interval,
     normalised_estimate,
     proportion_interval,
     t_interval,
@@ -41,7 +42,9 @@ COLUMNS = [
     "probe_transfer",  # transferability: logistic-probe accuracy train -> validation on the frozen features
     # speech recognition runs (task speech_recognition): word error rates, lower is better; empty for classifiers
     "task", "test_wer", "test_cer", "val_wer", "source_test_wer", "extra_splits_wer",
+    "run_state",  # runner.run_status when collected: done, or changed (finished under another config than the spec's now)
 ]  # fmt: skip
+CONFIG_CHANGES = "config_changes"  # in-memory only: a changed run's differing config keys (runner.run_status)
 PER_ROW = "per_row"  # in-memory only: {"test": [0|1...], "test_ids": [...], "shift": {name: [0|1...]},
 #                       "before": [0|1...], "after": [0|1...]} (whichever the run recorded)
 # A grid cell: the runs that differ only by seed.
@@ -168,12 +171,15 @@ def collect(runs: Iterable[GridRun], states: tuple[str, ...] = ("done",)) -> lis
     """Rows of the runs that finished with the config the spec asks for (in grid order); the others are left out.
 
     states: run states to read ("changed" too: finished with another config, e.g. a tuned one, for --verdicts).
+    Each row records its run's state (run_state) and a changed run's differing keys (CONFIG_CHANGES), read here once:
+    the report describes the runs as they were collected.
     """
-    return [
-        row_from_results(run, read_record(run.run_dir))
-        for run in runs
-        if run_state(run) in states
-    ]
+    out = []
+    for run in runs:
+        state, changes = run_status(run)
+        if state in states:
+            out.append({**row_from_results(run, read_record(run.run_dir)), "run_state": state, CONFIG_CHANGES: changes})
+    return out
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
@@ -209,6 +215,11 @@ PROPORTIONS: dict[str, str | None] = {
 }  # fmt: skip
 
 
+# Positive costs: skewed and multiplicative (one run 3x slower than another under load), so their interval is on the
+# log scale (stats.log_t_interval: the geometric mean, never below 0); the table and figure say "geometric mean".
+COSTS = ("train_runtime_s",)
+
+
 def cell_interval(members: list[dict[str, Any]], key: str,
                   value: Callable[[dict[str, Any]], float | None] | None = None) -> Estimate | None:
     """The mean of one measure over a cell's seeds with its 95% interval, chosen here for every table and figure.
@@ -216,12 +227,16 @@ def cell_interval(members: list[dict[str, Any]], key: str,
     key in PROPORTIONS: stats.proportion_interval, its zero-spread fallback on the rows (PROPORTIONS[key]) pooled over
     the seeds (test rows for test measures: utterances for word error rates, fewer than words, so wider);
     test accuracy of a single seed: Wilson on its test rows. A word error rate above 1 (more insertions than
-    reference words) leaves [0, 1]: that cell gets the t interval. Other keys: t over seeds.
+    reference words) leaves [0, 1]: that cell gets the t interval. key in COSTS: the geometric mean and the t
+    interval of the log values (a cost of 0 or less, which no timing should be, falls back to t). Other keys: t over
+    seeds.
     value: how to read the measure from a row (default row[key]; e.g. one extra split's WER).
     """
     read = value or (lambda r: r.get(key))
     present = [(r, read(r)) for r in members if read(r) is not None]
     values = [v for _, v in present]
+    if key in COSTS and all(v > 0 for v in values):
+        return log_t_interval(values)
     if key not in PROPORTIONS or not all(0.0 <= v <= 1.0 for v in values):
         return t_interval(values)
     rows = [r.get(PROPORTIONS[key]) if PROPORTIONS[key] else None for r, _ in present]
@@ -274,7 +289,7 @@ def _fmt_count(value: float | None) -> str:
 
 TABLE_HEADER = ["modality", "dataset", "backbone", "method", "shots/class", "seeds", "train size", "test rows",
                 "test accuracy [95%]", "chance-normalised [95%]", "test F1 (macro) [95%]", "shifted accuracy [95%]",
-                "trainable params", "steps (stopped by)", "train s [95%]"]  # fmt: skip
+                "trainable params", "steps (stopped by)", "train s, geometric mean [95%]"]  # fmt: skip
 
 
 def table_rows(cell_list: list[dict[str, Any]]) -> list[list[str]]:

@@ -179,7 +179,7 @@ def training_time(rows: list[dict[str, Any]], path: Path) -> Path | None:
     sizes = _ordered([r["shots_per_class"] for r in rows])
     series = [(f"{size} / class", lambda rs, s=size: _mean([r for r in rs if r["shots_per_class"] == s], "train_runtime_s"))
               for size in sizes]  # fmt: skip
-    return _grouped_bars(rows, path, series, "training time (s)")
+    return _grouped_bars(rows, path, series, "training time (s, geometric mean)")
 
 
 def shift(rows: list[dict[str, Any]], path: Path) -> Path | None:
@@ -218,7 +218,8 @@ FIGURES = [
      accuracy_vs_size),
     ("accuracy_vs_params.png", "Test accuracy against trainable parameters, a point per method and training size.",
      accuracy_vs_params),
-    ("training_time.png", "Training time per method and training size (mean over runs, bars: 95% t interval).", training_time),
+    ("training_time.png", "Training time per method and training size (geometric mean over runs, bars: 95% t interval on the "
+     "log seconds, aggregate.cell_interval).", training_time),
     ("shift.png", "In-distribution vs shifted test accuracy per method (mean over training sizes and seeds).", shift),
     ("forgetting.png", "Forgetting: accuracy on a different (probe) task with the trained backbone's features minus the "
      "source model's, on the same probe rows (bars: 95% interval), and linear CKA between features before and after "

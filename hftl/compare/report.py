@@ -19,7 +19,6 @@ from typing import Any
 from hftl import files
 from hftl.compare import aggregate, checklist, findings, plots, transcripts, verdicts
 from hftl.compare.grid import GridRun
-from hftl.compare.runner import config_changes, run_state
 from hftl.compare.spec import CompareSpec
 
 _STYLE = """
@@ -56,9 +55,8 @@ def _grid_description(spec: CompareSpec, runs: list[GridRun], rows: list[dict[st
     measured = [k for k in ("transferability", "shift", "forgetting")
                 if runs and getattr(runs[0].config.evaluation, k, False)] or ["none"]  # fmt: skip
     missing = len(runs) - len(rows)
-    reported = {row["run_dir"] for row in rows}
-    changed = [r for r in runs if str(r.run_dir) in reported and run_state(r) == "changed"]
-    keys = sorted({key for r in changed for key in config_changes(r)})
+    changed = [row for row in rows if row.get("run_state") == "changed"]  # as aggregate.collect read them
+    keys = sorted({key for row in changed for key in row.get(aggregate.CONFIG_CHANGES, [])})
     return [
         f"{len(rows)} of {len(runs)} runs finished" + (f" ({missing} without results: failed or not run yet)." if missing else ".")
         + (f" {len(changed)} of them ran under a config other than the one the spec generates now (differing in "
@@ -90,14 +88,16 @@ def _sections(spec: CompareSpec, runs: list[GridRun], rows: list[dict[str, Any]]
             ("Transfer gain per training size (each method minus scratch, paired over seeds)", findings.gain_table(scored)),
             ("Transferability: candidate backbones ranked per data set and size", findings.ranking_table(scored)),
             ("All results (mean over seeds, 95% interval: t over seeds; accuracy and F1: Wilson at the effective n of "
-             "the seeds' spread, inside [0, 1]; one seed: Wilson on its test rows)",
+             "the seeds' spread, inside [0, 1]; one seed: Wilson on its test rows; training seconds: geometric mean, "
+             "t on the log seconds, so above 0)",
              (aggregate.TABLE_HEADER, aggregate.table_rows(aggregate.cells(scored)))),
         ]  # fmt: skip
     if transcribed:
         out += [
             ("Speech recognition: methods ranked by test word error rate (lower is better)", transcripts.summary(transcribed)),
             ("Speech recognition results (mean over seeds, 95% interval: WER and CER Wilson at the effective n of the "
-             "seeds' spread, inside [0, 1] unless a WER passes 1; other columns t over seeds)", transcripts.table(transcribed)),
+             "seeds' spread, inside [0, 1] unless a WER passes 1; training seconds: geometric mean, t on the log "
+             "seconds; other columns t over seeds)", transcripts.table(transcribed)),
             ("Speech recognition: paired WER differences between methods", transcripts.difference_table(transcribed)),
         ]  # fmt: skip
     return out

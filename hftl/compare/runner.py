@@ -27,32 +27,36 @@ from hftl.run import rundir
 State = Literal["done", "changed", "unfinished", "new"]
 
 
-def run_state(run: GridRun) -> State:
-    """done: finished with the config the spec asks for now; changed: finished with another; unfinished: cut short."""
+def run_status(run: GridRun) -> tuple[State, list[str]]:
+    """The run's state and, for a changed run, the dotted keys where its saved config.yaml differs from the config
+    the spec generates now, from one read of its folder (a report reads both for every run it shows).
+
+    done: finished with the config the spec asks for now; changed: finished with another (keys empty: the saved
+    config is missing or unreadable); unfinished: cut short; new: never started."""
     results, saved = run.run_dir / rundir.RESULTS, run.run_dir / rundir.CONFIG
-    if results.is_file():
-        try:
-            same = saved.is_file() and yaml.safe_load(saved.read_text()) == run.config.to_dict()
-        except yaml.YAMLError:
-            same = False
-        return "done" if same else "changed"
-    return "unfinished" if run.run_dir.exists() else "new"
-
-
-def config_changes(run: GridRun) -> list[str]:
-    """The dotted keys where a finished run's saved config.yaml differs from the config the spec generates now
-    (what makes it 'changed'); empty when it is the same or was not saved readably."""
+    if not results.is_file():
+        return ("unfinished" if run.run_dir.exists() else "new"), []
     try:
-        saved = yaml.safe_load((run.run_dir / rundir.CONFIG).read_text())
+        changes = _differences(yaml.safe_load(saved.read_text()), run.config.to_dict())
     except (OSError, yaml.YAMLError):
-        return []
-    return _differences(saved, run.config.to_dict())
+        return "changed", []
+    return ("changed" if changes else "done"), changes
+
+
+def run_state(run: GridRun) -> State:
+    """run_status's state alone (what the runner's skip rule and the selection read)."""
+    return run_status(run)[0]
 
 
 _ABSENT = object()  # a key one config has and the other lacks (e.g. one added to the schema since the run)
 
 
 def _differences(a: object, b: object, prefix: str = "") -> list[str]:
+    """The dotted keys where saved config ``a`` and current config ``b`` differ. A key the run's config lacks that is
+    null now is no difference: it was added to the schema since, and null (unset) is the behaviour it had before
+    (model.attn_implementation: null passes nothing to transformers, as the hftl that made the run did)."""
+    if a is _ABSENT and b is None:
+        return []
     if isinstance(a, dict) and isinstance(b, dict):
         return [key for k in sorted(set(a) | set(b), key=str)
                 for key in _differences(a.get(k, _ABSENT), b.get(k, _ABSENT), f"{prefix}{k}.")]  # fmt: skip

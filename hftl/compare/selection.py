@@ -60,8 +60,9 @@ def selection_trials(spec: CompareSpec, report_dir: Path) -> dict[str, list[Tria
 
 
 def curve_runs(spec: CompareSpec, report_dir: Path, chosen: dict[str, list[str]] | None = None) -> list[GridRun]:
-    """Every seed at every listed rate of the spec's curve_methods, but the rate chosen for the cell (``chosen``:
-    select_cells' answer): the chosen rate's runs are the cells' own, so training them twice would only cost."""
+    """Every seed at every listed rate of the spec's curve_methods, and at the data set's curve_rates (curve-only
+    points, never selection candidates), but the rate chosen for the cell (``chosen``: select_cells' answer): the
+    chosen rate's runs are the cells' own, so training them twice would only cost."""
     runs_dir = runs_dir_of(spec, report_dir) / "curve"
     out = []
     for seed in spec.seeds:
@@ -71,10 +72,12 @@ def curve_runs(spec: CompareSpec, report_dir: Path, chosen: dict[str, list[str]]
                 continue
             cell = cell_name(ds.name, backbone, method, shots, transcripts=reads_transcripts(spec, ds))
             picked = (chosen or {}).get(cell, [])
-            for rate in [r for r in rates if f"training.learning_rate={_value(r)}" not in picked]:
+            beyond = getattr(ds.curve_rates, method) or []
+            for rate in [r for r in [*rates, *beyond] if f"training.learning_rate={_value(r)}" not in picked]:
                 name = f"{cell}__lr-{rate:g}__seed-{seed}"
+                how = "learning-rate curve point" + (" beyond the selection grid" if rate in beyond else "")
                 record = {"role": "curve", "searched": {"learning_rate": rates}, "chosen": {"learning_rate": rate},
-                          "how": "learning-rate curve point: set, not selected"}  # fmt: skip
+                          "how": f"{how}: set, not selected"}  # fmt: skip
                 extra = [f"training.learning_rate={_value(rate)}", f"study.selection={_value(json.dumps(record))}"]
                 out.append(make_run(spec, ds, backbone, method, shots, seed, name, runs_dir / name, extra))
     return out

@@ -22,6 +22,7 @@ Typed dataclasses are the schema, as for run configs (hftl/config.py): an unknow
         backbones: [zoo:minilm-l6]      # default: the recipe's model.source
         overrides: [text.max_length=64]
         learning_rates: {scratch: 5.0e-4, linear_probe: 3.0e-2, lora: 1.0e-3, full: 5.0e-5, lp_ft: 5.0e-5}
+        curve_rates: {lora: [2.0e-4]}   # with curve_methods [lora] and a list of lora rates: curve-only points
         method_overrides: {lp_ft: [method.lp_ft.probe_learning_rate=3.0e-2]}
 """
 
@@ -55,6 +56,13 @@ MethodLearningRates = _per_method(
     "run (compare/selection.py); null keeps the recipe's training.learning_rate.",
     float | list[float] | None, lambda m: f"learning rate(s) of method={m.name}{m.learning_rate_note}", default=None,
 )  # fmt: skip
+MethodCurveRates = _per_method(
+    "MethodCurveRates",
+    "Further learning rates of a curve method (spec curve_methods), trained at every seed for the "
+    "learning-vs-forgetting curve only: never candidates of the cells' selection, so they widen the curve without "
+    "changing which rate the reported runs train with.",
+    list[float] | None, lambda m: f"curve-only learning rates of method={m.name}", default=None,
+)  # fmt: skip
 MethodOverrides = _per_method(
     "MethodOverrides", "key=value overrides applied to one method's runs only.",
     list[str], lambda m: f"overrides of method={m.name} runs", factory=list,
@@ -68,12 +76,23 @@ class DatasetSpec:
     backbones: list[str] | None = _help("model sources to compare (zoo:NAME, Hub id, folder); default: the recipe's", None)
     overrides: list[str] = _help("key=value overrides of the recipe for every run of this data set", factory=list)
     learning_rates: MethodLearningRates = _help("peak learning rate per method", factory=MethodLearningRates)
+    curve_rates: MethodCurveRates = _help("curve-only learning rates per curve method", factory=MethodCurveRates)
     method_overrides: MethodOverrides = _help("key=value overrides per method", factory=MethodOverrides)
 
     def __post_init__(self) -> None:
         for method, rate in vars(self.learning_rates).items():
             if isinstance(rate, list) and (not rate or len(set(rate)) != len(rate) or min(rate) <= 0):
                 raise ConfigError(f"dataset {self.name}: learning_rates.{method} must be distinct values > 0, got {rate}")
+        for method, extra in vars(self.curve_rates).items():
+            grid = getattr(self.learning_rates, method)
+            if extra is None:
+                continue
+            if not isinstance(grid, list):
+                raise ConfigError(f"dataset {self.name}: curve_rates.{method} extends a curve, which needs "
+                                  f"learning_rates.{method} to be a list of rates (got {grid})")  # fmt: skip
+            if not extra or len(set(extra)) != len(extra) or min(extra) <= 0 or set(extra) & set(grid):
+                raise ConfigError(f"dataset {self.name}: curve_rates.{method} must be distinct values > 0 that "
+                                  f"learning_rates.{method} does not list, got {extra} (grid {grid})")  # fmt: skip
         if not self.name or not _NAME.match(self.name):
             raise ConfigError(f"name must be letters, digits, '.', '_' or '-' (it names run folders), got {self.name!r}")
         if not self.recipe:
@@ -185,6 +204,11 @@ class CompareSpec:
         for item in self.slurm.additional:
             if "=" not in item:
                 raise ConfigError(f"slurm.additional: {item!r} is not key=value")
+        for ds in self.datasets:
+            for method, extra in vars(ds.curve_rates).items():
+                if extra is not None and method not in self.curve_methods:
+                    raise ConfigError(f"dataset {ds.name}: curve_rates.{method} is set but {method} is not one of "
+                                      f"curve_methods {self.curve_methods}")  # fmt: skip
         names = [d.name for d in self.datasets]
         if len(set(names)) != len(names):
             raise ConfigError(f"datasets: names must be unique, got {names}")

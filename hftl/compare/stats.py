@@ -3,7 +3,10 @@
 Which interval where (the report names it beside each number):
     t over seeds         a cell's mean over its seeds (each seed redraws the training subset and the initialisation):
                          mean +- t(0.975, n-1) * s / sqrt(n); the seed-to-seed spread is the one that matters for a
-                         user who reruns the study. Used for unbounded measures (seconds, steps, scores).
+                         user who reruns the study. Used for unbounded measures (scores, changes, differences).
+    geometric, log t     a positive cost over seeds (training seconds): its geometric mean exp(mean log v) with the
+                         t interval of the log values, mapped back, so it never reaches 0 or below (a mean +- t of
+                         3 skewed timings does) and a run twice as slow counts as much as one twice as fast.
     Wilson, effective n  the same seed-to-seed spread for a mean of values in [0, 1] (accuracy, F1, an error rate):
                          a Wilson interval at the effective sample size, so it never passes 0 or 1
                          (proportion_interval says why this one); bounded_interval for other bounds (tau: [-1, 1]).
@@ -28,6 +31,7 @@ import numpy as np
 LEVEL = 0.95
 BOOTSTRAP_SAMPLES = 2000
 EFFECTIVE_WILSON = "Wilson, effective n over seeds"
+GEOMETRIC_T = "geometric mean, t on log values"
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,8 @@ class Estimate:
     low: float | None
     high: float | None
     n: int  # the replicates behind it: seeds, seed pairs, or test rows
-    method: str  # "t over seeds", EFFECTIVE_WILSON, "Wilson", "paired t over seeds", "paired bootstrap", "Welch", "none"
+    method: str  # "t over seeds", EFFECTIVE_WILSON, GEOMETRIC_T, "Wilson", "paired t over seeds", "paired bootstrap",
+    #              "Welch", "none"
 
     @property
     def has_interval(self) -> bool:
@@ -80,6 +85,20 @@ def t_interval(values: Iterable[float | None], method: str = "t over seeds") -> 
         return Estimate(mean, None, None, 1, "none")
     half = _t_quantile(len(present) - 1) * float(present.std(ddof=1)) / math.sqrt(len(present))
     return Estimate(mean, mean - half, mean + half, len(present), method)
+
+
+def log_t_interval(values: Iterable[float | None]) -> Estimate | None:
+    """Geometric mean of positive values (None skipped) with the t interval of their logs, mapped back by exp:
+    exp(m +- t(0.975, n-1) * s / sqrt(n)), m and s the mean and standard deviation of log v. Inside (0, inf) and
+    asymmetric like the values' spread (module docstring: geometric, log t); no interval below 2 values."""
+    present = np.asarray([float(v) for v in values if v is not None], dtype=np.float64)
+    if len(present) == 0:
+        return None
+    if np.any(present <= 0):
+        raise ValueError(f"log_t_interval needs values > 0, got {present.tolist()}")
+    logs = t_interval(np.log(present))
+    low, high = (None, None) if not logs.has_interval else (math.exp(logs.low), math.exp(logs.high))
+    return Estimate(math.exp(logs.value), low, high, logs.n, GEOMETRIC_T if logs.has_interval else "none")
 
 
 def wilson_interval(correct: int, n: int) -> Estimate:

@@ -76,7 +76,7 @@ def wer_cells(rows: list[Row]) -> list[Row]:
             "test_rows": _mean(members, "test_rows"),
             "trainable_params": _mean(members, "trainable_params"),
             "total_params": _mean(members, "total_params"),
-            "runtime": t_interval(r.get("train_runtime_s") for r in members),
+            "runtime": cell_interval(members, "train_runtime_s"),
         }
         cells.append(cell)
     ranked = []
@@ -152,7 +152,7 @@ def table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     header = ["rank (lowest WER first)", "modality", "dataset", "backbone", "method", "train rows", "seeds",
               "test rows", "test WER [95%]", "test CER [95%]", "source model WER (same rows)",
               "relative WER cut [95%]", *[f"{n} WER before -> after" for n in names], "trainable params (share)",
-              "train s [95%]"]  # fmt: skip
+              "train s, geometric mean [95%]"]  # fmt: skip
     body = []
     for c in cells:
         share = (f" ({100 * c['trainable_params'] / c['total_params']:.2f}%)"

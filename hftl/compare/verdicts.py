@@ -25,7 +25,7 @@ from typing import Any
 from hftl.compare import effects
 from hftl.compare.grid import backbone_label
 from hftl.compare.stats import Estimate, bounded_interval, t_interval
-from hftl.evaluation.ranking import reference_rankings
+from hftl.evaluation.ranking import Ranking, reference_rankings
 from hftl.zoo.candidates import parse_candidate
 
 AGREES, DISAGREES, INCONCLUSIVE, NOT_MEASURED = "agrees", "disagrees", "inconclusive", "not measured"
@@ -199,14 +199,21 @@ def _logme(claim: Claim, modality: str, rows: list[dict[str, Any]]) -> dict[str,
     if not rankings:
         return _missing(claim, modality, "needs LogME scores of 3 or more candidate backbones per data set and size")
     method = rankings[0].method
-    replicates = [t for r in rankings for t in r.seed_taus] or [r.tau for r in rankings]
-    tau = bounded_interval(replicates, -1.0, 1.0)  # tau lives in [-1, 1]: so does its interval
+    # tau lives in [-1, 1], the regret (accuracy lost by the top pick) in [0, 1]: so do their intervals, over the
+    # same replicates (every group's seeds; each group's one value where no group has per-seed values)
+    tau = bounded_interval(_replicates(rankings, "seed_taus", "tau"), -1.0, 1.0)
     estimate = None if tau is None else replace(tau, method=f"{tau.method} x groups")
+    regret = bounded_interval(_replicates(rankings, "seed_regrets", "regret"), 0.0, 1.0)
     small = sorted({c for r in rankings for c in r.n_le_d})
     detail = (f"against {method} accuracy, {len(rankings)} data set/size groups; regret of the top pick "
-              f"{_points(t_interval(r.regret for r in rankings))}"
+              f"{_points(regret)}"
               + (f"; N <= D for {', '.join(small)}" if small else ""))  # fmt: skip
     return _row(claim, modality, estimate, detail, band_verdict(estimate), fmt=lambda e: "-" if e is None else e.text(2))
+
+
+def _replicates(rankings: list[Ranking], per_seed: str, per_group: str) -> list[float]:
+    """The values behind a ranking interval: every group's per-seed values, else each group's one value."""
+    return [v for r in rankings for v in getattr(r, per_seed)] or [getattr(r, per_group) for r in rankings]
 
 
 CLAIMS = [

@@ -32,9 +32,26 @@ def test_f1_shift_and_probe_rows_use_their_own_row_counts():
     assert not cka.has_interval
 
 
+def test_training_seconds_get_the_log_scale_interval_above_0():
+    # 10, 20, 200 s (a run slowed 10x by a loaded machine): mean +- t = 76.7 [-189.0, 342.3], below 0 s;
+    # logs 2.302585, 2.995732, 5.298317: mean 3.532212 -> exp = 34.1995 s, s_log 1.568347, half 4.302653 * 1.568347
+    # / 1.732051 = 3.895980 -> [exp(-0.363768), exp(7.428192)] = [0.695, 1682.4] s
+    runtime = aggregate.cell_interval(seeds("train_runtime_s", [10.0, 20.0, 200.0]), "train_runtime_s")
+    assert runtime.method == stats.GEOMETRIC_T and runtime.value == pytest.approx(34.1995, rel=1e-5)
+    assert runtime.low == pytest.approx(0.69518, rel=1e-4) and runtime.high == pytest.approx(1682.44, rel=1e-4)
+    assert stats.t_interval([10.0, 20.0, 200.0]).low < 0
+    (cell,) = aggregate.cells([{**r, "modality": "text", "dataset": "d", "backbone": "b", "method": "full",
+                                "shots_per_class": 16} for r in seeds("train_runtime_s", [10.0, 20.0, 200.0])])  # fmt: skip
+    assert cell["runtime_ci"] == runtime and aggregate.table_rows([cell])[0][-1] == "34.2 [0.7, 1682.4]"
+    assert aggregate.TABLE_HEADER[-1] == "train s, geometric mean [95%]"
+    transcribed = [{**r, "task": transcripts.TASK, "modality": "audio", "dataset": "d", "backbone": "b", "method": "lora",
+                    "shots_per_class": 16} for r in seeds("train_runtime_s", [10.0, 20.0, 200.0])]  # fmt: skip
+    assert transcripts.wer_cells(transcribed)[0]["runtime"] == runtime  # the speech tables: the same interval
+
+
 def test_unbounded_measures_and_wer_above_1_keep_the_t_interval():
-    runtime = aggregate.cell_interval(seeds("train_runtime_s", [10.0, 20.0, 30.0]), "train_runtime_s")
-    assert runtime == stats.t_interval([10.0, 20.0, 30.0])
+    steps = aggregate.cell_interval(seeds("steps", [10.0, 20.0, 30.0]), "steps")
+    assert steps == stats.t_interval([10.0, 20.0, 30.0])
     inserted = aggregate.cell_interval(seeds("test_wer", [0.9, 1.3, 1.1]), "test_wer")  # more insertions than words
     assert inserted == stats.t_interval([0.9, 1.3, 1.1])
     wer = aggregate.cell_interval(seeds("test_wer", [0.01, 0.0, 0.02]), "test_wer")

@@ -96,6 +96,40 @@ def test_curve_runs_train_every_seed_at_every_rate_apart_from_the_cells(tmp_path
     assert {r.config.training.learning_rate for r in rest if r.shots == 4} == {1e-4, 1e-2}
 
 
+def test_curve_rates_widen_the_curve_without_entering_the_selection(tmp_path, recipe):
+    spec = load_spec(_spec(tmp_path, recipe, curve_methods=["full"], dataset={"curve_rates": {"full": [1.0e-5]}}))
+    trials = selection_trials(spec, tmp_path / "r")["topics__tiny_bert0__full__shots-4"]
+    assert [t.value for t in trials] == [1.0e-4, 1.0e-3, 1.0e-2]  # the grid alone is searched
+    overrides, record = choose(trials, lambda run: {1e-4: 0.5, 1e-3: 0.9, 1e-2: 0.1}[run.config.training.learning_rate])
+    assert record["searched"] == {"learning_rate": [1.0e-4, 1.0e-3, 1.0e-2]}
+    curve = curve_runs(spec, tmp_path / "r", {"topics__tiny_bert0__full__shots-4": overrides})
+    four = [r for r in curve if r.shots == 4]
+    assert sorted({r.config.training.learning_rate for r in four}) == [1.0e-5, 1.0e-4, 1.0e-2]
+    assert len(curve) == 2 * 3 + 2 * 4  # 4 shots: 3 rates but the chosen one; 8 shots: all 4, per seed
+    extra = [json.loads(r.config.study.selection) for r in curve if r.config.training.learning_rate == 1.0e-5]
+    assert len(extra) == 4 and all(e["role"] == "curve" and "beyond the selection grid" in e["how"] for e in extra)
+    # a grid point's record is the one runs made before curve_rates existed carry (they stay done)
+    grid = json.loads(next(r for r in four if r.config.training.learning_rate == 1.0e-4).config.study.selection)
+    assert grid == {"role": "curve", "searched": {"learning_rate": [1.0e-4, 1.0e-3, 1.0e-2]},
+                    "chosen": {"learning_rate": 1.0e-4}, "how": "learning-rate curve point: set, not selected"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"dataset": {"curve_rates": {"full": [1.0e-5]}}}, r"curve_rates.full is set but full is not one of curve_methods"),
+        ({"curve_methods": ["full"], "dataset": {"curve_rates": {"full": [1.0e-3]}}},
+         r"curve_rates.full must be distinct values > 0 that learning_rates.full does not list"),
+        ({"curve_methods": ["full"], "dataset": {"curve_rates": {"full": [0.0]}}}, r"curve_rates.full must be distinct"),
+        ({"curve_methods": ["full"], "dataset": {"learning_rates": {"full": 1.0e-3}, "curve_rates": {"full": [1.0e-5]}}},
+         r"curve_rates.full extends a curve, which needs learning_rates.full to be a list"),
+    ],
+)
+def test_curve_rate_errors_name_the_key(tmp_path, recipe, extra, message):
+    with pytest.raises(ConfigError, match=message):
+        load_spec(_spec(tmp_path, recipe, **extra))
+
+
 @pytest.mark.parametrize(
     ("dataset", "message"),
     [

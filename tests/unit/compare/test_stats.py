@@ -92,6 +92,20 @@ def test_bounded_interval_keeps_tau_inside_minus_1_1():
         stats.bounded_interval([0.5, 1.5], -1.0, 1.0)
 
 
+def test_log_t_interval_is_the_geometric_mean_with_t_on_log_values():
+    # log10 of 1, 10, 100 = 0, 1, 2: mean 1, s 1, half t(0.975, 2) / sqrt(3) = 4.302653 / 1.732051 = 2.484138 (in
+    # decades) -> 10 [10^-1.484138, 10^3.484138] = 10 [0.032799, 3048.86]; the t interval of the values: 37 +- 134
+    est = stats.log_t_interval([1.0, 10.0, None, 100.0])
+    assert est.method == stats.GEOMETRIC_T and est.n == 3 and est.value == pytest.approx(10.0)
+    assert est.low == pytest.approx(0.032799, rel=1e-4) and est.high == pytest.approx(3048.86, rel=1e-4)
+    assert stats.t_interval([1.0, 10.0, 100.0]).low < 0 < est.low  # seconds cannot be negative; mean +- t says they can
+    one = stats.log_t_interval([42.0])
+    assert one.value == pytest.approx(42.0) and not one.has_interval and one.method == "none"
+    assert stats.log_t_interval([None]) is None
+    with pytest.raises(ValueError, match="values > 0"):
+        stats.log_t_interval([3.0, 0.0])
+
+
 def test_paired_difference_uses_only_shared_seeds():
     a = {0: 0.8, 1: 0.7, 2: 0.9}
     b = {0: 0.6, 1: 0.6, 2: 0.7, 3: 0.5}  # seed 3 has no partner: left out

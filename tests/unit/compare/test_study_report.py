@@ -195,7 +195,7 @@ def test_report_only_rebuilds_from_finished_runs_without_running(tmp_path, capsy
     stale = next(r for r in runs if r.dataset == "news")
     saved = yaml.safe_load((stale.run_dir / rundir.CONFIG).read_text())
     saved["training"]["log_every_steps"] += 1  # as if a default changed since it ran
-    assert saved["training"].pop("resume_from") is None  # as if the key (default null) were added since
+    assert saved["training"].pop("resume_from") is None  # as if the key (null: unset) were added since: no change
     (stale.run_dir / rundir.CONFIG).write_text(yaml.safe_dump(saved))
     assert run_state(stale) == "changed"
     report = tmp_path / "report"
@@ -207,10 +207,30 @@ def test_report_only_rebuilds_from_finished_runs_without_running(tmp_path, capsy
     assert "report:" in capsys.readouterr().out
     markdown = (report / "results.md").read_text()
     assert (f"{len(runs)} of {len(runs)} runs finished. 1 of them ran under a config other than the one the spec "
-            "generates now (differing in training.log_every_steps, training.resume_from)") in markdown
+            "generates now (differing in training.log_every_steps); this report") in markdown
     assert len(list(csv.DictReader((report / "results.csv").open()))) == len(runs)  # the changed run included
     assert sorted(p.name for p in (report / "runs").iterdir()) == before  # nothing ran
     assert "Wilson at the effective n" in markdown and (report / "plots" / "accuracy_vs_size.png").is_file()
+
+
+def test_the_header_describes_the_runs_as_collected(tmp_path):
+    """Each run's state is read once (aggregate.collect, into its row and results.csv): a config rewritten after
+    the rows were read does not change what the report's header says about them."""
+    _, spec, runs = write_study(tmp_path)
+    stale = runs[0]
+    saved = yaml.safe_load((stale.run_dir / rundir.CONFIG).read_text())
+    saved["training"]["log_every_steps"] += 1
+    (stale.run_dir / rundir.CONFIG).write_text(yaml.safe_dump(saved))
+    rows = aggregate.collect(runs, states=("done", "changed"))
+    assert [r["run_state"] for r in rows] == ["changed"] + ["done"] * (len(runs) - 1)
+    assert rows[0][aggregate.CONFIG_CHANGES] == ["training.log_every_steps"] and rows[1][aggregate.CONFIG_CHANGES] == []
+    save_config(stale.config, stale.run_dir / rundir.CONFIG)  # after the rows were read: it would read done now
+    assert run_state(stale) == "done"
+    header = render_markdown(spec, runs, rows).split("## ")[0]
+    assert ("1 of them ran under a config other than the one the spec generates now (differing in "
+            "training.log_every_steps)") in header
+    aggregate.write_csv(rows, tmp_path / "results.csv")
+    assert [r["run_state"] for r in csv.DictReader((tmp_path / "results.csv").open())][:2] == ["changed", "done"]
 
 
 def test_curve_runs_reach_the_biderman_verdict_and_their_section(tmp_path, capsys):

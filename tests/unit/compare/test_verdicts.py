@@ -162,6 +162,19 @@ def test_logme_band_and_biderman_sweep():
     assert "forgetting change +17.7 [" in biderman["measured"]  # +0.18 - 0.003
 
 
+def test_logme_regret_interval_stays_inside_0_1():
+    rows = []
+    for seed in range(3):  # seed 2: the top-scored candidate a falls to 0.5, b (0.8) is best: regret 0.3 there
+        for i, backbone in enumerate("abcd"):
+            acc = {"a": 0.5 if seed == 2 else 0.9, "b": 0.8, "c": 0.7, "d": 0.6}[backbone]
+            rows.append(row("full", seed, acc, backbone=backbone, logme=4.0 - i))
+    measured = _verdict(rows, "You et al.")["measured"]
+    # seed regrets 0, 0, 0.3: t gives 0.1 +- 0.430265 = [-0.330, +0.530], below 0. Bounded in [0, 1]: p 0.1,
+    # var(mean) 0.03 / 3 = 0.01, n* = 0.09 / 0.01 = 9, q^2 / n* = 2.056980, denom 3.056980, centre (0.1 + 18.512822 /
+    # 18) / denom = 0.369152, half 4.302653 * sqrt(0.01 + 18.512822 / 324) / denom = 0.364695 -> [0.004458, 0.733847]
+    assert "regret of the top pick +10.0 [+0.4, +73.4] pt" in measured
+
+
 def test_biderman_reads_the_curve_runs_not_the_reported_ones():
     """The reported runs hold each method's chosen rate only; the curve runs (spec curve_methods) hold every seed at
     every rate, the chosen one too: the verdict and the curve section read those, and never count a seed twice."""
