@@ -32,7 +32,7 @@ def run_state(run: GridRun) -> State:
     results, saved = run.run_dir / rundir.RESULTS, run.run_dir / rundir.CONFIG
     if results.is_file():
         try:
-            same = saved.is_file() and yaml.safe_load(saved.read_text()) == run.config.to_dict()
+            same = saved.is_file() and not _differences(yaml.safe_load(saved.read_text()), run.config.to_dict())
         except yaml.YAMLError:
             same = False
         return "done" if same else "changed"
@@ -53,6 +53,11 @@ _ABSENT = object()  # a key one config has and the other lacks (e.g. one added t
 
 
 def _differences(a: object, b: object, prefix: str = "") -> list[str]:
+    """The dotted keys where saved config ``a`` and current config ``b`` differ. A key the run's config lacks that is
+    null now is no difference: it was added to the schema since, and null (unset) is the behaviour it had before
+    (model.attn_implementation: null passes nothing to transformers, as the hftl that made the run did)."""
+    if a is _ABSENT and b is None:
+        return []
     if isinstance(a, dict) and isinstance(b, dict):
         return [key for k in sorted(set(a) | set(b), key=str)
                 for key in _differences(a.get(k, _ABSENT), b.get(k, _ABSENT), f"{prefix}{k}.")]  # fmt: skip
