@@ -11,6 +11,9 @@ The decision rules (explicit, and tested on constructed inputs):
     band claim       (LogME's weighted tau 0.50-0.79) the interval overlaps the band and lies above 0: agrees; it lies
                      wholly below or wholly above the band: disagrees; else (it reaches 0 or below): inconclusive.
     missing evidence "not measured", saying what is missing; never a guess.
+Kornblith and LogME each have two rows, one per reference: full fine-tuning (the published fine-tuned protocol; LogME's
+reference is each candidate's fine-tuned accuracy at its rate chosen on validation) and the linear probe (Kornblith's
+fixed-feature claim; for LogME a labelled non-published reference). A row never falls back to the other's method.
 A modality's estimate: its one (data set, size) group's paired estimate, or with several groups the mean over groups
 with a t interval over the group estimates (between-group spread; conservative with few groups).
 """
@@ -25,7 +28,7 @@ from typing import Any
 from hftl.compare import effects
 from hftl.compare.grid import backbone_label
 from hftl.compare.stats import Estimate, bounded_interval, t_interval
-from hftl.evaluation.ranking import rank_candidates
+from hftl.evaluation.ranking import Ranking, rank_candidates
 from hftl.zoo.candidates import parse_candidate
 
 AGREES, DISAGREES, INCONCLUSIVE, NOT_MEASURED = "agrees", "disagrees", "inconclusive", "not measured"
@@ -202,17 +205,21 @@ def _logme(claim: Claim, modality: str, rows: list[dict[str, Any]], *, method: s
     if not rankings:
         return _missing(claim, modality, f"needs LogME scores and {method} runs of 3 or more candidate backbones per "
                                          "data set and size")  # fmt: skip
-    replicates = [t for r in rankings for t in r.seed_taus] or [r.tau for r in rankings]
-    tau = bounded_interval(replicates, -1.0, 1.0)  # tau lives in [-1, 1]: so does its interval
+    # tau lives in [-1, 1], the regret (accuracy lost by the top pick) in [0, 1]: so do their intervals, over the
+    # same replicates (every group's seeds; each group's one value where no group has per-seed values)
+    tau = bounded_interval(_replicates(rankings, "seed_taus", "tau"), -1.0, 1.0)
     estimate = None if tau is None else replace(tau, method=f"{tau.method} x groups")
-    # the regret (accuracy lost by trusting the top score) lives in [0, 1]: per seed, so it has an interval
-    regrets = [g for r in rankings for g in r.seed_regrets] or [r.regret for r in rankings]
-    regret = bounded_interval(regrets, 0.0, 1.0)
+    regret = bounded_interval(_replicates(rankings, "seed_regrets", "regret"), 0.0, 1.0)
     small = sorted({c for r in rankings for c in r.n_le_d})
     detail = (f"against {method} accuracy, {len(rankings)} data set/size groups, {len(rankings[0].candidates)} "
               f"candidates; regret of the top pick {_points(regret)}"
               + (f"; N <= D for {', '.join(small)}" if small else ""))  # fmt: skip
     return _row(claim, modality, estimate, detail, band_verdict(estimate), fmt=lambda e: "-" if e is None else e.text(2))
+
+
+def _replicates(rankings: list[Ranking], per_seed: str, per_group: str) -> list[float]:
+    """The values behind a ranking interval: every group's per-seed values, else each group's one value."""
+    return [v for r in rankings for v in getattr(r, per_seed)] or [getattr(r, per_group) for r in rankings]
 
 
 CLAIMS = [

@@ -142,12 +142,12 @@ def test_effects_and_verdicts_from_the_records(study):
     rows = aggregate.collect(runs)
     lite = effects.backbone_difference(rows, "zoo:efficientnet-lite2", "zoo:efficientnet-lite0", "full")
     assert [round(e["difference"].value, 4) for e in lite] == [0.05, 0.05]  # 0.75 - 0.70 at both sizes, every seed
-    table = {(v["modality"], v["claim"].split(":")[0]): v for v in verdict_table(rows)}
-    assert table["vision", "Kumar et al. 2022 (LP-FT)"]["verdict"] == "agrees"
-    assert table["vision", "He, Girshick, Dollar 2019"]["verdict"] == "agrees"  # gap +40 pt at 4/class -> ~0 at 64
-    assert table["vision", "Kornblith, Shlens, Le 2019"]["verdict"] == "agrees"
-    assert table["vision", "Biderman et al. 2024"]["verdict"] == "not measured"  # one learning rate per method
-    logme = table["vision", "You et al. 2021 (LogME)"]
+    table = {(v["modality"], v["key"]): v for v in verdict_table(rows)}
+    assert table["vision", "kumar_lpft"]["verdict"] == "agrees"
+    assert table["vision", "he"]["verdict"] == "agrees"  # gap +40 pt at 4/class -> ~0 at 64
+    assert table["vision", "kornblith_ft"]["verdict"] == "agrees"  # the fine-tuned (full) runs
+    assert table["vision", "biderman"]["verdict"] == "not measured"  # one learning rate per method
+    logme = table["vision", "logme"]  # against the full runs' accuracy
     assert logme["verdict"] != "not measured" and "N <= D for" in logme["measured"]
     # the older text runs: no converged scratch, no same-row shift, one backbone
     assert {v["verdict"] for (m, _), v in table.items() if m == "text"} == {"not measured"}
@@ -195,7 +195,7 @@ def test_report_only_rebuilds_from_finished_runs_without_running(tmp_path, capsy
     stale = next(r for r in runs if r.dataset == "news")
     saved = yaml.safe_load((stale.run_dir / rundir.CONFIG).read_text())
     saved["training"]["log_every_steps"] += 1  # as if a default changed since it ran
-    assert saved["training"].pop("resume_from") is None  # as if the key (default null) were added since
+    assert saved["training"].pop("resume_from") is None  # as if the key (null: unset) were added since: no change
     (stale.run_dir / rundir.CONFIG).write_text(yaml.safe_dump(saved))
     assert run_state(stale) == "changed"
     report = tmp_path / "report"
@@ -207,7 +207,7 @@ def test_report_only_rebuilds_from_finished_runs_without_running(tmp_path, capsy
     assert "report:" in capsys.readouterr().out
     markdown = (report / "results.md").read_text()
     assert (f"{len(runs)} of {len(runs)} runs finished. 1 of them ran under a config other than the one the spec "
-            "generates now (differing in training.log_every_steps, training.resume_from)") in markdown
+            "generates now (differing in training.log_every_steps)") in markdown
     assert len(list(csv.DictReader((report / "results.csv").open()))) == len(runs)  # the changed run included
     assert sorted(p.name for p in (report / "runs").iterdir()) == before  # nothing ran
     assert "Wilson at the effective n" in markdown and (report / "plots" / "accuracy_vs_size.png").is_file()
