@@ -173,6 +173,16 @@ def test_logme_ranks_against_fine_tuned_accuracy_and_the_probe_row_against_the_p
     assert missing["verdict"] == "not measured" and "needs LogME scores and full runs" in missing["why"]
 
 
+def test_logme_with_the_same_tau_at_every_seed_has_no_interval_and_is_inconclusive():
+    rows = []  # LogME's order a > b > c > d; fine-tuned order a > b > d > c at every seed: tau 61/75 three times
+    for seed in range(3):
+        for i, (backbone, acc) in enumerate({"a": 0.9, "b": 0.8, "c": 0.6, "d": 0.7}.items()):
+            rows.append(row("full", seed, acc - 0.01 * seed, backbone=backbone, logme=0.1 * seed - 0.03 * i))
+    logme = _verdict(rows, "logme")
+    # (61/75 + 1) / 2 three times: float variance ~1e-33, not 0; a [0.81, 0.81] interval would read "above the band"
+    assert logme["measured"].startswith("0.81 (no interval: 3 runs)") and logme["verdict"] == "inconclusive"
+
+
 def test_logme_band_and_biderman_sweep():
     rows = []
     accs = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}
