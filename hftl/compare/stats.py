@@ -149,7 +149,8 @@ def proportion_interval(values: Iterable[float | None], pooled_rows: int | None 
     p, k = float(present.mean()), len(present)
     if k < 2:
         return Estimate(p, None, None, 1, "none")
-    var_mean = float(present.var(ddof=1)) / k
+    # equal values are zero spread exactly (their float variance can come out 1e-33, which would be a [v, v] interval)
+    var_mean = float(present.var(ddof=1)) / k if np.ptp(present) > 0 else 0.0
     if var_mean > 0:
         n_eff = p * (1 - p) / var_mean
     elif pooled_rows:

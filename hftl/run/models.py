@@ -297,6 +297,16 @@ def _attention_kwargs(cfg: Config | None) -> dict[str, str]:
     return {"attn_implementation": chosen} if chosen else {}
 
 
+def set_batch_norm_momentum(model: torch.nn.Module, momentum: float | None) -> int:
+    """model.batch_norm_momentum on every batch-norm layer (null: leave the checkpoint's); how many layers it set."""
+    if momentum is None:
+        return 0
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for layer in layers:
+        layer.momentum = momentum
+    return len(layers)
+
+
 def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> BuiltModel:
     """The pretrained backbone with a fresh head for label_names (random weights for method=scratch).
 
@@ -321,6 +331,7 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
         with seeded_init(cfg.training.seed):
             model = auto.from_config(config, trust_remote_code=cfg.model.trust_remote_code, **_attention_kwargs(cfg))
         modality.adapt_model(model, cfg)
+        set_batch_norm_momentum(model, cfg.model.batch_norm_momentum)
         heads = _head_modules(model, []) if task.new_head else []
         return BuiltModel(model, source, heads, cfg.model.revision, candidate=candidate_record(cfg, config))
     refuse_pickled_weights(source, f"model.source={cfg.model.source}", cfg.model.allow_pickle)
@@ -339,6 +350,7 @@ def build_model(cfg: Config, modality: Modality, label_names: list[str]) -> Buil
         what = f"model.source={cfg.model.source}: could not load a {auto.__name__}"
         raise _load_error(what, err, cfg.model.allow_pickle) from err
     modality.adapt_model(model, cfg)
+    set_batch_norm_momentum(model, cfg.model.batch_norm_momentum)
     missing = list(info["missing_keys"]) + [k for k, *_ in info.get("mismatched_keys", [])]
     # a speech recogniser's pretrained model is the whole task model (its decoder writes the words): no new head
     heads = _head_modules(model, missing) if task.new_head else []

@@ -384,8 +384,8 @@ def test_report_renders_in_headless_chromium(tmp_path, tiny_recipe):
     assert len(rendered["images"]) == 5
     assert all(w > 100 and h > 100 and shown > 100 for w, h, shown in rendered["images"]), rendered["images"]
     cells = len(aggregate.cells(aggregate.collect(runs)))
-    # header + 6 claims x 2 modalities; header + 2 data sets x 2 sizes x 4 methods minus scratch; header + every cell
-    assert [rows for rows, _ in rendered["tables"]] == [1 + 12, 1 + 16, 1 + cells]
+    # header + 8 claims x 2 modalities; header + 2 data sets x 2 sizes x 4 methods minus scratch; header + every cell
+    assert [rows for rows, _ in rendered["tables"]] == [1 + 16, 1 + 16, 1 + cells]
     assert all(height > 50 for _, height in rendered["tables"])
 
 

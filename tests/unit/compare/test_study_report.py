@@ -142,12 +142,12 @@ def test_effects_and_verdicts_from_the_records(study):
     rows = aggregate.collect(runs)
     lite = effects.backbone_difference(rows, "zoo:efficientnet-lite2", "zoo:efficientnet-lite0", "full")
     assert [round(e["difference"].value, 4) for e in lite] == [0.05, 0.05]  # 0.75 - 0.70 at both sizes, every seed
-    table = {(v["modality"], v["claim"].split(":")[0]): v for v in verdict_table(rows)}
-    assert table["vision", "Kumar et al. 2022 (LP-FT)"]["verdict"] == "agrees"
-    assert table["vision", "He, Girshick, Dollar 2019"]["verdict"] == "agrees"  # gap +40 pt at 4/class -> ~0 at 64
-    assert table["vision", "Kornblith, Shlens, Le 2019"]["verdict"] == "agrees"
-    assert table["vision", "Biderman et al. 2024"]["verdict"] == "not measured"  # one learning rate per method
-    logme = table["vision", "You et al. 2021 (LogME)"]
+    table = {(v["modality"], v["key"]): v for v in verdict_table(rows)}
+    assert table["vision", "kumar_lpft"]["verdict"] == "agrees"
+    assert table["vision", "he"]["verdict"] == "agrees"  # gap +40 pt at 4/class -> ~0 at 64
+    assert table["vision", "kornblith_ft"]["verdict"] == "agrees"  # the fine-tuned (full) runs
+    assert table["vision", "biderman"]["verdict"] == "not measured"  # one learning rate per method
+    logme = table["vision", "logme"]  # against the full runs' accuracy
     assert logme["verdict"] != "not measured" and "N <= D for" in logme["measured"]
     # the older text runs: no converged scratch, no same-row shift, one backbone
     assert {v["verdict"] for (m, _), v in table.items() if m == "text"} == {"not measured"}

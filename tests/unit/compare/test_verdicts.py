@@ -52,8 +52,9 @@ def row(method, seed, acc, *, modality="vision", dataset="d", backbone="b", shot
     return {**base, **extra}
 
 
-def _verdict(rows, paper):
-    (found,) = [v for v in verdicts.verdict_table(rows) if v["claim"].startswith(paper)]
+def _verdict(rows, which):
+    """The one verdict row of claim key ``which`` (or whose claim starts with it)."""
+    (found,) = [v for v in verdicts.verdict_table(rows) if v["key"] == which or v["claim"].startswith(which)]
     return found
 
 
@@ -119,8 +120,8 @@ def test_kornblith_lite2_vs_lite0_and_missing_family():
     for seed in range(3):
         for backbone, acc in (("zoo:efficientnet-lite0", 0.70), ("zoo:efficientnet-lite2", 0.70)):
             rows.append(row("full", seed, acc + 0.02 * seed * (backbone.endswith("2")), backbone=backbone))
-    assert _verdict(rows, "Kornblith")["verdict"] == "inconclusive"  # +0, +2, +4 points: the interval holds 0
-    assert _verdict([r for r in rows if "lite0" in r["backbone"]], "Kornblith")["verdict"] == "not measured"
+    assert _verdict(rows, "kornblith_ft")["verdict"] == "inconclusive"  # +0, +2, +4 points: the interval holds 0
+    assert _verdict([r for r in rows if "lite0" in r["backbone"]], "kornblith_ft")["verdict"] == "not measured"
 
 
 def test_kornblith_compares_the_whole_pretrained_lites_not_their_variants():
@@ -129,8 +130,57 @@ def test_kornblith_compares_the_whole_pretrained_lites_not_their_variants():
         for backbone, acc in (("zoo:efficientnet-lite0@random", 0.30), ("zoo:efficientnet-lite0", 0.80),
                               ("zoo:efficientnet-lite2@L3", 0.10), ("zoo:efficientnet-lite2", 0.70)):  # fmt: skip
             rows.append(row("linear_probe", seed, acc + 0.01 * seed, backbone=backbone))
-    found = _verdict(rows, "Kornblith")
+    found = _verdict(rows, "kornblith_fixed")
     assert found["verdict"] == "disagrees" and found["measured"].startswith("-10.0")  # Lite2 - Lite0 = -10 points
+
+
+def test_kornblith_fine_tuned_claim_reads_full_fine_tuning_and_the_fixed_feature_claim_the_probe():
+    rows = []
+    for seed in range(3):  # fine-tuned: Lite2 ahead by 3-5 points; as fixed features: behind by 5-7 points
+        for method, lite0, lite2 in (("full", 0.80, 0.84 + 0.01 * (seed - 1)), ("linear_probe", 0.70, 0.64 - 0.01 * (seed - 1))):
+            rows.append(row(method, seed, lite0, backbone="zoo:efficientnet-lite0"))
+            rows.append(row(method, seed, lite2, backbone="zoo:efficientnet-lite2"))
+    fine_tuned, fixed = _verdict(rows, "kornblith_ft"), _verdict(rows, "kornblith_fixed")
+    # paired t over 3 seeds of +3, +4, +5 points: 4.0 +- 4.303 * 1/sqrt(3) = [+1.5, +6.5]
+    assert fine_tuned["verdict"] == "agrees" and fine_tuned["measured"].startswith("+4.0 [+1.5, +6.5] pt (full @16")
+    assert "0.96 (fine-tuned)" in fine_tuned["published"]
+    assert fixed["verdict"] == "disagrees" and fixed["measured"].startswith("-6.0 [-8.5, -3.5] pt (linear_probe @16")
+    probe_only = [r for r in rows if r["method"] == "linear_probe"]
+    missing = _verdict(probe_only, "kornblith_ft")
+    assert missing["verdict"] == "not measured" and "needs full runs of Lite0 and Lite2" in missing["why"]
+
+
+def test_logme_ranks_against_fine_tuned_accuracy_and_the_probe_row_against_the_probe():
+    rows = []
+    full = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}  # LogME's order a > b > c > d: right when fine-tuned ...
+    probe = {0: {"a": 0.60, "b": 0.70, "c": 0.80, "d": 0.90},  # ... reversed under the probe (tau -1, regret 30 pt)
+             1: {"a": 0.60, "b": 0.70, "c": 0.92, "d": 0.90},  # c and d swap: regret 32 pt
+             2: {"a": 0.72, "b": 0.70, "c": 0.80, "d": 0.90}}  # a and b swap at the bottom: regret 18 pt
+    for seed in range(3):
+        for i, backbone in enumerate("abcd"):
+            acc = full[backbone] + (0.15 if (seed, backbone) == (1, "d") else 0.0)  # seed 1: d passes c
+            rows.append(row("full", seed, acc, backbone=backbone, logme=4.0 - i))
+            rows.append(row("linear_probe", seed, probe[seed][backbone], backbone=backbone, logme=4.0 - i))
+    fine_tuned, by_probe = _verdict(rows, "logme"), _verdict(rows, "logme_probe")
+    assert fine_tuned["verdict"] == "agrees" and "against full accuracy, 1 data set/size groups, 4 candidates" in fine_tuned["measured"]
+    assert "regret of the top pick +0.0" in fine_tuned["measured"]  # a is best fine-tuned at every seed
+    assert by_probe["verdict"] == "disagrees" and "the interval lies below 0.50" in by_probe["why"]
+    assert by_probe["measured"].startswith("-0.") and "against linear_probe accuracy" in by_probe["measured"]
+    # the probe's regret per seed: 30, 32, 18 points -> mean 26.7, with an interval (bounded in [0, 1])
+    assert "regret of the top pick +26.7 [" in by_probe["measured"]
+    # without fine-tuned runs the published-protocol row is not measured (never silently the probe's)
+    missing = _verdict([r for r in rows if r["method"] == "linear_probe"], "logme")
+    assert missing["verdict"] == "not measured" and "needs LogME scores and full runs" in missing["why"]
+
+
+def test_logme_with_the_same_tau_at_every_seed_has_no_interval_and_is_inconclusive():
+    rows = []  # LogME's order a > b > c > d; fine-tuned order a > b > d > c at every seed: tau 61/75 three times
+    for seed in range(3):
+        for i, (backbone, acc) in enumerate({"a": 0.9, "b": 0.8, "c": 0.6, "d": 0.7}.items()):
+            rows.append(row("full", seed, acc - 0.01 * seed, backbone=backbone, logme=0.1 * seed - 0.03 * i))
+    logme = _verdict(rows, "logme")
+    # (61/75 + 1) / 2 three times: float variance ~1e-33, not 0; a [0.81, 0.81] interval would read "above the band"
+    assert logme["measured"].startswith("0.81 (no interval: 3 runs)") and logme["verdict"] == "inconclusive"
 
 
 def test_logme_band_and_biderman_sweep():
@@ -141,7 +191,7 @@ def test_logme_band_and_biderman_sweep():
         for i, backbone in enumerate("abcd"):
             acc = swaps[seed].get(backbone, accs[backbone])
             rows.append(row("full", seed, acc, backbone=backbone, logme=4.0 - i))
-    logme = _verdict(rows, "You et al.")
+    logme = _verdict(rows, "logme")
     # per-seed taus: 1 and twice a bottom swap of 4 (weights 1, 1/2, 1/3, 1/4; all pairs 75/12, the swap 7/12):
     # 61/75 = 0.8133; mean 0.8756 (t: +- 0.2677 -> [0.61, 1.14], past 1). Bounded: (tau + 1) / 2 = 1, 0.906667 twice,
     # p = 0.937778, var(mean) 0.00096790, n* = 60.2857, denom 1 + q^2 / n* = 1.307085, centre 0.834927, half 0.155843

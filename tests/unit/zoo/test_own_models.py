@@ -203,3 +203,22 @@ def test_export_of_own_architectures_fails_with_a_clear_error(folders, tmp_path)
 
     image = sorted(data.glob("*/*.png"))[0]
     assert main(["predict", str(tmp_path / "b"), str(image)]) == 0
+
+
+def test_batch_norm_momentum_reaches_every_batch_norm_layer_and_null_keeps_the_checkpoints(folders, tmp_path):
+    from hftl.errors import ConfigError
+    from hftl.modalities import get_modality
+    from hftl.run.models import build_model
+
+    model, data = folders["vision"]
+
+    def momenta(*extra: str) -> set[float]:
+        cfg = load_config(None, _overrides("vision", model, data, tmp_path / "run", "method.name=full", *extra))
+        built = build_model(cfg, get_modality("vision"), ["a", "b", "c"])
+        return {m.momentum for m in built.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+
+    assert momenta() == {0.01}  # the checkpoint's (TensorFlow's 0.99 decay)
+    assert momenta("model.batch_norm_momentum=0.1") == {0.1}
+    assert momenta("model.batch_norm_momentum=0.1", "model.init=random") == {0.1}  # random init too
+    with pytest.raises(ConfigError, match="model.batch_norm_momentum must be in"):
+        load_config(None, ["model.batch_norm_momentum=0"])
