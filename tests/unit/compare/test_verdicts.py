@@ -218,7 +218,7 @@ def test_logme_regret_interval_stays_inside_0_1():
         for i, backbone in enumerate("abcd"):
             acc = {"a": 0.5 if seed == 2 else 0.9, "b": 0.8, "c": 0.7, "d": 0.6}[backbone]
             rows.append(row("full", seed, acc, backbone=backbone, logme=4.0 - i))
-    measured = _verdict(rows, "You et al.")["measured"]
+    measured = _verdict(rows, "logme")["measured"]
     # seed regrets 0, 0, 0.3: t gives 0.1 +- 0.430265 = [-0.330, +0.530], below 0. Bounded in [0, 1]: p 0.1,
     # var(mean) 0.03 / 3 = 0.01, n* = 0.09 / 0.01 = 9, q^2 / n* = 2.056980, denom 3.056980, centre (0.1 + 18.512822 /
     # 18) / denom = 0.369152, half 4.302653 * sqrt(0.01 + 18.512822 / 324) / denom = 0.364695 -> [0.004458, 0.733847]
