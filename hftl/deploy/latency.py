@@ -104,6 +104,47 @@ def _rows(features: Mapping[str, np.ndarray], batch_size: int) -> dict[str, np.n
     return {k: np.take(np.asarray(v), idx, axis=0) for k, v in features.items()}
 
 
+def time_beside_torch(
+    model: object,
+    runners_at: Callable[[int], tuple[Mapping[str, np.ndarray], Mapping[str, Callable[[], object]]]],
+    *,
+    num_threads: int,
+    batch_sizes: Sequence[int] = (1, 32),
+    **how: int,
+) -> tuple[dict[str, dict[str, float]], float | None]:
+    """Median ms per call of PyTorch eager ``model`` and the runners ``runners_at(bs)``
+    returns with the feed PyTorch gets, per batch size, in shuffled blocks (:func:`time_blocks` ``how``) at
+    ``num_threads`` torch threads; and the share of the CPU other processes used meanwhile (None where unknown)."""
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    latency: dict[str, dict[str, float]] = {}
+    # Other processes on the cores wreck the comparison (torch's OpenMP threads suffer far more than ORT's),
+    # so record how busy the machine was with work that was not ours.
+    before, start = _cpu_seconds(), time.perf_counter()
+    try:
+        with torch.inference_mode():
+            for bs in batch_sizes:
+                feed, others = runners_at(bs)
+                tensors = {k: torch.from_numpy(v) for k, v in feed.items()}
+                runners: dict[str, Callable[[], object]] = {"torch": lambda t=tensors: model(**t), **others}
+                latency[f"batch_{bs}"] = time_blocks(runners, **how)
+    finally:
+        torch.set_num_threads(previous_threads)
+    other_share = other_processes_share(before, _cpu_seconds(), time.perf_counter() - start)
+    if other_share is not None and other_share > 0.1:
+        logger.warning(
+            "other processes used %.0f%% of the CPU while timing: latency numbers are unreliable", 100 * other_share
+        )
+    return latency, other_share
+
+
+def speedups(latency: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """Each backend's speed-up over PyTorch (``torch``) per batch size of a :func:`time_beside_torch` table."""
+    return {key: {name: round(ms_by["torch"] / ms, 3) for name, ms in ms_by.items()} for key, ms_by in latency.items()}
+
+
 def measure_latency(
     model_dir: Path,
     onnx_dir: Path,
@@ -133,8 +174,6 @@ def measure_latency(
     Returns:
         ``{"latency_ms": {"batch_1": {...}}, "speedup_vs_torch": {...}, "num_threads": n, "method": {...}}``.
     """
-    import torch
-
     n_threads = num_threads or default_num_threads()
     onnx_dir = Path(onnx_dir)
     sessions = {
@@ -145,35 +184,17 @@ def measure_latency(
             onnx_dir / INT8_FILE, num_threads=n_threads, allow_spinning=allow_spinning
         )
     model = load_torch_model(model_dir, task=task, auto_class=auto_class)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    latency: dict[str, dict[str, float]] = {}
-    # Other processes on the cores wreck the comparison (torch's OpenMP threads suffer far more than ORT's),
-    # so record how busy the machine was with work that was not ours.
-    before, start = _cpu_seconds(), time.perf_counter()
-    try:
-        with torch.inference_mode():
-            for bs in batch_sizes:
-                # Same cast inputs for every backend: the graph's declared dtypes.
-                feed = session_feed(sessions["onnx_fp32"], _rows(features, bs))
-                torch_feed = {k: torch.from_numpy(v) for k, v in feed.items()}
-                runners: dict[str, Callable[[], object]] = {"torch": lambda tf=torch_feed: model(**tf)}
-                for name, sess in sessions.items():
-                    runners[name] = lambda s=sess, f=feed: s.run(None, f)
-                latency[f"batch_{bs}"] = time_blocks(
-                    runners, repeats=repeats, warmup=warmup, rounds=rounds, seed=seed
-                )
-    finally:
-        torch.set_num_threads(previous_threads)
-    other_share = other_processes_share(before, _cpu_seconds(), time.perf_counter() - start)
-    if other_share is not None and other_share > 0.1:
-        logger.warning(
-            "other processes used %.0f%% of the CPU while timing: latency numbers are unreliable", 100 * other_share
-        )
-    speedup = {
-        key: {name: round(ms_by["torch"] / ms, 3) for name, ms in ms_by.items()}
-        for key, ms_by in latency.items()
-    }
+
+    def ort_runners(bs: int) -> tuple[dict[str, np.ndarray], dict[str, Callable[[], object]]]:
+        # Same cast inputs for every backend: the graph's declared dtypes.
+        feed = session_feed(sessions["onnx_fp32"], _rows(features, bs))
+        return feed, {name: (lambda s=sess, f=feed: s.run(None, f)) for name, sess in sessions.items()}
+
+    latency, other_share = time_beside_torch(
+        model, ort_runners, num_threads=n_threads, batch_sizes=batch_sizes,
+        repeats=repeats, warmup=warmup, rounds=rounds, seed=seed,
+    )  # fmt: skip
+    speedup = speedups(latency)
     return {
         "latency_ms": {k: {n: round(v, 3) for n, v in d.items()} for k, d in latency.items()},
         "speedup_vs_torch": speedup,

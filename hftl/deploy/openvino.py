@@ -228,27 +228,17 @@ def time_variants(
 ) -> dict[str, Any]:
     """Median ms per call of PyTorch fp32 eager and each compiled variant at batch 1 and 32, in shuffled blocks, at
     one thread count (``num_threads``; the variants were compiled with it)."""
-    import torch
+    from hftl.deploy.latency import _rows, speedups, time_beside_torch
 
-    from hftl.deploy.latency import _rows, time_blocks
-
-    latency = {}
     requests = {name: c.create_infer_request() for name, c in compiled.items()}
-    previous = torch.get_num_threads()
-    torch.set_num_threads(num_threads or default_num_threads())
-    try:
-        with torch.inference_mode():
-            for size in (1, 32):
-                batch = _rows(feed, size)
-                tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
-                runners = {"torch": lambda t=tensors: model(**t)}
-                for name, request in requests.items():
-                    runners[name] = lambda r=request, b=batch: r.infer(b)
-                latency[f"batch_{size}"] = {k: round(v, 3) for k, v in time_blocks(runners, repeats=repeats).items()}
-    finally:
-        torch.set_num_threads(previous)
-    speedup = {key: {k: round(row["torch"] / v, 3) for k, v in row.items()} for key, row in latency.items()}
-    return {"latency_ms": latency, "speedup_vs_torch": speedup,
+
+    def openvino_runners(size: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        batch = _rows(feed, size)
+        return batch, {name: (lambda r=request, b=batch: r.infer(b)) for name, request in requests.items()}
+
+    timed, _ = time_beside_torch(model, openvino_runners, num_threads=num_threads or default_num_threads(), repeats=repeats)
+    latency = {key: {k: round(v, 3) for k, v in row.items()} for key, row in timed.items()}
+    return {"latency_ms": latency, "speedup_vs_torch": speedups(latency),
             "latency_method": {"statistic": "median ms per call", "repeats": repeats, "block_order": "shuffled per round"}}  # fmt: skip
 
 
