@@ -125,7 +125,7 @@ def transferability_summary(rows: list[dict[str, Any]]) -> list[str]:
                 f"{len(r.candidates)} backbones: weighted tau {r.tau:.2f}"
                 + (f" (over seeds {spread.text(2)})" if spread is not None else "")
                 + f"; top-scored {r.top_scored}, best {r.best}, regret {100 * r.regret:.1f} pt.")  # fmt: skip
-        if r.n_le_d:
+        if r.n_le_d and r.score == "logme":  # k-NN and the probe have no prior to be dominated by
             line += f" Scored with N <= D rows for {', '.join(r.n_le_d)}: LogME there is dominated by its prior."
         lines.append(line)
     return lines

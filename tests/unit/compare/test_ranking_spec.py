@@ -1,37 +1,54 @@
-"""recipes/compare/ranking_vision.yaml measures what its verdict rows read: the Kornblith rows (Lite0 and Lite2 under
-full fine-tuning and the probe, same seeds) and LogME against tuned fine-tuned accuracy (3+ candidates, a learning
-rate chosen on validation, early stopping under a declared cap), and its header says what it costs and cannot say."""
+"""recipes/compare/ranking_{vision,text,audio}.yaml measure what their verdict rows read: LogME against tuned
+fine-tuned accuracy (several candidates, a learning rate chosen on validation per candidate, early stopping under a
+declared cap, seeds that resample the subset shared by both methods), the Kornblith rows (vision: Lite0 and Lite2),
+and each header says what it costs and cannot say."""
 
 from __future__ import annotations
+
+import pytest
 
 from hftl.compare.grid import expand
 from hftl.compare.selection import selection_trials
 from hftl.compare.spec import load_spec
 from tests.helpers.paths import REPO
 
-SPEC = REPO / "recipes" / "compare" / "ranking_vision.yaml"
+SPECS = REPO / "recipes" / "compare"
+# (spec, modality, the fewest candidates, the fewest seeds): issue 19 asks for 5 candidates and 5 seeds; the vision
+# spec predates that and was cut to fit one session (its header)
+RANKINGS = [("ranking_vision", "vision", 4, 3), ("ranking_text", "text", 5, 5), ("ranking_audio", "audio", 5, 5)]
 
 
-def test_ranking_spec_fine_tunes_every_candidate_with_a_rate_chosen_on_validation(tmp_path):
-    spec = load_spec(SPEC)
-    assert {"linear_probe", "full"} <= set(spec.methods) and len(spec.seeds) >= 3 and spec.resample_subsets
+@pytest.mark.parametrize(("name", "modality", "candidates", "seeds"), RANKINGS)
+def test_ranking_spec_fine_tunes_every_candidate_with_a_rate_chosen_on_validation(tmp_path, name, modality, candidates, seeds):
+    spec = load_spec(SPECS / f"{name}.yaml")
+    assert {"linear_probe", "full"} <= set(spec.methods) and len(spec.seeds) >= seeds and spec.resample_subsets
+    assert spec.measure.transferability
     (ds,) = spec.datasets
-    assert len(ds.backbones) >= 3 and {"zoo:efficientnet-lite0", "zoo:efficientnet-lite2"} <= set(ds.backbones)
+    assert len(set(ds.backbones)) >= candidates
     assert isinstance(ds.learning_rates.full, list) and len(ds.learning_rates.full) >= 2
     trials = selection_trials(spec, tmp_path)
     assert len(trials) == len(ds.backbones)  # one rate grid per candidate, run on validation only
     assert all(not t.run.config.evaluation.test for ts in trials.values() for t in ts)
-    full = [r for r in expand(spec, tmp_path) if r.method == "full"]
+    runs = expand(spec, tmp_path)
+    assert {r.config.modality for r in runs} == {modality}
+    full = [r for r in runs if r.method == "full"]
     assert len(full) == len(ds.backbones) * len(spec.seeds)
     for run in full:
         training = run.config.training
         assert training.max_steps and training.eval_steps and training.early_stopping_patience  # converge under a cap
-        assert run.config.model.batch_norm_momentum == 0.1  # a short fine-tune re-estimates batch-norm statistics
-    probe = [r for r in expand(spec, tmp_path) if r.method == "linear_probe"]
+    probe = [r for r in runs if r.method == "linear_probe"]
     assert {r.config.data.subset_seed for r in probe} == {r.config.data.subset_seed for r in full} == set(spec.seeds)
 
 
-def test_ranking_spec_header_states_cost_command_and_limits():
-    header = SPEC.read_text().split("\nname:")[0]
-    assert "hftl compare recipes/compare/ranking_vision.yaml" in header and "CPU" in header
+def test_vision_ranking_fine_tunes_both_efficientnets_with_batch_norm_re_estimated(tmp_path):
+    spec = load_spec(SPECS / "ranking_vision.yaml")
+    assert {"zoo:efficientnet-lite0", "zoo:efficientnet-lite2"} <= set(spec.datasets[0].backbones)
+    full = [r for r in expand(spec, tmp_path) if r.method == "full"]
+    assert all(r.config.model.batch_norm_momentum == 0.1 for r in full)  # a short fine-tune re-estimates statistics
+
+
+@pytest.mark.parametrize("name", [name for name, *_ in RANKINGS])
+def test_ranking_spec_header_states_cost_command_and_limits(name):
+    header = (SPECS / f"{name}.yaml").read_text().split("\nname:")[0]
+    assert f"hftl compare recipes/compare/{name}.yaml" in header and "CPU" in header
     assert "CANNOT conclude" in header and "fine-tun" in header

@@ -254,3 +254,42 @@ def test_biderman_reads_the_curve_runs_not_the_reported_ones():
     # a curve run repeating a reported run (same cell, rate and seed) counts once
     merged = verdicts.with_curve(reported, curve)
     assert len(merged) == len(reported) + len(curve) - 6 and merged[: len(reported)] == reported
+
+
+def _band_rows(modality):
+    """test_logme_band_and_biderman_sweep's candidates (two bottom swaps in 3 seeds), in one modality."""
+    accs, swaps, rows = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}, {0: {}, 1: {"c": 0.55}, 2: {"d": 0.72}}, []
+    for seed in range(3):
+        for i, backbone in enumerate("abcd"):
+            acc = swaps[seed].get(backbone, accs[backbone])
+            rows.append(row("full", seed, acc, modality=modality, dataset=f"{modality}-set", backbone=backbone, logme=4.0 - i))
+    return rows
+
+
+def test_logme_row_per_modality_never_pools_the_candidates_of_two_modalities():
+    # audio: LogME puts b above a (a top swap) at seeds 0 and 1 and is right at seed 2. A top swap of 4 costs the
+    # pair weight 1 + 1/2 = 18/12 of 75/12: tau 39/75 = 0.52, twice, and 1. Bounded: (tau + 1) / 2 = 0.76, 0.76, 1;
+    # p 0.84, var(mean) 0.0192 / 3 = 0.0064, n* = 0.1344 / 0.0064 = 21, q^2 / n* = 0.881563, denom 1.881563,
+    # centre (0.84 + 18.512822 / 42) / denom = 0.680700, half 4.302653 * sqrt(0.0064 + 18.512822 / 1764) / denom
+    # = 0.297235 -> [0.383465, 0.977935] -> tau [-0.23, 0.96]: reaches below 0, inconclusive. Regret: b (0.8) picked
+    # over a (0.9) at two seeds: 10, 10, 0 pt, mean 6.7. text: the band test's 0.88 [0.36, 0.98], agrees.
+    audio = []
+    for seed in range(3):
+        logme = {"a": 3.0, "b": 4.0} if seed < 2 else {"a": 4.0, "b": 3.0}
+        for backbone, acc in {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}.items():
+            audio.append(row("full", seed, acc, modality="audio", dataset="audio-set", backbone=backbone,
+                             logme=logme.get(backbone, {"c": 2.0, "d": 1.0}.get(backbone))))  # fmt: skip
+    table = {(v["modality"], v["key"]): v for v in verdicts.verdict_table(_band_rows("text") + audio)}
+    text, sound = table["text", "logme"], table["audio", "logme"]
+    assert text["measured"].startswith("0.88 [0.36, 0.98] (against full accuracy, 1 data set/size groups, 4 candidates")
+    assert text["verdict"] == "agrees"
+    assert sound["measured"].startswith("0.68 [-0.23, 0.96] (against full accuracy, 1 data set/size groups, 4 candidates")
+    assert sound["verdict"] == "inconclusive" and "regret of the top pick +6.7 [" in sound["measured"]
+
+def test_only_the_logme_summary_line_calls_n_le_d_prior_dominated():
+    rows = [{**r, "knn_transfer": r["logme"], "n_le_d": True} for r in _band_rows("text")]
+    lines = findings.transferability_summary(rows)
+    logme = [line for line in lines if "LogME vs full" in line]
+    knn = [line for line in lines if "k-NN accuracy vs full" in line]
+    assert logme and "LogME there is dominated by its prior" in logme[0]
+    assert knn and "N <= D" not in knn[0] and "LogME" not in knn[0]  # the ranking table's column still flags them
