@@ -275,16 +275,16 @@ def test_logme_row_per_modality_never_pools_the_candidates_of_two_modalities():
     # over a (0.9) at two seeds: 10, 10, 0 pt, mean 6.7. text: the band test's 0.88 [0.36, 0.98], agrees.
     audio = []
     for seed in range(3):
-        logme = {"a": 3.0, "b": 4.0} if seed < 2 else {"a": 4.0, "b": 3.0}
+        logme = {"a": 3.0, "b": 4.0, "c": 2.0, "d": 1.0} if seed < 2 else {"a": 4.0, "b": 3.0, "c": 2.0, "d": 1.0}
         for backbone, acc in {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}.items():
-            audio.append(row("full", seed, acc, modality="audio", dataset="audio-set", backbone=backbone,
-                             logme=logme.get(backbone, {"c": 2.0, "d": 1.0}.get(backbone))))  # fmt: skip
+            audio.append(row("full", seed, acc, modality="audio", dataset="audio-set", backbone=backbone, logme=logme[backbone]))
     table = {(v["modality"], v["key"]): v for v in verdicts.verdict_table(_band_rows("text") + audio)}
     text, sound = table["text", "logme"], table["audio", "logme"]
     assert text["measured"].startswith("0.88 [0.36, 0.98] (against full accuracy, 1 data set/size groups, 4 candidates")
     assert text["verdict"] == "agrees"
     assert sound["measured"].startswith("0.68 [-0.23, 0.96] (against full accuracy, 1 data set/size groups, 4 candidates")
     assert sound["verdict"] == "inconclusive" and "regret of the top pick +6.7 [" in sound["measured"]
+
 
 def test_only_the_logme_summary_line_calls_n_le_d_prior_dominated():
     rows = [{**r, "knn_transfer": r["logme"], "n_le_d": True} for r in _band_rows("text")]
