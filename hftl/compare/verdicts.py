@@ -188,6 +188,10 @@ def _kornblith(claim: Claim, modality: str, rows: list[dict[str, Any]], *, metho
     backbones = list(dict.fromkeys(r["backbone"] for r in rows))
     lite0 = [b for b in backbones if _lite(b, "lite0")]
     lite2 = [b for b in backbones if _lite(b, "lite2")]
+    if not any("efficientnet-lite" in parse_candidate(b).source.lower().replace("_", "-") for b in backbones):
+        # text and audio candidates have no ImageNet accuracy to order them by: nothing is missing that a run could add
+        return _missing(claim, modality, f"a claim about ImageNet classifiers (the EfficientNet-Lite family): none of "
+                                         f"this grid's {modality} candidates is one")  # fmt: skip
     if not lite0 or not lite2:
         return _missing(claim, modality, "needs EfficientNet-Lite0 and -Lite2 runs of this modality")
     entries = effects.backbone_difference(rows, lite2[0], lite0[0], method)

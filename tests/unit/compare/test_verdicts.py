@@ -121,7 +121,12 @@ def test_kornblith_lite2_vs_lite0_and_missing_family():
         for backbone, acc in (("zoo:efficientnet-lite0", 0.70), ("zoo:efficientnet-lite2", 0.70)):
             rows.append(row("full", seed, acc + 0.02 * seed * (backbone.endswith("2")), backbone=backbone))
     assert _verdict(rows, "kornblith_ft")["verdict"] == "inconclusive"  # +0, +2, +4 points: the interval holds 0
-    assert _verdict([r for r in rows if "lite0" in r["backbone"]], "kornblith_ft")["verdict"] == "not measured"
+    lite0_only = _verdict([r for r in rows if "lite0" in r["backbone"]], "kornblith_ft")
+    assert lite0_only["verdict"] == "not measured" and "needs EfficientNet-Lite0 and -Lite2 runs" in lite0_only["why"]
+    # a modality without any EfficientNet-Lite candidate is not missing runs: the claim is not about its models
+    text = _verdict([row("full", seed, 0.9, modality="text", backbone=b) for seed in range(3)
+                     for b in ("zoo:minilm-l6", "zoo:minilm-l6@L3")], "kornblith_ft")  # fmt: skip
+    assert text["verdict"] == "not measured" and "none of this grid's text candidates is one" in text["why"]
 
 
 def test_kornblith_compares_the_whole_pretrained_lites_not_their_variants():
