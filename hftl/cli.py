@@ -73,15 +73,10 @@ def _train_with_torchrun(nproc: int, config: str | None, overrides: list[str]) -
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from hftl.deploy.export import export_run, print_report
+    from hftl.deploy.export import export_run
+    from hftl.deploy.export_report import print_report
 
-    report = export_run(args.run_dir, args.overrides, backend=args.backend)
-    if args.backend == "onnx":
-        print_report(report)
-    else:
-        from hftl.deploy.openvino import print_report as print_openvino_report
-
-        print_openvino_report(report)
+    print_report(export_run(args.run_dir, args.overrides, backend=args.backend))
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:

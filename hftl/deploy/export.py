@@ -211,17 +211,3 @@ def serving_dir(path: Path) -> Path:
         return path / "onnx"
     return path
 
-
-def print_report(report: dict[str, Any]) -> None:
-    """A short human summary of export_report.json."""
-    if report.get("task") == "automatic-speech-recognition":
-        from hftl.deploy.speech_export import print_speech_report
-
-        return print_speech_report(report)
-    parity, acc = report["parity"], report["accuracy"]
-    print(f"ONNX export ({report['task']}, {report['num_samples']} test samples)")
-    print(f"  parity   fp32 max|diff| {parity['fp32_max_abs_diff']:.2e}  int8 max|diff| {parity.get('int8_max_abs_diff')}")
-    print("  accuracy " + "  ".join(f"{k} {v:.4f}" for k, v in acc.items() if isinstance(v, float) and k != "max_int8_drop"))
-    from hftl.deploy.openvino import print_latency_and_default
-
-    print_latency_and_default(report)

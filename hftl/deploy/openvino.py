@@ -271,20 +271,3 @@ class OpenVinoClassifier:
         probs = softmax(self.logits(features, batch_size=batch_size))
         return [(self.id2label.get(int(i), f"LABEL_{int(i)}"), float(p[i])) for i, p in zip(probs.argmax(-1), probs, strict=True)]
 
-
-def print_report(report: dict[str, Any]) -> None:
-    """A short human summary of an OpenVINO export_report.json."""
-    acc = report["accuracy"]
-    print(f"OpenVINO export ({report['task']}, {report['num_samples']} test samples)")
-    print(f"  parity   fp32 IR (f32 hint) max|diff| {report['parity']['fp32_max_abs_diff']:.2e}")
-    print("  accuracy " + "  ".join(f"{k} {v:.4f}" for k, v in acc.items() if isinstance(v, float) and k != "max_int8_drop"))
-    print(f"  int8 kernels {report['int8_kernels']}  (CPU {report['cpu']['model']}: {' '.join(report['cpu']['flags'])})")
-    print_latency_and_default(report)
-
-
-def print_latency_and_default(report: dict[str, Any]) -> None:
-    """The timing lines and the serving default of an export report (ONNX or OpenVINO)."""
-    for batch, row in (report.get("latency_ms") or {}).items():
-        print(f"  latency {batch}: " + "  ".join(f"{k} {v:.2f} ms" for k, v in row.items() if v is not None))
-    if report.get("default"):
-        print(f"  default  {report['default']['variant']}: {report['default']['reason']}")
