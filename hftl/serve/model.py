@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from hftl.deploy.backends import BACKENDS, load_backend
 from hftl.deploy.export import load_preprocessing
 from hftl.deploy.runtime import softmax
 from hftl.errors import DataError, HftlError
-from hftl.serve.backend import BACKENDS, load_backend
 from hftl.serve.errors import invalid_input
 from hftl.serve.limits import check_inputs, serves
 from hftl.serve.settings import Limits, ServeSettings
