@@ -210,6 +210,24 @@ def test_serve_runs_the_pytorch_model_only_when_asked(trained, tmp_path, capsys)
     assert [row[0][1] for row in served] == pytest.approx([score for _, score in expected], abs=1e-6)
 
 
+def test_served_requests_preprocessed_alone_stack_into_the_batch_one_call_gives(trained):
+    """What the batcher relies on when a batch's preprocessing failed (hftl.serve.batcher._stack): the fp32 text
+    model's features keep the export's fixed length per request (its padding is trimmed in the model call)."""
+    from hftl.serve.batcher import _stack
+    from hftl.serve.model import ServedModel
+    from hftl.serve.settings import ServeSettings
+
+    model = ServedModel(ServeSettings(str(trained / "onnx"), precision="fp32"))
+    texts = ["the team will win the game", "money", "a great new film with a good actor and a long story"]
+    alone = [model.encode([text]) for text in texts]
+    together = model.encode(texts)
+    stacked = _stack(alone)
+    assert stacked is not None and stacked.keys() == together.keys()
+    for key in together:
+        np.testing.assert_array_equal(stacked[key], together[key])
+    np.testing.assert_allclose(model.run(stacked), model.run(together), atol=1e-6)
+
+
 # -- 3. batch hftl predict --------------------------------------------------------------------------------------
 
 
