@@ -27,10 +27,12 @@ class ServeSettings:
     """Everything a worker process (or Ray replica) needs to build the app.
 
     Attributes:
-        export_dir: The export folder (``RUN_DIR/onnx`` or ``RUN_DIR/openvino``).
+        export_dir: The folder served: an export (``RUN_DIR/onnx``, ``RUN_DIR/openvino``) or, for ``torch``, the run's
+            PyTorch model (``RUN_DIR/model``).
         backend: Runtime name in ``hftl.deploy.backends.BACKENDS`` (resolved: never ``auto``).
         quantized: Serve the export's int8 model instead of its fp32 one.
-        precision: fp32, or bf16 (OpenVINO's fp32 IR under the bf16 inference hint), for the non-int8 model.
+        precision: fp32, or bf16 (OpenVINO's fp32 IR under the bf16 inference hint; PyTorch's bf16 autocast), for the
+            non-int8 model.
             `hftl serve` fills both from the export's measured default (hftl.deploy.default_variant) or its flags.
         max_batch: Most inputs run as one batch; 1 turns dynamic batching off.
         max_wait_ms: How long the first queued input waits for others to join its batch.
@@ -67,7 +69,8 @@ class ServeSettings:
         if self.precision == "bf16" and "bf16" not in variants:
             raise ConfigError(f"{self.backend} has no bf16 path on CPU: serve its fp32 or int8 (--quantized) model")
         if self.quantized and "int8" not in variants:
-            raise ConfigError(f"{self.backend} has no int8 model (--quantized is for exports: onnxruntime, openvino)")
+            with_int8 = ", ".join(name for name, spec in BACKENDS.items() if "int8" in spec.variants)
+            raise ConfigError(f"{self.backend} has no int8 model (--quantized is for the exports of {with_int8})")
         if self.top_k < 1:
             raise ConfigError(f"--top-k must be >= 1, got {self.top_k}")
         for key, value in dataclasses.asdict(self.limits).items():
@@ -96,7 +99,7 @@ def resolve_export_dir(path: str | Path, backend: str = AUTO) -> tuple[Path, str
     Raises:
         HftlError: nothing fits (the message names what is missing and the command that writes it).
     """
-    from hftl.deploy.export import serving_target
+    from hftl.deploy.export import EXPORT_CONFIG, serving_target
     from hftl.deploy.speech_runtime import is_speech_export
 
     path = Path(path).expanduser()
@@ -106,9 +109,9 @@ def resolve_export_dir(path: str | Path, backend: str = AUTO) -> tuple[Path, str
                 raise HftlError(f"{candidate} is a speech recognition export: it is served on onnxruntime, not {backend}")
             return candidate.resolve(), "onnxruntime"
     folder, runtime = serving_target(path, backend)
-    if backend == AUTO and runtime == "torch":
+    if backend == AUTO and not BACKENDS[runtime].exported:
         raise HftlError(
-            f"{path} has no export to serve (no hftl_config.yaml in {path / 'onnx'} or in {path / 'openvino'}): run "
-            f"`hftl export RUN_DIR` first, or serve the run's PyTorch model with --backend torch"
+            f"{path} has no export to serve (no {EXPORT_CONFIG} in {path / 'onnx'} or in {path / 'openvino'}): run "
+            f"`hftl export RUN_DIR` first, or serve the run's PyTorch model with --backend {runtime}"
         )
     return folder.resolve(), runtime
