@@ -49,7 +49,7 @@ $(DEMO)/onnx/export_report.json: $(DEMO)/results.json
 demo: $(DEMO)/onnx/export_report.json
 	@echo
 	@$(BIN)/hftl summary $(DEMO)
-	@$(BIN)/hftl predict $(DEMO)/onnx --quantized \
+	@$(BIN)/hftl predict $(DEMO)/onnx \
 		"Shares in the carmaker fell after it cut its profit forecast for the year." \
 		"The striker scored twice as the champions won the cup final." \
 		"The new phone runs software that lets users stream films over broadband."

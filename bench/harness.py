@@ -81,10 +81,12 @@ def recipe_configs(args: argparse.Namespace, defaults: dict[str, str] | None = N
     unknown = sorted(set(wanted) - set(CONFIGS))
     if unknown:
         raise SystemExit(f"--modalities: unknown {unknown}; choose from {sorted(CONFIGS)}")
-    return {m: str(_resolve(chosen[m])) for m in wanted}
+    return {m: str(repo_path(chosen[m])) for m in wanted}
 
 
-def _resolve(path: str) -> Path:
+def repo_path(path: str) -> Path:
+    """``path`` as given when it is absolute or exists from here, else relative to the repository (benches run from
+    anywhere)."""
     p = Path(path)
     return p if p.is_absolute() or p.exists() else REPO / p
 

@@ -84,7 +84,7 @@ def recipe_list(args) -> dict[str, tuple[str, list[str]]]:
         if modality in replaced or modality not in FULL_RECIPES:
             recipes[f"{modality} full"] = (lora[modality], ["method.name=full"])
         else:
-            recipes[f"{modality} full"] = (str(harness._resolve(FULL_RECIPES[modality])), [])
+            recipes[f"{modality} full"] = (str(harness.repo_path(FULL_RECIPES[modality])), [])
     return recipes
 
 

@@ -37,7 +37,7 @@ PRECISION = ["training.mixed_precision=auto"]  # main() replaces it with --preci
 
 
 def _load(config: str, *overrides: str):
-    return harness.load(str(harness._resolve(config)), *PRECISION, *overrides)
+    return harness.load(str(harness.repo_path(config)), *PRECISION, *overrides)
 
 
 def _ordered(indices: list[int]) -> harness.FixedOrder:

@@ -73,15 +73,10 @@ def _train_with_torchrun(nproc: int, config: str | None, overrides: list[str]) -
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from hftl.deploy.export import export_run, print_report
+    from hftl.deploy.export import export_run
+    from hftl.deploy.export_report import print_report
 
-    report = export_run(args.run_dir, args.overrides, backend=args.backend)
-    if args.backend == "onnx":
-        print_report(report)
-    else:
-        from hftl.deploy.openvino import print_report as print_openvino_report
-
-        print_openvino_report(report)
+    print_report(export_run(args.run_dir, args.overrides, backend=args.backend))
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
@@ -91,9 +86,12 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
     speech = speech_target(args.onnx_dir)
     if speech is not None:
+        if args.backend != "auto" or args.precision not in ("measured", "fp32", "no"):
+            raise HftlError(f"{speech} is a speech recognition model: it transcribes with its own runtime in fp32 "
+                            "(--quantized: its int8 export); --backend and --precision bf16/auto do not apply")  # fmt: skip
         _predict_speech(args, speech)
         return
-    loaded = load_classifier(args.onnx_dir, quantized=args.quantized, precision=args.precision)
+    loaded = load_classifier(args.onnx_dir, backend=args.backend, quantized=args.quantized, precision=args.precision)
     cfg = loaded[0]
     items = bp.gather_inputs(args.inputs, cfg.modality, args.column or cfg.data.input_column, args.encoding)
     predictions = bp.predict_items(
@@ -180,7 +178,7 @@ def _serving_variant(export_dir, backend: str, args: argparse.Namespace) -> tupl
         return args.quantized, "fp32"
     choice = resolve(export_dir, backend, quantized=args.quantized, precision=args.precision)
     print(f"hftl serve: {backend} {choice.variant}: {choice.reason}", flush=True)
-    return choice.variant == "int8", "bf16" if choice.variant == "bf16" else "fp32"
+    return choice.quantized, choice.precision
 
 
 def _cmd_push(args: argparse.Namespace) -> None:
@@ -302,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("predict", help="classify inputs (or transcribe audio) with an export (onnxruntime, OpenVINO) or a run (PyTorch)")
-    p.add_argument("onnx_dir", help="RUN_DIR/onnx (onnxruntime), RUN_DIR/openvino (OpenVINO) or RUN_DIR (its fastest export, else PyTorch)")
+    p.add_argument("onnx_dir", metavar="RUN_DIR_OR_EXPORT",
+                   help="RUN_DIR/onnx (onnxruntime), RUN_DIR/openvino (OpenVINO) or RUN_DIR (its fastest export, else PyTorch)")
     p.add_argument(
         "inputs", nargs="+",
         help="texts or image/audio files; folders (every file inside); .csv/.tsv/.jsonl tables (see --column); "
@@ -313,11 +312,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", help="write predictions to this .csv or .jsonl file (default: a table on stdout)")
     p.add_argument("--top-k", type=int, default=3, help="labels with scores kept per input (default 3)")
     p.add_argument("--batch-size", type=int, default=32, help="inputs per onnxruntime call (default 32)")
+    _backend_argument(p, "auto (default): an export's own runtime, for a run its fastest export (openvino, else "
+                         "onnxruntime), else its PyTorch model; torch: the run's PyTorch model (RUN_DIR/model) even "
+                         "where it has exports, e.g. for --precision bf16 beside an ONNX export")  # fmt: skip
     p.add_argument("--quantized", action="store_true", help="use the export's int8 model")
     p.add_argument("--precision", choices=[*PRECISIONS, "no"], default="measured",
                    help="measured (default): of an export, the variant its export timed fastest on this CPU within 0.5 "
                         "point of fp32 (its report says why; fp32 on another CPU), of a run PyTorch fp32; fp32: the "
-                        "parity-checked model; bf16/auto: PyTorch or OpenVINO in bf16 (auto: where the CPU has it)")
+                        "parity-checked model; bf16/auto: PyTorch or OpenVINO in bf16 (auto: where the CPU has it; "
+                        "onnxruntime has no bf16: --backend torch or openvino)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate", help="score a finished run on other labelled data; writes RUN_DIR/evaluations/NAME/")
@@ -395,18 +398,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _backend_argument(p: argparse.ArgumentParser, auto_help: str) -> None:
+    """--backend of predict and serve: auto or a row of the runtime table (hftl.deploy.backends)."""
+    from hftl.deploy.backends import AUTO, BACKENDS
+
+    p.add_argument("--backend", choices=[AUTO, *sorted(BACKENDS)], default=AUTO, help=f"runtime; {auto_help}")
+
+
 def _serve_arguments(p: argparse.ArgumentParser) -> None:
-    from hftl.serve.backend import AUTO, BACKENDS
     from hftl.serve.settings import Limits, ServeSettings
 
     d, lim = ServeSettings, Limits
     p.add_argument("target", metavar="RUN_DIR_OR_EXPORT", help="a run directory (its onnx/ is served) or an export folder")
-    p.add_argument("--backend", choices=[AUTO, *sorted(BACKENDS)], default=AUTO,
-                   help="runtime; auto (default): an export's own runtime, for a run its fastest export (openvino, else onnx)")
+    _backend_argument(p, "auto (default): an export's own runtime, for a run its fastest export (openvino, else "
+                         "onnxruntime); torch: the run's PyTorch model (RUN_DIR/model)")  # fmt: skip
     p.add_argument("--quantized", action="store_true", help="serve the export's int8 model")
     p.add_argument("--precision", choices=PRECISIONS, default="measured",
                    help="measured (default): the variant the export timed fastest on this CPU within 0.5 point of "
-                        "fp32 (fp32 on another CPU); fp32: the parity-checked model; bf16/auto: OpenVINO's bf16 hint")
+                        "fp32 (fp32 on another CPU; PyTorch: fp32); fp32: the parity-checked model; bf16/auto: "
+                        "OpenVINO's bf16 hint or PyTorch bf16 autocast (onnxruntime has none)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8080, help="default: 8080")
     p.add_argument("--max-batch", type=int, default=d.max_batch, help=f"most inputs per model run; 1 = no batching (default: {d.max_batch})")

@@ -16,17 +16,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hftl.deploy.backends import BACKENDS
 from hftl.errors import HftlError
 from hftl.run import rundir
 
 # Issue 16: "Serving ... at at most 0.5 point accuracy loss".
 MAX_ACCURACY_DROP = 0.005
 FP32 = "fp32"
-# backend -> variant -> the name its latency and accuracy carry in the export report
-REPORT_KEYS = {
-    "onnxruntime": {"fp32": "onnx_fp32", "int8": "onnx_int8"},
-    "openvino": {"fp32": "openvino_fp32", "bf16": "openvino_bf16", "int8": "openvino_int8"},
-}
 
 
 @dataclass(frozen=True)
@@ -38,6 +34,16 @@ class Choice:
     speedup_vs_fp32: dict[str, float] = field(default_factory=dict)
     accuracy_drop: dict[str, float] = field(default_factory=dict)
     max_accuracy_drop: float = MAX_ACCURACY_DROP
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the variant is the export's int8 model."""
+        return self.variant == "int8"
+
+    @property
+    def precision(self) -> str:
+        """The precision the (non-int8) model runs in: bf16 (OpenVINO's bf16 hint) or fp32."""
+        return "bf16" if self.variant == "bf16" else FP32
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,7 +76,7 @@ def choose(report: dict[str, Any], backend: str, *, cpu_now: dict[str, Any] | No
     batch sizes, so batch 1 (serving) and batch 32 (`hftl predict`) count alike) wins. fp32 when nothing was timed,
     the report names no CPU, or ``cpu_now`` differs from the recorded CPU.
     """
-    keys = REPORT_KEYS[backend]
+    keys = {variant: key for variant, key in BACKENDS[backend].variants.items() if key}
     latency = report.get("latency_ms") or {}
     recorded = report.get("cpu")
     if not latency or not all(row.get(keys[FP32]) for row in latency.values()):
@@ -109,30 +115,47 @@ def choose(report: dict[str, Any], backend: str, *, cpu_now: dict[str, Any] | No
 
 
 def resolve(export_dir: Path, backend: str, *, quantized: bool = False, precision: str = "measured") -> Choice:
-    """The variant to run from ``export_dir`` on ``backend``: an explicit choice (``quantized``: int8; ``precision``
-    fp32/no: fp32; bf16/auto: OpenVINO with the bf16 hint, auto where the CPU has bf16 instructions), else
-    (``precision="measured"``) the default :func:`choose` derives from the export's report on this CPU.
+    """The variant to run from ``export_dir`` on ``backend`` (a row of hftl.deploy.backends.BACKENDS): an explicit
+    choice (``quantized``: int8; ``precision`` fp32/no: fp32; bf16/auto: bf16, auto where the CPU has bf16
+    instructions), else (``precision="measured"``) the default :func:`choose` derives from the export's report on
+    this CPU; a run's PyTorch model (``torch``: no export measured it) runs fp32 then.
 
     Raises:
-        HftlError: bf16 asked of ONNX Runtime (it has no bf16 path on CPU).
+        HftlError: a variant ``backend`` does not run (bf16 of ONNX Runtime, int8 of PyTorch); the message names the
+            flags that run it.
     """
+    spec = BACKENDS[backend]
     if quantized:
+        if "int8" not in spec.variants:
+            raise HftlError(f"--quantized: {_named(backend)} has no int8 model; {_who_runs('int8')}")
         return Choice("int8", "asked for (--quantized)")
     if precision in ("no", FP32):
         return Choice(FP32, "asked for (--precision fp32)")
     if precision in ("bf16", "auto"):
-        if backend != "openvino":
-            raise HftlError(f"--precision {precision}: {backend} has no bf16 path on CPU; use --quantized for its int8 "
-                            "model, or an OpenVINO export (hftl export RUN_DIR --backend openvino)")  # fmt: skip
+        if "bf16" not in spec.variants:
+            raise HftlError(f"--precision {precision}: {_named(backend)} has no bf16 path on CPU; {_who_runs('bf16')}")
         from hftl.run.precision import resolve as resolve_precision
 
         chosen = "bf16" if resolve_precision(precision, "cpu") == "bf16" else FP32
         return Choice(chosen, f"asked for (--precision {precision})")
     if precision != "measured":
         raise HftlError(f"--precision {precision!r}: choose measured, fp32, bf16 or auto")
+    if not spec.exported:
+        return Choice(FP32, "the run's PyTorch model, fp32 unless --precision bf16|auto asks "
+                            "(no export measured a default: `hftl export RUN_DIR` writes one)")  # fmt: skip
     report_path = Path(export_dir) / rundir.EXPORT_REPORT
     try:
         report = json.loads(report_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return Choice(FP32, f"{report_path} is missing or unreadable (fp32: the parity-checked model)")
     return choose(report, backend, cpu_now=this_cpu())
+
+
+def _named(backend: str) -> str:
+    return f"{backend} (the run's PyTorch model)" if not BACKENDS[backend].exported else backend
+
+
+def _who_runs(variant: str) -> str:
+    """The --backend choices that run ``variant``, each with where its model comes from."""
+    names = [name for name, spec in BACKENDS.items() if variant in spec.variants]
+    return "it runs with " + "; ".join(f"--backend {name} ({BACKENDS[name].where})" for name in names)

@@ -126,74 +126,107 @@ def merge_run_adapter(run_dir: Path, cfg: Config) -> Path:
     return run_dir / "model"
 
 
-def load_preprocessing(onnx_dir: str | Path) -> tuple[Config, Any, Any]:
-    """(config, modality, processor) of an export folder: the preprocessing the model was trained with.
+def preprocessing_config(folder: Path) -> Path | None:
+    """The run config a servable folder preprocesses with: an export's own copy (EXPORT_CONFIG), or for a run's
+    PyTorch model (RUN_DIR/model) the run's config.yaml; None for any other folder."""
+    folder = Path(folder)
+    if (folder / EXPORT_CONFIG).is_file():
+        return folder / EXPORT_CONFIG
+    if (folder / "config.json").is_file() and (folder.parent / rundir.CONFIG).is_file():
+        return folder.parent / rundir.CONFIG
+    return None
+
+
+def load_preprocessing(folder: str | Path) -> tuple[Config, Any, Any]:
+    """(config, modality, processor) of an export folder or a run's model/: the preprocessing the model was trained with.
 
     Raises:
-        HftlError: the folder is not an hftl export.
+        HftlError: the folder is neither.
     """
-    onnx_dir = Path(onnx_dir)
-    if not (onnx_dir / EXPORT_CONFIG).is_file():
-        raise HftlError(f"{onnx_dir} is not an hftl ONNX export (no {EXPORT_CONFIG}); run `hftl export RUN_DIR` first")
-    cfg = load_config(onnx_dir / EXPORT_CONFIG)
+    folder = Path(folder)
+    config = preprocessing_config(folder)
+    if config is None:
+        raise HftlError(f"{folder} is not an hftl export (no {EXPORT_CONFIG}); run `hftl export RUN_DIR` first")
+    cfg = load_config(config)
     modality = get_modality(cfg.modality)
-    return cfg, modality, modality.load_processor(str(onnx_dir), cfg)
+    return cfg, modality, modality.load_processor(str(folder), cfg)
 
 
-def load_classifier(path: str | Path, *, quantized: bool = False, precision: str = "measured") -> tuple[Config, Any, Any, Any]:
-    """(config, modality, processor, classifier) for ``path``, whose kind picks the backend.
+def serving_target(path: str | Path, backend: str = "auto") -> tuple[Path, str]:
+    """(folder, runtime) that serves ``path`` on ``backend`` (a row of hftl.deploy.backends.BACKENDS, or auto), for
+    `hftl predict` and `hftl serve`.
 
-    An ONNX export (RUN/onnx: onnxruntime), an OpenVINO export (RUN/openvino), or a finished run: its fastest export
-    (:func:`serving_dir`), else PyTorch on RUN/model in ``precision`` ("measured"/"no"/"fp32": fp32; "bf16"/"auto").
-    Of an export, the variant the export measured fastest on this CPU within 0.5 point of fp32
-    (:func:`hftl.deploy.default_variant.resolve`, logged with its reason) unless ``quantized`` (int8) or
-    ``precision`` (fp32; bf16/auto on OpenVINO) names one. Every classifier has ``id2label``, ``logits(features)``
-    and ``classify(features)``.
+    ``auto``: an export folder on the runtime it was written for; a run folder on its fastest export
+    (:func:`serving_dir`), else on its own PyTorch model (RUN_DIR/model, ``torch``). A named runtime: ``path`` when it
+    is that runtime's folder, else RUN_DIR/<its folder> (``torch``: RUN_DIR/model, also where the run has exports).
+
+    Raises:
+        HftlError: nothing there for that runtime (the message names what is missing and the command that writes it).
     """
-    from hftl.deploy.default_variant import resolve as resolve_variant
-    from hftl.deploy.openvino import FP32_XML
+    from hftl.deploy.backends import AUTO, BACKENDS, backend_of
 
-    path = serving_dir(Path(path))
-    run_config = path / rundir.CONFIG
-    if (path / EXPORT_CONFIG).is_file():
-        cfg = load_config(path / EXPORT_CONFIG)
-    elif run_config.is_file() and (path / "model" / "config.json").is_file():
-        cfg = load_config(run_config)
-    else:
+    path = Path(path).expanduser()
+    if backend == AUTO:
+        folder = serving_dir(path)
+        if (folder / EXPORT_CONFIG).is_file():
+            return folder, backend_of(folder)
+        if preprocessing_config(path / "model") is not None:
+            return path / "model", "torch"
         raise HftlError(
-            f"{path} is neither an hftl export (no {EXPORT_CONFIG}; run `hftl export RUN_DIR [--backend openvino]`) "
-            "nor a finished run with a model/ folder"
+            f"{path} is not an hftl export (no {EXPORT_CONFIG} in it, in {path / 'onnx'} or in {path / 'openvino'}) "
+            "nor a finished run with a model/ folder; run `hftl export RUN_DIR [--backend openvino]` first"
         )
-    modality = get_modality(cfg.modality)
-    if (path / EXPORT_CONFIG).is_file():
-        backend = "openvino" if (path / FP32_XML).is_file() else "onnxruntime"
-        choice = resolve_variant(path, backend, quantized=quantized, precision=precision)
-        logger.info("%s: %s %s, %s", path, backend, choice.variant, choice.reason)
-        if backend == "openvino":
-            from hftl.deploy.openvino import OpenVinoClassifier
+    if backend not in BACKENDS:
+        raise HftlError(f"--backend {backend}: choose {AUTO} or one of {sorted(BACKENDS)}")
+    spec = BACKENDS[backend]
+    for candidate in (path, path / spec.folder):
+        if preprocessing_config(candidate) is not None and (candidate / spec.marker).is_file():
+            return candidate, backend
+    if not spec.exported:
+        raise HftlError(
+            f"--backend {backend}: {path} is not a finished run with a PyTorch model (no {path / spec.folder / spec.marker} "
+            f"beside {path / rundir.CONFIG}): give the run folder RUN_DIR, not one of its exports"
+        )
+    flag = "" if spec.folder == "onnx" else f" --backend {spec.folder}"
+    raise HftlError(
+        f"--backend {backend}: {path} holds no {backend} export (no {spec.marker} with {EXPORT_CONFIG} in it or in "
+        f"{path / spec.folder}); run `hftl export RUN_DIR{flag}` first"
+    )
 
-            hint = "bf16" if choice.variant == "bf16" else "f32"
-            classifier = OpenVinoClassifier(path, quantized=choice.variant == "int8", precision=hint)
-        else:
-            from hftl.deploy.runtime import OnnxClassifier
 
-            classifier = OnnxClassifier(path, quantized=choice.variant == "int8")
-        processor_dir = path
-    else:
-        from hftl.deploy.torch_backend import TorchClassifier
+def load_classifier(
+    path: str | Path, *, backend: str = "auto", quantized: bool = False, precision: str = "measured"
+) -> tuple[Config, Any, Any, Any]:
+    """(config, modality, processor, classifier) for ``path`` on ``backend`` (:func:`serving_target`).
 
-        if quantized:
-            raise HftlError("--quantized is for exports (RUN/onnx, RUN/openvino); a run's PyTorch model has no int8 copy")
-        processor_dir = path / "model"
-        classifier = TorchClassifier(processor_dir, precision="no" if precision in ("measured", "fp32") else precision)
-    return cfg, modality, modality.load_processor(str(processor_dir), cfg), classifier
+    ``auto``: an ONNX export (RUN/onnx: onnxruntime), an OpenVINO export (RUN/openvino), or a finished run: its
+    fastest export (:func:`serving_dir`), else PyTorch on RUN/model; ``torch`` asks for RUN/model where the run has
+    exports too. Of an export, the variant the export measured fastest on this CPU within 0.5 point of fp32, and of
+    PyTorch fp32 (:func:`hftl.deploy.default_variant.resolve`, logged with its reason) unless ``quantized`` (int8)
+    or ``precision`` (fp32, or bf16/auto where the backend has bf16: OpenVINO, PyTorch) names one. Every classifier
+    has ``id2label``, ``logits(features)`` and ``classify(features)``.
+
+    Raises:
+        HftlError: nothing to serve at ``path`` on ``backend``, or a variant that backend does not run.
+    """
+    from hftl.deploy.backends import load_backend
+    from hftl.deploy.default_variant import resolve as resolve_variant
+
+    folder, backend = serving_target(path, backend)
+    choice = resolve_variant(folder, backend, quantized=quantized, precision=precision)
+    cfg, modality, processor = load_preprocessing(folder)
+    logger.info("%s: %s %s, %s", folder, backend, choice.variant, choice.reason)
+    # spin: a command's batches come back to back, so onnxruntime's threads may busy-wait between them
+    classifier = load_backend(backend, folder, quantized=choice.quantized, num_threads=None, spin=True,
+                              precision=choice.precision)  # fmt: skip
+    return cfg, modality, processor, classifier
 
 
 def predict(
-    path: str | Path, inputs: list[str], *, quantized: bool = False, precision: str = "measured"
+    path: str | Path, inputs: list[str], *, backend: str = "auto", quantized: bool = False, precision: str = "measured"
 ) -> list[tuple[str, float]]:
     """(label, score) per raw input, with the preprocessing the model was trained with (backend: :func:`load_classifier`)."""
-    cfg, modality, processor, classifier = load_classifier(path, quantized=quantized, precision=precision)
+    cfg, modality, processor, classifier = load_classifier(path, backend=backend, quantized=quantized, precision=precision)
     return classifier.classify(modality.encode(processor, cfg, inputs))
 
 
@@ -211,17 +244,3 @@ def serving_dir(path: Path) -> Path:
         return path / "onnx"
     return path
 
-
-def print_report(report: dict[str, Any]) -> None:
-    """A short human summary of export_report.json."""
-    if report.get("task") == "automatic-speech-recognition":
-        from hftl.deploy.speech_export import print_speech_report
-
-        return print_speech_report(report)
-    parity, acc = report["parity"], report["accuracy"]
-    print(f"ONNX export ({report['task']}, {report['num_samples']} test samples)")
-    print(f"  parity   fp32 max|diff| {parity['fp32_max_abs_diff']:.2e}  int8 max|diff| {parity.get('int8_max_abs_diff')}")
-    print("  accuracy " + "  ".join(f"{k} {v:.4f}" for k, v in acc.items() if isinstance(v, float) and k != "max_int8_drop"))
-    from hftl.deploy.openvino import print_latency_and_default
-
-    print_latency_and_default(report)

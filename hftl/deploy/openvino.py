@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from hftl.deploy.runtime import default_num_threads, softmax
-from hftl.errors import HftlError
+from hftl.errors import ConfigError, HftlError
 from hftl.run import rundir
 
 logger = logging.getLogger("hftl")
@@ -43,6 +43,20 @@ def require_openvino():
     except ImportError as err:
         raise HftlError(f"the OpenVINO backend needs the openvino extra: {EXTRA} ({err})") from err
     return openvino
+
+
+def inference_hint(precision: str) -> str:
+    """OpenVINO's ``INFERENCE_PRECISION_HINT`` for the precision hftl serves (fp32 or bf16): fp32 -> ``f32``, so the
+    fp32 IR answers like PyTorch (the CPU plugin would run it in bf16 on AMX / AVX512-BF16 CPUs unasked); bf16 ->
+    ``bf16``, the same IR under the bf16 hint. The int8 IR is served under ``f32`` (its non-int8 layers in fp32).
+
+    Raises:
+        ConfigError: any other precision.
+    """
+    hints = {"fp32": "f32", "bf16": "bf16"}
+    if precision not in hints:
+        raise ConfigError(f"OpenVINO serves precision fp32 or bf16, got {precision!r}")
+    return hints[precision]
 
 
 def compile_model(xml: Path, *, precision: str = "f32", num_threads: int | None = None):
@@ -257,12 +271,13 @@ def _versions() -> dict[str, str | None]:
 class OpenVinoClassifier:
     """An exported IR (``hftl export RUN --backend openvino``) on the CPU, with the labels of its config.json."""
 
-    def __init__(self, folder: Path, *, quantized: bool = False, precision: str = "f32", num_threads: int | None = None):
+    def __init__(self, folder: Path, *, quantized: bool = False, precision: str = "fp32", num_threads: int | None = None):
+        """``precision``: fp32 or bf16 (:func:`inference_hint`), for the fp32 IR; ``quantized`` serves the int8 IR."""
         self.folder = Path(folder)
         xml = self.folder / (INT8_XML if quantized else FP32_XML)
         config = json.loads((self.folder / "config.json").read_text(encoding="utf-8"))
         self.id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
-        self.compiled = compile_model(xml, precision=precision, num_threads=num_threads)
+        self.compiled = compile_model(xml, precision=inference_hint(precision), num_threads=num_threads)
 
     def logits(self, features: Mapping[str, np.ndarray], *, batch_size: int | None = None) -> np.ndarray:
         return run_logits(self.compiled, features, batch_size=batch_size)
@@ -271,20 +286,3 @@ class OpenVinoClassifier:
         probs = softmax(self.logits(features, batch_size=batch_size))
         return [(self.id2label.get(int(i), f"LABEL_{int(i)}"), float(p[i])) for i, p in zip(probs.argmax(-1), probs, strict=True)]
 
-
-def print_report(report: dict[str, Any]) -> None:
-    """A short human summary of an OpenVINO export_report.json."""
-    acc = report["accuracy"]
-    print(f"OpenVINO export ({report['task']}, {report['num_samples']} test samples)")
-    print(f"  parity   fp32 IR (f32 hint) max|diff| {report['parity']['fp32_max_abs_diff']:.2e}")
-    print("  accuracy " + "  ".join(f"{k} {v:.4f}" for k, v in acc.items() if isinstance(v, float) and k != "max_int8_drop"))
-    print(f"  int8 kernels {report['int8_kernels']}  (CPU {report['cpu']['model']}: {' '.join(report['cpu']['flags'])})")
-    print_latency_and_default(report)
-
-
-def print_latency_and_default(report: dict[str, Any]) -> None:
-    """The timing lines and the serving default of an export report (ONNX or OpenVINO)."""
-    for batch, row in (report.get("latency_ms") or {}).items():
-        print(f"  latency {batch}: " + "  ".join(f"{k} {v:.2f} ms" for k, v in row.items() if v is not None))
-    if report.get("default"):
-        print(f"  default  {report['default']['variant']}: {report['default']['reason']}")

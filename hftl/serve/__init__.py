@@ -2,7 +2,6 @@
 
 Layers, each importing only those above it:
     settings  -> what to serve and its limits (one dataclass, from the CLI)
-    backend   -> the runtime table: load(export_dir, backend) -> logits(features)
     limits    -> per-request checks before any decoding work: the input count, then each input as its modality
                  checks it (Modality.check_served_input: text length, image pixels, audio seconds)
     model     -> an export folder with its own preprocessing + a backend: raw inputs -> top-k labels

@@ -10,8 +10,8 @@ and waiting time stay bounded under overload. A request can ``reserve`` its room
 model runs on one worker thread, so the event loop keeps accepting (and batching) requests meanwhile.
 
 One bad input fails only its own request: when a batch cannot be preprocessed, each request is preprocessed alone to
-find the failing ones, which get their own error, and the rest still run as one batch; when the model run fails as a
-whole, each request is rerun alone.
+find the failing ones, which get their own error, and the rest still run as one batch, from the features they were
+just given (:func:`_stack`); when the model run fails as a whole, each request is rerun alone.
 """
 
 from __future__ import annotations
@@ -186,14 +186,16 @@ class DynamicBatcher:
         except Exception as err:
             if len(jobs) == 1:
                 return [err]
-            runnable = []
+            runnable, parts = [], []
             for job in jobs:  # find the request(s) whose inputs cannot be read; the others still run together
                 try:
-                    self._prepare(job.inputs)
+                    parts.append(self._prepare(job.inputs))
                     runnable.append(job)
                 except Exception as job_err:
                     answers[job] = job_err
-            features = self._prepare(_inputs(runnable)) if runnable else None
+            features = _stack(parts) if parts else None
+            if features is None and runnable:  # shapes that depend on the call's inputs: preprocess them together
+                features = self._prepare(_inputs(runnable))
         if runnable:
             try:
                 outputs = self._run(features)
@@ -210,6 +212,24 @@ class DynamicBatcher:
                     answers[job] = outputs[offset : offset + job.rows]
                     offset += job.rows
         return [answers[job] for job in jobs]
+
+
+def _stack(parts: Sequence[Features]) -> dict[str, np.ndarray] | None:
+    """The requests' own features as one batch, or None where they do not stack (other keys or row shapes).
+
+    Stacking gives what one preprocessing call on all their inputs would: every modality preprocesses input by input
+    to a fixed shape (texts padded to ``text.max_length``, images resized to one size, clips cut or padded to one
+    length; the served text model trims a batch's padding in its model call, after this), so a row does not depend
+    on its neighbours. A processor that pads to the longest input of its call gives rows of other widths: those
+    requests are preprocessed again together instead.
+    """
+    keys = set(parts[0])
+    if any(set(part) != keys for part in parts):
+        return None
+    arrays = {key: [np.asarray(part[key]) for part in parts] for key in keys}
+    if any(len({(a.ndim, a.shape[1:], a.dtype) for a in values}) > 1 for values in arrays.values()):
+        return None
+    return {key: np.concatenate(values) for key, values in arrays.items()}
 
 
 def _set(future: asyncio.Future, *, result: np.ndarray | None = None, error: BaseException | None = None) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from hftl.deploy.backends import BACKENDS, load_backend
 from hftl.deploy.export import load_preprocessing
 from hftl.deploy.runtime import softmax
 from hftl.errors import DataError, HftlError
-from hftl.serve.backend import BACKENDS, load_backend
 from hftl.serve.errors import invalid_input
 from hftl.serve.limits import check_inputs, serves
 from hftl.serve.settings import Limits, ServeSettings
@@ -74,15 +74,17 @@ class ServedModel:
             RequestRejected: 422 when an input cannot be decoded (the message names it by its index).
         """
         try:
-            features = self._modality.encode(self._processor, self.cfg, values)
+            return self._modality.encode(self._processor, self.cfg, values)
         except DataError as err:
             raise invalid_input(str(err)) from err
-        return trim_padding(features) if self._trim_padding else features
 
     def logits(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
         return self._backend.logits(features)
 
-    run = logits  # the batcher's model call
+    def run(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The batcher's model call. Padding is trimmed here, not in :meth:`encode`: encoded requests keep the export's
+        fixed shapes, so the batcher can stack requests preprocessed one by one into a batch."""
+        return self.logits(trim_padding(dict(features)) if self._trim_padding else features)
 
     def answer(self, outputs: np.ndarray, top_k: int) -> dict[str, Any]:
         """The response body's model part: the ``top_k`` labels with scores per input."""

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from hftl.deploy.backends import AUTO, BACKENDS
 from hftl.errors import ConfigError, HftlError
 
 
@@ -26,10 +27,12 @@ class ServeSettings:
     """Everything a worker process (or Ray replica) needs to build the app.
 
     Attributes:
-        export_dir: The export folder (``RUN_DIR/onnx`` or ``RUN_DIR/openvino``).
-        backend: Runtime name in ``hftl.serve.backend.BACKENDS`` (resolved: never ``auto``).
+        export_dir: The folder served: an export (``RUN_DIR/onnx``, ``RUN_DIR/openvino``) or, for ``torch``, the run's
+            PyTorch model (``RUN_DIR/model``).
+        backend: Runtime name in ``hftl.deploy.backends.BACKENDS`` (resolved: never ``auto``).
         quantized: Serve the export's int8 model instead of its fp32 one.
-        precision: fp32, or bf16 (OpenVINO's fp32 IR under the bf16 inference hint), for the non-int8 model.
+        precision: fp32, or bf16 (OpenVINO's fp32 IR under the bf16 inference hint; PyTorch's bf16 autocast), for the
+            non-int8 model.
             `hftl serve` fills both from the export's measured default (hftl.deploy.default_variant) or its flags.
         max_batch: Most inputs run as one batch; 1 turns dynamic batching off.
         max_wait_ms: How long the first queued input waits for others to join its batch.
@@ -62,8 +65,12 @@ class ServeSettings:
             raise ConfigError(f"--max-queue ({self.max_queue}) must be >= --max-batch ({self.max_batch})")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"precision must be fp32 or bf16, got {self.precision!r}")
-        if self.precision == "bf16" and self.backend != "openvino":
+        variants = BACKENDS[self.backend].variants if self.backend in BACKENDS else {}
+        if self.precision == "bf16" and "bf16" not in variants:
             raise ConfigError(f"{self.backend} has no bf16 path on CPU: serve its fp32 or int8 (--quantized) model")
+        if self.quantized and "int8" not in variants:
+            with_int8 = ", ".join(name for name, spec in BACKENDS.items() if "int8" in spec.variants)
+            raise ConfigError(f"{self.backend} has no int8 model (--quantized is for the exports of {with_int8})")
         if self.top_k < 1:
             raise ConfigError(f"--top-k must be >= 1, got {self.top_k}")
         for key, value in dataclasses.asdict(self.limits).items():
@@ -79,21 +86,21 @@ class ServeSettings:
         return cls(**{**data, "limits": Limits(**data.get("limits", {}))})
 
 
-def resolve_export_dir(path: str | Path, backend: str = "auto") -> tuple[Path, str]:
-    """RUN_DIR or an export folder -> (the export folder, the runtime that serves it).
+def resolve_export_dir(path: str | Path, backend: str = AUTO) -> tuple[Path, str]:
+    """RUN_DIR or an export folder -> (the folder to serve, the runtime that serves it).
 
     A speech recognition export (RUN_DIR/onnx with an encoder and a decoder graph) is served on onnxruntime.
 
     ``auto``: an export folder is served by the runtime it was written for; a run by its fastest export (OpenVINO when
     RUN_DIR/openvino exists and the extra is installed, else RUN_DIR/onnx: :func:`hftl.deploy.export.serving_dir`).
-    A named runtime serves RUN_DIR/<its folder>, or an export folder written for it.
+    A named runtime serves RUN_DIR/<its folder>, or an export folder written for it; ``torch`` the run's own PyTorch
+    model (RUN_DIR/model), which ``auto`` never picks: a server is meant to run an export.
 
     Raises:
-        HftlError: no export fits (the message names what is missing and the command that writes it).
+        HftlError: nothing fits (the message names what is missing and the command that writes it).
     """
-    from hftl.deploy.export import EXPORT_CONFIG, serving_dir
+    from hftl.deploy.export import EXPORT_CONFIG, serving_target
     from hftl.deploy.speech_runtime import is_speech_export
-    from hftl.serve.backend import AUTO, BACKENDS, backend_of
 
     path = Path(path).expanduser()
     for candidate in (path, path / "onnx"):
@@ -101,20 +108,10 @@ def resolve_export_dir(path: str | Path, backend: str = "auto") -> tuple[Path, s
             if backend not in (AUTO, "onnxruntime"):
                 raise HftlError(f"{candidate} is a speech recognition export: it is served on onnxruntime, not {backend}")
             return candidate.resolve(), "onnxruntime"
-    if backend == AUTO:
-        export_dir = serving_dir(path)
-        if (export_dir / EXPORT_CONFIG).is_file():
-            return export_dir.resolve(), backend_of(export_dir)
+    folder, runtime = serving_target(path, backend)
+    if backend == AUTO and not BACKENDS[runtime].exported:
         raise HftlError(
-            f"{path} is not an hftl export (no {EXPORT_CONFIG} in it, in {path / 'onnx'} or in {path / 'openvino'}); "
-            f"run `hftl export RUN_DIR` first"
+            f"{path} has no export to serve (no {EXPORT_CONFIG} in {path / 'onnx'} or in {path / 'openvino'}): run "
+            f"`hftl export RUN_DIR` first, or serve the run's PyTorch model with --backend {runtime}"
         )
-    spec = BACKENDS[backend]
-    for candidate in (path, path / spec.folder):
-        if (candidate / EXPORT_CONFIG).is_file() and (candidate / spec.marker).is_file():
-            return candidate.resolve(), backend
-    flag = "" if spec.folder == "onnx" else f" --backend {spec.folder}"
-    raise HftlError(
-        f"{path} holds no {backend} export (no {spec.marker} with {EXPORT_CONFIG} in it or in {path / spec.folder}); "
-        f"run `hftl export RUN_DIR{flag}` first"
-    )
+    return folder.resolve(), runtime

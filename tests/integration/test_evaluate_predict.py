@@ -146,6 +146,88 @@ def test_predict_runs_the_variant_its_export_measured_fastest_on_this_cpu(traine
     assert served_file(20.0, 0.9, here, "--quantized") == "model_quantized.onnx"  # asked for
 
 
+def test_the_pytorch_model_of_a_run_with_an_export_is_asked_for_with_backend_torch(trained, tmp_path, capsys, caplog):
+    from hftl.run import cpu
+
+    texts = ["the team will win the game", "money and market news"]
+    # bf16 of a run whose fastest export is ONNX: refused, naming the flags that run bf16
+    assert main(["predict", str(trained), "--precision", "bf16", *texts]) == 2
+    err = capsys.readouterr().err
+    assert "--precision bf16: onnxruntime has no bf16 path on CPU" in err and "--backend torch" in err
+    assert "Traceback" not in err
+    caplog.clear()
+    assert main(["predict", str(trained), "--backend", "torch", "-o", str(tmp_path / "pt.jsonl"), *texts]) == 0
+    assert f"{trained / 'model'}: torch fp32, the run's PyTorch model" in caplog.text
+    pt = [(r["label"], r["score"]) for r in map(json.loads, (tmp_path / "pt.jsonl").read_text().splitlines())]
+    onnx_fp32 = predict(trained / "onnx", texts, precision="fp32")
+    assert [label for label, _ in pt] == [label for label, _ in onnx_fp32]
+    assert [score for _, score in pt] == pytest.approx([score for _, score in onnx_fp32], abs=1e-4)
+    code = main(["predict", str(trained), "--backend", "torch", "--precision", "bf16", *texts])
+    if cpu.native_bf16():  # bf16 autocast: the same labels on these confident inputs
+        assert code == 0 and "torch bf16, asked for (--precision bf16)" in caplog.text
+    else:
+        assert code == 2 and "bf16" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("target", "flags", "message"),
+    [
+        ("", ["--backend", "torch", "--quantized"], "--quantized: torch (the run's PyTorch model) has no int8 model; "
+                                                     "it runs with --backend onnxruntime"),
+        ("onnx", ["--backend", "torch"], "give the run folder RUN_DIR, not one of its exports"),
+        ("", ["--backend", "openvino"], "holds no openvino export"),
+        ("onnx", ["--precision", "auto"], "--precision auto: onnxruntime has no bf16 path on CPU"),
+    ],
+    ids=["torch-int8", "torch-of-an-export", "missing-openvino", "auto-on-onnxruntime"],
+)  # fmt: skip
+def test_impossible_backend_and_variant_combinations_are_refused_naming_the_flag(trained, capsys, target, flags, message):
+    assert main(["predict", str(trained / target), *flags, "some text"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert main(["serve", str(trained / target), *flags]) == 2  # serve takes the same flags, refused before starting
+    assert message in capsys.readouterr().err
+
+
+def test_serve_runs_the_pytorch_model_only_when_asked(trained, tmp_path, capsys):
+    from hftl.serve.model import ServedModel
+    from hftl.serve.settings import ServeSettings, resolve_export_dir
+
+    unexported = tmp_path / "unexported"  # the run without its exports
+    unexported.mkdir()
+    (unexported / "config.yaml").write_bytes((trained / "config.yaml").read_bytes())
+    (unexported / "model").symlink_to(trained / "model", target_is_directory=True)
+    assert main(["serve", str(unexported)]) == 2  # a server runs an export unless told otherwise
+    err = capsys.readouterr().err
+    assert "has no export to serve" in err and "serve the run's PyTorch model with --backend torch" in err
+    folder, backend = resolve_export_dir(trained, "torch")
+    assert (folder, backend) == ((trained / "model").resolve(), "torch")
+    model = ServedModel(ServeSettings(str(folder), backend="torch"))
+    texts = ["the team will win the game", "money and market news"]
+    assert model.name == trained.name and model.backend_name == "torch-fp32"
+    served = model.top_k(model.run(model.encode(texts)), 1)
+    expected = predict(trained, texts, backend="torch")
+    assert [row[0][0] for row in served] == [label for label, _ in expected]
+    assert [row[0][1] for row in served] == pytest.approx([score for _, score in expected], abs=1e-6)
+
+
+def test_served_requests_preprocessed_alone_stack_into_the_batch_one_call_gives(trained):
+    """What the batcher relies on when a batch's preprocessing failed (hftl.serve.batcher._stack): the fp32 text
+    model's features keep the export's fixed length per request (its padding is trimmed in the model call)."""
+    from hftl.serve.batcher import _stack
+    from hftl.serve.model import ServedModel
+    from hftl.serve.settings import ServeSettings
+
+    model = ServedModel(ServeSettings(str(trained / "onnx"), precision="fp32"))
+    texts = ["the team will win the game", "money", "a great new film with a good actor and a long story"]
+    alone = [model.encode([text]) for text in texts]
+    together = model.encode(texts)
+    stacked = _stack(alone)
+    assert stacked is not None and stacked.keys() == together.keys()
+    for key in together:
+        np.testing.assert_array_equal(stacked[key], together[key])
+    np.testing.assert_allclose(model.run(stacked), model.run(together), atol=1e-6)
+
+
 # -- 3. batch hftl predict --------------------------------------------------------------------------------------
 
 

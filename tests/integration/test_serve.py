@@ -225,6 +225,21 @@ def test_fp32_text_batches_run_at_their_longest_text_and_equal_hftl_predict(serv
     same_as_predict(response.json()["predictions"], predict(runs["text"] / "onnx", TEXTS, precision="fp32"), atol=1e-6)
 
 
+@pytest.mark.slow  # one more server process: about 30 s on 2 cores
+def test_backend_torch_serves_the_runs_pytorch_model_like_hftl_predict(runs, tmp_path):
+    server = ServerProcess(runs["text"], "--backend", "torch", log=tmp_path / "server.log")
+    try:
+        server.wait_ready(timeout_s=300)
+        response = post_json(server.url, {"inputs": TEXTS, "top_k": 1})
+    finally:
+        server.stop()
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["backend"] == "torch-fp32" and body["model"] == "text_run"
+    assert "hftl serve: torch fp32: the run's PyTorch model" in server.log_tail(20_000)
+    same_as_predict(body["predictions"], predict(runs["text"], TEXTS, backend="torch"), atol=1e-5)
+
+
 def batch_metrics(url: str) -> tuple[float, float]:
     values = fx.metric_values(httpx.get(url + "/metrics").text)
     return values.get("hftl_serve_batch_size_sum", 0.0), values.get("hftl_serve_batch_size_count", 0.0)

@@ -271,7 +271,7 @@ def test_time_blocks_runs_each_backend_in_blocks():
 
 
 def test_served_onnx_sessions_do_not_spin_unless_asked(exported):
-    from hftl.serve.backend import load_backend
+    from hftl.deploy.backends import load_backend
     from hftl.serve.settings import ServeSettings
 
     out, _ = exported

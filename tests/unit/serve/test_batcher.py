@@ -99,7 +99,33 @@ def test_an_unreadable_input_fails_only_its_request_and_the_others_still_share_a
     np.testing.assert_array_equal(good, [2.0, 4.0])
     np.testing.assert_array_equal(other, [6.0])
     assert model.batches == [3]  # the two good requests ran together, once
-    assert model.prepared[-1] == [1, 2, 3]
+    # the batch's call, then each request alone; the good ones run from their own features, not preprocessed again
+    assert model.prepared == [[1, 2, 5, "corrupt", 3], [1, 2], [5, "corrupt"], [3]]
+
+
+class PaddingRecorder(Recorder):
+    """Preprocessing that pads each call's rows to its input count (as a tokenizer padding to the longest text does)."""
+
+    def prepare(self, inputs: list) -> dict[str, np.ndarray]:
+        column = super().prepare(inputs)["x"][:, None]
+        return {"x": np.pad(column, ((0, 0), (0, len(inputs) - 1)))}
+
+    def __call__(self, features):
+        return super().__call__({"x": features["x"][:, 0]})
+
+
+def test_requests_whose_features_do_not_stack_are_preprocessed_again_together():
+    model = PaddingRecorder()
+
+    async def go(b):
+        return await asyncio.gather(b.submit(features(1, 2)), b.submit(features("corrupt")), b.submit(features(3)),
+                                    return_exceptions=True)  # fmt: skip
+
+    good, bad, other = asyncio.run(with_batcher(model, go))
+    assert isinstance(bad, ValueError)
+    np.testing.assert_array_equal(good, [2.0, 4.0])
+    np.testing.assert_array_equal(other, [6.0])
+    assert model.batches == [3] and model.prepared[-1] == [1, 2, 3]  # widths 2 and 1 do not stack: one call together
 
 
 def test_full_queue_refuses_at_once_and_recovers():

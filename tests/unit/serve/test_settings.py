@@ -15,3 +15,9 @@ def test_bf16_is_an_openvino_hint_only_and_survives_the_trip_to_the_workers():
         ServeSettings(export_dir="RUN/onnx", backend="onnxruntime", precision="bf16")
     with pytest.raises(ConfigError, match="precision must be fp32 or bf16"):
         ServeSettings(export_dir="RUN/onnx", precision="int8")
+
+
+def test_pytorch_serves_fp32_or_bf16_and_has_no_int8():
+    assert ServeSettings(export_dir="RUN/model", backend="torch", precision="bf16").precision == "bf16"
+    with pytest.raises(ConfigError, match="torch has no int8 model"):
+        ServeSettings(export_dir="RUN/model", backend="torch", quantized=True)
