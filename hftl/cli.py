@@ -263,11 +263,11 @@ def _cmd_advise(args: argparse.Namespace) -> None:
 def _cmd_compare(args: argparse.Namespace) -> None:
     from hftl.compare import compare, print_verdicts, report_only
 
-    if args.verdicts:
-        print_verdicts(args.spec, report_dir=args.report_dir)
-        return
-    if args.report_only:
-        report_only(args.spec, report_dir=args.report_dir)
+    if args.report_only or args.verdicts:  # both: the report is rebuilt, then its verdict table printed
+        if args.report_only:
+            report_only(args.spec, report_dir=args.report_dir)
+        if args.verdicts:
+            print_verdicts(args.spec, report_dir=args.report_dir)
         return
     compare(args.spec, report_dir=args.report_dir, max_parallel=args.max_parallel, executor=args.executor, dry_run=args.dry_run)
 

@@ -212,6 +212,12 @@ def test_report_only_rebuilds_from_finished_runs_without_running(tmp_path, capsy
     assert sorted(p.name for p in (report / "runs").iterdir()) == before  # nothing ran
     assert "Wilson at the effective n" in markdown and (report / "plots" / "accuracy_vs_size.png").is_file()
 
+    (report / "results.md").unlink()  # both flags: the report is rebuilt AND the verdict table printed
+    assert main(["compare", str(spec_path), "--report-dir", str(report), "--report-only", "--verdicts"]) == 0
+    printed = capsys.readouterr().out
+    assert (report / "results.md").is_file() and "report:" in printed and "runs finished" in printed
+    assert "Rules: a direction claim agrees" in printed
+
 
 def test_the_header_describes_the_runs_as_collected(tmp_path):
     """Each run's state is read once (aggregate.collect, into its row and results.csv): a config rewritten after
