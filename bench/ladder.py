@@ -1,4 +1,4 @@
-"""Serving MiniLM: the latency ladder PyTorch fp32/bf16, ONNX Runtime fp32/int8, OpenVINO fp32/bf16/int8.
+"""Serving MiniLM: the latency ladder PyTorch fp32/bf16, ONNX Runtime fp32/int8, OpenVINO fp32/bf16/int8 (and CUDA).
 
     python bench/ladder.py [--run RUN_DIR] [--repeats 40] [--test-rows N] [--quick]
 
@@ -8,6 +8,8 @@ on 300 train rows, hftl.deploy.openvino). Every backend is scored on the test sp
 tokenizer pads them) and timed at batch 1 and 32 with the same thread count, in shuffled blocks
 (hftl.deploy.latency.time_blocks). bf16 rows appear only on a CPU with bf16 instructions. The share of peak is the
 model's FLOPs per call (counted by torch) over the call's time, against the CPU's peak for the backend's dtype.
+Where torch sees a CUDA device, the same table adds PyTorch fp32 / bf16 on it and ONNX Runtime's CUDA / TensorRT
+providers where the installed onnxruntime has them (speed-ups still against PyTorch fp32 on the CPU).
 """
 
 from __future__ import annotations
@@ -23,6 +25,41 @@ import torch
 
 DTYPE = {"PyTorch fp32": "fp32", "PyTorch bf16": "bf16", "ORT fp32": "fp32", "ORT int8": "int8",
          "OpenVINO fp32": "fp32", "OpenVINO bf16": "bf16", "OpenVINO int8": "int8"}  # fmt: skip
+# ORT's GPU execution providers, where the installed onnxruntime has them (onnxruntime-gpu; the pinned CPU wheel has not)
+ORT_GPU_PROVIDERS = {"ORT CUDA fp32": "CUDAExecutionProvider", "ORT TensorRT fp32": "TensorrtExecutionProvider"}
+
+
+def cuda_backends(model_dir: Path, onnx_fp32: Path) -> dict[str, Any]:
+    """The same ladder's GPU rows where torch sees a CUDA device: PyTorch fp32 and bf16 autocast on it, and ONNX
+    Runtime's CUDA / TensorRT providers where installed. Each call copies its inputs in and its logits out (a served
+    request does both; copying out also waits for the GPU, so the timer sees finished work). No rows without CUDA."""
+    if not torch.cuda.is_available():
+        harness.log("  no CUDA device: the ladder's GPU rows are skipped")
+        return {}
+    import onnxruntime as ort
+
+    from hftl.deploy.parity import load_torch_model
+    from hftl.deploy.runtime import run_logits, session_feed
+
+    model = load_torch_model(model_dir).to("cuda")
+    names = set(model.forward.__code__.co_varnames)
+
+    def torch_call(features, dtype):
+        batch = {k: torch.as_tensor(v).to("cuda") for k, v in features.items() if k in names}
+        with torch.inference_mode(), torch.autocast("cuda", dtype=dtype, enabled=dtype is not torch.float32):
+            return model(**batch).logits.float().cpu().numpy()
+
+    out: dict[str, Any] = {"PyTorch CUDA fp32": lambda f: torch_call(f, torch.float32)}
+    if torch.cuda.is_bf16_supported():
+        out["PyTorch CUDA bf16"] = lambda f: torch_call(f, torch.bfloat16)
+    available = ort.get_available_providers()
+    for name, provider in ORT_GPU_PROVIDERS.items():
+        if provider not in available:
+            harness.log(f"  {name}: onnxruntime here has no {provider} (onnxruntime-gpu brings it): skipped")
+            continue
+        session = ort.InferenceSession(str(onnx_fp32), providers=[provider, "CPUExecutionProvider"])
+        out[name] = lambda f, s=session: run_logits(s, session_feed(s, f))
+    return out
 
 
 def backends(run_dir: Path, work: Path, features, labels, calibration, threads: int) -> tuple[dict[str, Any], dict]:
@@ -53,6 +90,7 @@ def backends(run_dir: Path, work: Path, features, labels, calibration, threads: 
         request = compiled.create_infer_request()
         output = compiled.outputs[0]
         out[name] = lambda f, c=compiled, r=request, o=output: r.infer(ov.feed_for(c, f))[o]
+    out.update(cuda_backends(model_dir, work / "onnx" / FP32_FILE))
     facts = {"ort_int8_kernels": int8_kernel_isa(), "openvino_int8_kernels": report["int8_kernels"],
              "openvino_fp32_kernels": report["fp32_kernels"]}  # fmt: skip
     return out, facts
@@ -110,9 +148,9 @@ def main(argv: list[str]) -> None:
     base = latency[1]["PyTorch fp32"], latency[32]["PyTorch fp32"]
     rows = [
         [name, f"{accuracy[name]:.4f}", latency[1][name], iqr(samples[1][name]), f"{base[0] / latency[1][name]:.2f}x",
-         harness.peak_share(flops[1] / (latency[1][name] / 1e3), DTYPE[name], t), latency[32][name],
+         _share(flops[1], latency[1][name], name, t), latency[32][name],
          iqr(samples[32][name]), f"{base[1] / latency[32][name]:.2f}x",
-         harness.peak_share(flops[32] / (latency[32][name] / 1e3), DTYPE[name], t)]
+         _share(flops[32], latency[32][name], name, t)]
         for name in runners
     ]  # fmt: skip
     print(harness.markdown_table(["backend", "test acc", "b1 ms", "b1 IQR ms", "b1 speed-up", "b1 % of peak", "b32 ms",
@@ -120,6 +158,11 @@ def main(argv: list[str]) -> None:
     harness.write_results(args.out, "ladder", {"quick": args.quick, "run": str(run_dir), "accuracy": accuracy,
                                                "latency_ms": latency, "latency_samples_ms": samples, "flops": flops,
                                                **facts})  # fmt: skip
+
+
+def _share(flops: float, ms: float, name: str, threads: int) -> str:
+    """The CPU rows' share of the CPU's peak; GPU rows get none (hftl/run/cpu.py knows CPU peaks only)."""
+    return harness.peak_share(flops / (ms / 1e3), DTYPE[name], threads) if name in DTYPE else "-"
 
 
 def iqr(ms: list[float]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from hftl.run import cpu
 from tests.helpers.bench_scripts import run_script, table_rows
@@ -53,6 +54,7 @@ def test_ladder_quick(tiny_configs, tmp_path):  # noqa: F811
     names = [r[0] for r in rows]
     assert {"PyTorch fp32", "ORT fp32", "ORT int8", "OpenVINO fp32", "OpenVINO int8"} <= set(names)
     assert ("PyTorch bf16" in names) == cpu.native_bf16()
+    assert ("PyTorch CUDA fp32" in names) == torch.cuda.is_available()  # the GPU rows where torch sees a device
     for row in rows:  # each median within the interquartile range of its timed calls
         for median, spread in ((row[2], row[3]), (row[6], row[7])):
             q1, q3 = map(float, spread.split("-"))
