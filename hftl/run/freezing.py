@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-
 # Attention implementations that take their dropout from a float attribute, not an nn.Dropout module (BERT's SDPA
 # attention: dropout_prob; Whisper's layers: dropout, activation_dropout, layerdrop): zeroing the modules alone leaves them on.
 FLOAT_DROPOUT_ATTRIBUTES = ("dropout_prob", "attention_dropout", "dropout", "activation_dropout", "layerdrop")
