@@ -51,12 +51,19 @@ class Claim:
 
 
 
+def _no_interval(estimate: Estimate) -> str:
+    """Why an estimate has no interval: one replicate, or several with no spread between them."""
+    if estimate.n == 1:
+        return "no interval (1 replicate)"
+    return f"no interval ({estimate.n} replicates, no spread between them)"
+
+
 def direction_verdict(estimate: Estimate | None, sign: int) -> tuple[str, str]:
     """The direction rule (module docstring); sign: +1 the claim says > 0, -1 < 0."""
     if estimate is None:
         return NOT_MEASURED, "no paired runs"
     if not estimate.has_interval:
-        return INCONCLUSIVE, f"no interval ({estimate.n} replicate)"
+        return INCONCLUSIVE, _no_interval(estimate)
     side = estimate.excludes_zero()
     if side == sign:
         return AGREES, f"the interval excludes 0 on the claimed side ({'>' if sign > 0 else '<'} 0)"
@@ -81,7 +88,7 @@ def band_verdict(estimate: Estimate | None, band: tuple[float, float] = LOGME_BA
     if estimate is None:
         return NOT_MEASURED, "no ranking"
     if not estimate.has_interval:
-        return INCONCLUSIVE, f"no interval ({estimate.n} replicate)"
+        return INCONCLUSIVE, _no_interval(estimate)
     if estimate.high < band[0] or estimate.low > band[1]:
         return DISAGREES, f"the interval lies {'below' if estimate.high < band[0] else 'above'} {band[0]:.2f}-{band[1]:.2f}"
     if estimate.low > 0:
@@ -215,7 +222,8 @@ def _logme(claim: Claim, modality: str, rows: list[dict[str, Any]], *, method: s
     estimate = None if tau is None else replace(tau, method=f"{tau.method} x groups")
     regret = bounded_interval(_replicates(rankings, "seed_regrets", "regret"), 0.0, 1.0)
     small = sorted({c for r in rankings for c in r.n_le_d})
-    detail = (f"against {method} accuracy, {len(rankings)} data set/size groups, {len(rankings[0].candidates)} "
+    groups = f"{len(rankings)} data set/size group" + ("s" if len(rankings) != 1 else "")
+    detail = (f"against {method} accuracy, {groups}, {len(rankings[0].candidates)} "
               f"candidates; regret of the top pick {_points(regret)}"
               + (f"; N <= D for {', '.join(small)}" if small else ""))  # fmt: skip
     return _row(claim, modality, estimate, detail, band_verdict(estimate), fmt=lambda e: "-" if e is None else e.text(2))

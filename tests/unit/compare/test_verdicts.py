@@ -167,7 +167,7 @@ def test_logme_ranks_against_fine_tuned_accuracy_and_the_probe_row_against_the_p
             rows.append(row("full", seed, acc, backbone=backbone, logme=4.0 - i))
             rows.append(row("linear_probe", seed, probe[seed][backbone], backbone=backbone, logme=4.0 - i))
     fine_tuned, by_probe = _verdict(rows, "logme"), _verdict(rows, "logme_probe")
-    assert fine_tuned["verdict"] == "agrees" and "against full accuracy, 1 data set/size groups, 4 candidates" in fine_tuned["measured"]
+    assert fine_tuned["verdict"] == "agrees" and "against full accuracy, 1 data set/size group, 4 candidates" in fine_tuned["measured"]
     assert "regret of the top pick +0.0" in fine_tuned["measured"]  # a is best fine-tuned at every seed
     assert by_probe["verdict"] == "disagrees" and "the interval lies below 0.50" in by_probe["why"]
     assert by_probe["measured"].startswith("-0.") and "against linear_probe accuracy" in by_probe["measured"]
@@ -186,6 +186,7 @@ def test_logme_with_the_same_tau_at_every_seed_has_no_interval_and_is_inconclusi
     logme = _verdict(rows, "logme")
     # (61/75 + 1) / 2 three times: float variance ~1e-33, not 0; a [0.81, 0.81] interval would read "above the band"
     assert logme["measured"].startswith("0.81 (no interval: 3 runs)") and logme["verdict"] == "inconclusive"
+    assert logme["why"] == "no interval (3 replicates, no spread between them)"
 
 
 def test_logme_band_and_biderman_sweep():
@@ -285,9 +286,9 @@ def test_logme_row_per_modality_never_pools_the_candidates_of_two_modalities():
             audio.append(row("full", seed, acc, modality="audio", dataset="audio-set", backbone=backbone, logme=logme[backbone]))
     table = {(v["modality"], v["key"]): v for v in verdicts.verdict_table(_band_rows("text") + audio)}
     text, sound = table["text", "logme"], table["audio", "logme"]
-    assert text["measured"].startswith("0.88 [0.36, 0.98] (against full accuracy, 1 data set/size groups, 4 candidates")
+    assert text["measured"].startswith("0.88 [0.36, 0.98] (against full accuracy, 1 data set/size group, 4 candidates")
     assert text["verdict"] == "agrees"
-    assert sound["measured"].startswith("0.68 [-0.23, 0.96] (against full accuracy, 1 data set/size groups, 4 candidates")
+    assert sound["measured"].startswith("0.68 [-0.23, 0.96] (against full accuracy, 1 data set/size group, 4 candidates")
     assert sound["verdict"] == "inconclusive" and "regret of the top pick +6.7 [" in sound["measured"]
 
 
