@@ -115,7 +115,13 @@ def wilson_interval(correct: int, n: int) -> Estimate:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Estimate(p, centre - half, centre + half, n, "Wilson")
+    return Estimate(p, *_around(p, centre - half, centre + half), n, "Wilson")
+
+
+def _around(p: float, low: float, high: float) -> tuple[float, float]:
+    """A Wilson interval's ends, inside [0, 1] and around p, as they are exactly: rounding can put them past 1 or,
+    at p = 1, a hair below p (0.9999999999999998), which a plot reads as a negative error bar."""
+    return max(0.0, min(p, low)), min(1.0, max(p, high))
 
 
 def proportion_interval(values: Iterable[float | None], pooled_rows: int | None = None) -> Estimate | None:
@@ -161,7 +167,7 @@ def proportion_interval(values: Iterable[float | None], pooled_rows: int | None 
     denom = 1 + q * q / n_eff
     centre = (p + q * q / (2 * n_eff)) / denom
     half = q * math.sqrt(p * (1 - p) / n_eff + q * q / (4 * n_eff * n_eff)) / denom
-    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), k, EFFECTIVE_WILSON)  # max/min: rounding only
+    return Estimate(p, *_around(p, centre - half, centre + half), k, EFFECTIVE_WILSON)
 
 
 def bounded_interval(values: Iterable[float | None], low: float, high: float) -> Estimate | None:

@@ -69,6 +69,16 @@ def test_proportion_interval_of_seeds_that_all_score_1():
     assert not unknown.has_interval and unknown.text() == "1.000 (no interval: 3 runs)"
 
 
+def test_intervals_of_perfect_seeds_end_exactly_at_1():
+    # 5 seeds x 270 rows, all right: centre + half rounds to 0.9999999999999998 < p = 1 (the default study's
+    # audio LP-FT cell), which matplotlib refused as a negative error bar and the report died on
+    est = stats.proportion_interval([1.0] * 5, pooled_rows=1350)
+    assert est.value == 1.0 and est.high == 1.0 and est.low == pytest.approx(0.994322, abs=1e-6)
+    for correct, n in ((270, 270), (1350, 1350), (0, 7)):
+        wilson = stats.wilson_interval(correct, n)
+        assert 0.0 <= wilson.low <= wilson.value <= wilson.high <= 1.0
+
+
 def test_proportion_interval_agrees_with_t_when_the_seeds_scatter_little():
     seeds = [0.80, 0.81, 0.79, 0.805, 0.795]  # n* = 0.16 / (6.25e-5 / 5) = 12800: t's half-width, centre p
     t, est = stats.t_interval(seeds), stats.proportion_interval(seeds)
