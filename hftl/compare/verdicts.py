@@ -11,6 +11,8 @@ The decision rules (explicit, and tested on constructed inputs):
     band claim       (LogME's weighted tau 0.50-0.79) the interval overlaps the band and lies above 0: agrees; it lies
                      wholly below or wholly above the band: disagrees; else (it reaches 0 or below): inconclusive.
     missing evidence "not measured", saying what is missing; never a guess.
+LogME is judged on the (data set, size) groups whose every candidate was scored with more rows than feature dimensions
+(N > D, the published regime) where any exist, else on all groups, flagged N <= D.
 Kornblith and LogME each have two rows, one per reference: full fine-tuning (the published fine-tuned protocol; LogME's
 reference is each candidate's fine-tuned accuracy at its rate chosen on validation) and the linear probe (Kornblith's
 fixed-feature claim; for LogME a labelled non-published reference). A row never falls back to the other's method.
@@ -212,10 +214,16 @@ def _kornblith(claim: Claim, modality: str, rows: list[dict[str, Any]], *, metho
 def _logme(claim: Claim, modality: str, rows: list[dict[str, Any]], *, method: str) -> dict[str, str]:
     """LogME's weighted tau against each candidate's accuracy under ``method`` (the published protocol: full
     fine-tuning, its learning rate chosen on validation), per seed subset; the regret of the top pick per seed."""
-    rankings = rank_candidates(rows, "logme", method)
-    if not rankings:
+    found = rank_candidates(rows, "logme", method)
+    if not found:
         return _missing(claim, modality, f"needs LogME scores and {method} runs of 3 or more candidate backbones per "
                                          "data set and size")  # fmt: skip
+    # The published band was measured on whole downstream data sets (N >> D). Where some group scored every
+    # candidate with N > D rows, only those groups are judged: a prior-dominated N <= D score tests another regime
+    # (the ranking table still shows every group). Without such a group the N <= D groups are judged, flagged.
+    large = [r for r in found if not r.n_le_d]
+    rankings = large or found
+    set_aside = len(found) - len(rankings)
     # tau lives in [-1, 1], the regret (accuracy lost by the top pick) in [0, 1]: so do their intervals, over the
     # same replicates (every group's seeds; each group's one value where no group has per-seed values)
     tau = bounded_interval(_replicates(rankings, "seed_taus", "tau"), -1.0, 1.0)
@@ -225,7 +233,8 @@ def _logme(claim: Claim, modality: str, rows: list[dict[str, Any]], *, method: s
     groups = f"{len(rankings)} data set/size group" + ("s" if len(rankings) != 1 else "")
     detail = (f"against {method} accuracy, {groups}, {len(rankings[0].candidates)} "
               f"candidates; regret of the top pick {_points(regret)}"
-              + (f"; N <= D for {', '.join(small)}" if small else ""))  # fmt: skip
+              + (f"; N <= D for {', '.join(small)}" if small else "")
+              + (f"; judged on the N > D group(s) only, {set_aside} N <= D group(s) set aside" if set_aside else ""))  # fmt: skip
     return _row(claim, modality, estimate, detail, band_verdict(estimate), fmt=lambda e: "-" if e is None else e.text(2))
 
 

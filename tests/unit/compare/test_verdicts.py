@@ -218,6 +218,27 @@ def test_logme_band_and_biderman_sweep():
     assert "forgetting change +17.7 [" in biderman["measured"]  # +0.18 - 0.003
 
 
+def test_logme_is_judged_on_the_n_greater_than_d_groups_where_there_are_any():
+    """Two sizes of one data set: at 16 rows per class (N <= D) LogME ranks backwards (tau -1 at every seed), at 100
+    (N > D) as the seeds of test_logme_band_and_biderman_sweep (tau 0.88 [0.36, 0.98]). The verdict reads the N > D
+    group only; pooled, the 6 taus would reach below 0 and read inconclusive."""
+    accs = {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6}
+    swaps = {0: {}, 1: {"c": 0.55}, 2: {"d": 0.72}}
+    rows = []
+    for seed in range(3):
+        for i, backbone in enumerate("abcd"):
+            rows.append(row("full", seed, accs[backbone], backbone=backbone, shots=16, logme=float(i), n_le_d=True))
+            acc = swaps[seed].get(backbone, accs[backbone])
+            rows.append(row("full", seed, acc, backbone=backbone, shots=100, logme=4.0 - i, n_le_d=False))
+    logme = _verdict(rows, "logme")
+    assert logme["verdict"] == "agrees" and logme["measured"].startswith("0.88 [0.36, 0.98]")
+    assert "judged on the N > D group(s) only, 1 N <= D group(s) set aside" in logme["measured"]
+    # without the N > D group the N <= D one is judged, and flagged
+    small = _verdict([r for r in rows if r["shots_per_class"] == 16], "logme")
+    assert small["measured"].startswith("-1.00 (no interval: 3 runs)") and "N <= D for a, b, c, d" in small["measured"]
+    assert "set aside" not in small["measured"]
+
+
 def test_logme_regret_interval_stays_inside_0_1():
     rows = []
     for seed in range(3):  # seed 2: the top-scored candidate a falls to 0.5, b (0.8) is best: regret 0.3 there
