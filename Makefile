@@ -67,7 +67,7 @@ bench: setup
 	$(BIN)/hftl zoo prepare $(BENCH_ZOO)
 	$(BIN)/python bench/report.py
 
-# The cross-modality study (recipes/compare/default.yaml: 18 selection + 45 reported runs, about 45 minutes on 2 idle cores)
+# The cross-modality study (recipes/compare/default.yaml: 18 selection + 75 reported runs, about 27 minutes on 2 idle cores)
 # and its report.
 # Resumable: a second `make compare` skips the finished runs and only rewrites the report.
 compare: setup
