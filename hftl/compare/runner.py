@@ -37,7 +37,13 @@ def run_status(run: GridRun) -> tuple[State, list[str]]:
     if not results.is_file():
         return ("unfinished" if run.run_dir.exists() else "new"), []
     try:
-        changes = _differences(yaml.safe_load(saved.read_text()), run.config.to_dict())
+        recorded, wanted = yaml.safe_load(saved.read_text()), run.config.to_dict()
+        # where the run lives is the folder its config was read from: the same folder named another way (an absolute
+        # --report-dir, another working directory, a copied report) is no change of config
+        for config in (recorded, wanted):
+            if isinstance(config, dict) and isinstance(config.get("output"), dict):
+                config["output"].pop("dir", None)
+        changes = _differences(recorded, wanted)
     except (OSError, yaml.YAMLError):
         return "changed", []
     return ("changed" if changes else "done"), changes

@@ -203,6 +203,21 @@ def test_a_key_added_to_the_schema_since_the_run_counts_only_when_set(tmp_path, 
     assert eager.name == run.name and run_status(eager) == ("changed", ["model.attn_implementation"])
 
 
+def test_the_same_run_folder_named_another_way_is_no_config_change(tmp_path, tiny_recipe, monkeypatch):
+    """A report rebuilt with an absolute --report-dir (or from a copy of the report) reads runs made under a relative
+    one: output.dir differs as a string, the folder is the same; any other key still counts."""
+    monkeypatch.chdir(tmp_path)
+    relative = expand(load_spec(tiny_spec(tmp_path, tiny_recipe)), Path("r"))[0]
+    relative.run_dir.mkdir(parents=True)
+    save_config(relative.config, relative.run_dir / rundir.CONFIG)
+    files.write_json_atomic(relative.run_dir / rundir.RESULTS, {})
+    absolute = expand(load_spec(tiny_spec(tmp_path, tiny_recipe)), tmp_path / "r")[0]
+    assert str(absolute.config.output.dir) != str(relative.config.output.dir)
+    assert run_status(absolute) == ("done", [])
+    other = expand(load_spec(tiny_spec(tmp_path, tiny_recipe, dataset={"overrides": ["text.max_length=12"]})), tmp_path / "r")[0]
+    assert other.name == relative.name and run_status(other) == ("changed", ["text.max_length"])
+
+
 @pytest.mark.slow
 def test_grid_runs_skips_finished_and_reruns_changed_or_unfinished(tmp_path, tiny_recipe):
     lines: list[str] = []
