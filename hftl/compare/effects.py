@@ -122,9 +122,12 @@ def _mcnemar(a: dict[Any, Row], b: dict[Any, Row]) -> float | None:
 
 def run_variant(row: Row) -> str | None:
     """study.variant as the run turned out: a run declared 'converged' (early stopping under a cap) that stopped at
-    the cap did not converge: 'capped'."""
+    the cap did not converge: 'capped'. An L-BFGS probe fit that converged is 'converged' (runs recorded before
+    hftl.run.study.variant said so carry 'fixed_budget', from the loop's unused patience)."""
     if row.get("variant") == "converged" and row.get("stopped") == "cap":
         return "capped"
+    if row.get("stopped") == "converged":  # only the L-BFGS probe records this stop
+        return "converged"
     return row.get("variant")
 
 

@@ -4,7 +4,8 @@
     study.selection                     how its hyper-parameters were chosen on validation (hftl compare's grid or
                                         search, and the probe's own C sweep), never on test
     study.budget                        the step cap, the steps taken, and why training stopped
-    study.variant                       "converged" (early stopping on validation under a cap) or "fixed_budget"
+    study.variant                       "converged" (early stopping on validation, or an L-BFGS probe fit, under a
+                                        cap) or "fixed_budget"
     per_row                             the test rows' ids and this run's correctness on each, clean and shifted
 """
 
@@ -77,8 +78,16 @@ def study_section(cfg: Config, train_ids: list[str], result: TrainResult, probe_
         "train_rows": len(train_ids),
         "selection": selection(cfg, result, probe_result),
         "budget": budget(cfg, result, probe_result),
-        "variant": "fixed_budget" if cfg.training.early_stopping_patience is None else "converged",
+        "variant": variant(cfg, result),
     }
+
+
+def variant(cfg: Config, result: TrainResult) -> str:
+    """'converged': trained until validation (early stopping) or the optimiser (an L-BFGS probe fit, whatever the
+    loop's patience) said stop, under a cap; 'fixed_budget': a set number of loop steps."""
+    if result.budget is not None or cfg.training.early_stopping_patience is not None:
+        return "converged"
+    return "fixed_budget"
 
 
 def correct(preds: np.ndarray, labels: np.ndarray) -> list[int]:

@@ -36,3 +36,12 @@ def test_the_transfer_gain_line_calls_a_capped_scratch_capped():
                          "seed": seed, "test_accuracy": acc})  # fmt: skip
     (line,) = [x for x in transfer_summary(rows) if x.endswith("not what pre-training is worth.")]
     assert "Scratch here stopped at its step cap (capped, not converged): unless it converged" in line
+
+
+def test_an_lbfgs_probe_fit_reads_converged_whatever_its_record_says():
+    # probe runs recorded before hftl.run.study.variant knew the L-BFGS fit carry 'fixed_budget' (the loop's unused
+    # patience); their budget says the optimiser converged: the checklist must not say both
+    rows = [_row("linear_probe", "converged", variant="fixed_budget"), _row("linear_probe", "converged"),
+            _row("linear_probe", "cap", variant="converged")]  # fmt: skip
+    line = checklist.budgets(rows)
+    assert "stopped by 2 converged, 1 cap (2 converged, 1 capped)" in line and "fixed_budget" not in line
