@@ -221,6 +221,11 @@ class TrainingConfig:
     metric_for_best: str = _help("validation metric that picks the best checkpoint", "accuracy")
     greater_is_better: bool = _help("direction of metric_for_best", True)
     early_stopping_patience: int | None = _help("stop after this many evaluations without improvement", None)
+    min_steps: int | None = _help(
+        "early stopping may not stop the run before this many optimizer steps (Lightning's min_steps): a plateau at the "
+        "start, e.g. a few-shot fine-tune still predicting one class while its rate warms up, is not convergence; "
+        "null: no minimum", None
+    )
     save_total_limit: int = _help("checkpoints kept on disk (oldest deleted first)", 2)
     resume_from: str | None = _help("checkpoint folder, or 'latest' for the newest in output.dir", None)
     tracking: Literal["none", "tensorboard", "wandb", "trackio", "mlflow"] = _help(
@@ -242,6 +247,10 @@ class TrainingConfig:
             raise ConfigError(f"training.max_steps must be >= 1, got {self.max_steps}")
         if self.learning_rate <= 0:
             raise ConfigError(f"training.learning_rate must be > 0, got {self.learning_rate}")
+        if self.min_steps is not None and self.min_steps < 0:
+            raise ConfigError(f"training.min_steps must be >= 0, got {self.min_steps}")
+        if self.min_steps is not None and self.max_steps is not None and self.min_steps > self.max_steps:
+            raise ConfigError(f"training.min_steps ({self.min_steps}) is above training.max_steps ({self.max_steps})")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError(f"training.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 

@@ -42,6 +42,7 @@ def budget(cfg: Config, result: TrainResult, probe_result: TrainResult | None) -
         "best_step": result.state.best_step,
         "stopped": stopped(cfg, result),
         "patience_evals": cfg.training.early_stopping_patience,
+        "min_steps": cfg.training.min_steps,
         "eval_steps": cfg.training.eval_steps,
     }
     if probe_result is not None:  # lp_ft: the fine-tune phase has full fine-tuning's cap; the probe phase apart

@@ -245,7 +245,8 @@ class Trainer:
             self.state.evals_without_improvement += 1
         self.hooks.on_evaluate(self.state, metrics)
         patience = self.tc.early_stopping_patience
-        if patience is not None and self.state.evals_without_improvement >= patience and not self.state.should_stop:
+        early = self.state.step < (self.tc.min_steps or 0)  # a plateau before min_steps is not convergence
+        if patience is not None and self.state.evals_without_improvement >= patience and not early and not self.state.should_stop:
             self.state.should_stop, self.state.stop_reason = True, "early_stopping"
         stop = self._note_stop()
         logger.info(

@@ -118,6 +118,17 @@ def test_early_stopping(quick_overrides):
     assert results["train"]["steps"] == 18 < results["train"]["total_steps"]
 
 
+def test_early_stopping_waits_for_min_steps(quick_overrides):
+    # the same never-improving metric: patience 2 would stop at step 18; min_steps=30 keeps the run going to step 30
+    results = finetune(quick_overrides, "method.name=full", "training.epochs=10", "training.metric_for_best=loss",
+                       "training.greater_is_better=true", "training.early_stopping_patience=2",
+                       "training.min_steps=30")  # fmt: skip
+    assert results["train"]["stopped_early"] and results["train"]["steps"] == 30
+    assert [h["step"] for h in results["history"]] == [6, 12, 18, 24, 30] and results["train"]["best_step"] == 6
+    with pytest.raises(ConfigError, match=r"training.min_steps \(40\) is above training.max_steps \(20\)"):
+        load_config(None, ["training.min_steps=40", "training.max_steps=20"])
+
+
 def test_tensorboard_scalars_read_back(quick_overrides):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
