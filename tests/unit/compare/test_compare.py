@@ -158,11 +158,11 @@ def test_shipped_specs_expand_across_all_modalities(path, tmp_path):
     assert f"hftl compare recipes/compare/{path.name}" in "\n".join(path.read_text().splitlines()[:5])
 
 
-def test_default_spec_is_45_runs_after_18_selection_runs():
+def test_default_spec_is_75_runs_after_18_selection_runs():
     from hftl.compare.selection import selection_trials
 
     spec = load_spec(REPO / "recipes" / "compare" / "default.yaml")
-    assert len(expand(spec, Path("unused"))) == 45
+    assert len(expand(spec, Path("unused"))) == 75 and len(spec.seeds) == 5
     assert sum(len(t) for t in selection_trials(spec, Path("unused")).values()) == 18
 
 
