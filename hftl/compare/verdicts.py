@@ -30,7 +30,7 @@ from typing import Any
 from hftl.compare import effects
 from hftl.compare.grid import backbone_label
 from hftl.compare.stats import Estimate, bounded_interval, t_interval
-from hftl.evaluation.ranking import Ranking, rank_candidates
+from hftl.evaluation.ranking import Ranking, published_regime, rank_candidates
 from hftl.zoo.candidates import parse_candidate
 
 AGREES, DISAGREES, INCONCLUSIVE, NOT_MEASURED = "agrees", "disagrees", "inconclusive", "not measured"
@@ -218,12 +218,7 @@ def _logme(claim: Claim, modality: str, rows: list[dict[str, Any]], *, method: s
     if not found:
         return _missing(claim, modality, f"needs LogME scores and {method} runs of 3 or more candidate backbones per "
                                          "data set and size")  # fmt: skip
-    # The published band was measured on whole downstream data sets (N >> D). Where some group scored every
-    # candidate with N > D rows, only those groups are judged: a prior-dominated N <= D score tests another regime
-    # (the ranking table still shows every group). Without such a group the N <= D groups are judged, flagged.
-    large = [r for r in found if not r.n_le_d]
-    rankings = large or found
-    set_aside = len(found) - len(rankings)
+    rankings, set_aside = published_regime(found)  # N > D groups where any (the ranking table shows every group)
     # tau lives in [-1, 1], the regret (accuracy lost by the top pick) in [0, 1]: so do their intervals, over the
     # same replicates (every group's seeds; each group's one value where no group has per-seed values)
     tau = bounded_interval(_replicates(rankings, "seed_taus", "tau"), -1.0, 1.0)

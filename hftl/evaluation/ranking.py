@@ -121,6 +121,15 @@ def rank_candidates(rows: list[dict[str, Any]], score: str, method: str) -> list
     return out
 
 
+def published_regime(rankings: list[Ranking]) -> tuple[list[Ranking], int]:
+    """The groups to judge LogME on, and how many were set aside. LogME's published band was measured on whole
+    downstream data sets (N >> D): where some group scored every candidate with N > D rows, only those groups count,
+    since a prior-dominated N <= D score tests another regime; without such a group every group counts (flagged)."""
+    large = [r for r in rankings if not r.n_le_d]
+    judged = large or rankings
+    return judged, len(rankings) - len(judged)
+
+
 def reference_rankings(rows: list[dict[str, Any]], score: str) -> list[Ranking]:
     """The rankings against the first of REFERENCE_METHODS that has any ([] when none has)."""
     for method in REFERENCE_METHODS:
