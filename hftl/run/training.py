@@ -138,6 +138,10 @@ class Trainer:
         if accelerator.distributed_type == DistributedType.FSDP and not accelerator.is_fsdp2:
             raise ConfigError("FSDP version 1 is not supported: set fsdp_version: 2 (see recipes/accelerate/fsdp.yaml)")
         self.trainable_names = [n for n, p in model.named_parameters() if p.requires_grad]
+        # The best model is its trainable weights AND the buffers training updates (batch norm's running statistics):
+        # restoring the weights alone would pair the best step's weights with the last step's statistics.
+        persistent = model.state_dict(keep_vars=True).keys()
+        self.best_names = self.trainable_names + [n for n, _ in model.named_buffers() if n in persistent]
         self.on_epoch_start = on_epoch_start  # e.g. the augmentation generator's set_epoch
         self.log_prefix = log_prefix
         self.hooks = Hooks(hooks)
@@ -175,14 +179,16 @@ class Trainer:
         self.state = TrainerState(max_steps=self.total_steps)
         self.best_weights: dict[str, torch.Tensor] | None = None
 
-    def _trainable_state(self) -> dict[str, torch.Tensor]:
-        """Trainable weights as full CPU tensors; gathered from every shard under FSDP, so every process calls this."""
+    def _best_state(self) -> dict[str, torch.Tensor]:
+        """Trainable weights and persistent buffers as full CPU tensors; gathered from every shard under FSDP, so
+        every process calls this."""
         state = self.accelerator.get_state_dict(self.model)  # under FSDP: full tensors on the main process only
-        return {n: state[n].detach().cpu().clone() for n in self.trainable_names if n in state}
+        return {n: state[n].detach().cpu().clone() for n in self.best_names if n in state}
 
     def _load_best_weights(self) -> None:
         unwrapped = self.accelerator.unwrap_model(self.model)
-        missing = set(self.best_weights) - {n for n, _ in unwrapped.named_parameters()}
+        known = {n for n, _ in unwrapped.named_parameters()} | {n for n, _ in unwrapped.named_buffers()}
+        missing = set(self.best_weights) - known
         if missing:
             raise RuntimeError(f"best checkpoint weights do not fit the model: {sorted(missing)[:5]}")
         if self.accelerator.is_fsdp2:  # each process takes its shard of the main process's full tensors
@@ -240,7 +246,7 @@ class Trainer:
         if _improved(value, self.state.best_metric, self.tc.greater_is_better):
             self.state.best_metric, self.state.best_step = value, self.state.step
             self.state.evals_without_improvement = 0
-            self.best_weights = self._trainable_state()
+            self.best_weights = self._best_state()
         else:
             self.state.evals_without_improvement += 1
         self.hooks.on_evaluate(self.state, metrics)
