@@ -45,6 +45,11 @@ def test_vision_ranking_fine_tunes_both_efficientnets_with_batch_norm_re_estimat
     assert {"zoo:efficientnet-lite0", "zoo:efficientnet-lite2"} <= set(spec.datasets[0].backbones)
     full = [r for r in expand(spec, tmp_path) if r.method == "full"]
     assert all(r.config.model.batch_norm_momentum == 0.1 for r in full)  # a short fine-tune re-estimates statistics
+    # both methods are scored on the same test rows (Fashion-MNIST: at least 2,000); the scores come from the probe runs
+    probe = [r for r in expand(spec, tmp_path) if r.method == "linear_probe"]
+    assert {r.config.data.max_test_samples for r in full} == {r.config.data.max_test_samples for r in probe} == {2000}
+    assert all(r.config.evaluation.transferability for r in probe)
+    assert all(r.config.training.min_steps and r.config.training.max_steps >= 100 for r in full)
 
 
 @pytest.mark.parametrize("name", [name for name, *_ in RANKINGS])
@@ -62,3 +67,10 @@ def test_text_ranking_scores_logme_with_more_rows_than_feature_dimensions(tmp_pa
     large = [r for r in runs if r.shots != "all" and 5 * int(r.shots) > 384]
     assert large and all(r.config.evaluation.probe_max_samples > 384 for r in large)
     assert all(r.config.training.min_steps for r in runs if r.method == "full")
+
+
+def test_audio_ranking_scores_logme_with_more_rows_than_feature_dimensions(tmp_path):
+    """The audio ranking has a size whose training rows (10 words) pass Whisper-tiny's 384 dimensions."""
+    spec = load_spec(SPECS / "ranking_audio.yaml")
+    large = [r for r in expand(spec, tmp_path) if r.shots != "all" and 10 * int(r.shots) > 384]
+    assert large and all(r.config.evaluation.probe_max_samples > 384 for r in large)
