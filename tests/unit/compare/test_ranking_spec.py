@@ -68,3 +68,9 @@ def test_text_ranking_scores_logme_with_more_rows_than_feature_dimensions(tmp_pa
     assert large and all(r.config.evaluation.probe_max_samples > 384 for r in large)
     assert all(r.config.training.min_steps for r in runs if r.method == "full")
 
+
+def test_audio_ranking_scores_logme_with_more_rows_than_feature_dimensions(tmp_path):
+    """The audio ranking has a size whose training rows (10 words) pass Whisper-tiny's 384 dimensions."""
+    spec = load_spec(SPECS / "ranking_audio.yaml")
+    large = [r for r in expand(spec, tmp_path) if r.shots != "all" and 10 * int(r.shots) > 384]
+    assert large and all(r.config.evaluation.probe_max_samples > 384 for r in large)
