@@ -43,10 +43,11 @@ def test_ranking_spec_fine_tunes_every_candidate_with_a_rate_chosen_on_validatio
 def test_vision_ranking_fine_tunes_both_efficientnets_with_batch_norm_re_estimated(tmp_path):
     spec = load_spec(SPECS / "ranking_vision.yaml")
     assert {"zoo:efficientnet-lite0", "zoo:efficientnet-lite2"} <= set(spec.datasets[0].backbones)
-    full = [r for r in expand(spec, tmp_path) if r.method == "full"]
+    runs = expand(spec, tmp_path)
+    full = [r for r in runs if r.method == "full"]
     assert all(r.config.model.batch_norm_momentum == 0.1 for r in full)  # a short fine-tune re-estimates statistics
     # both methods are scored on the same test rows (Fashion-MNIST: at least 2,000); the scores come from the probe runs
-    probe = [r for r in expand(spec, tmp_path) if r.method == "linear_probe"]
+    probe = [r for r in runs if r.method == "linear_probe"]
     assert {r.config.data.max_test_samples for r in full} == {r.config.data.max_test_samples for r in probe} == {2000}
     assert all(r.config.evaluation.transferability for r in probe)
     assert all(r.config.training.min_steps and r.config.training.max_steps >= 100 for r in full)
@@ -59,18 +60,15 @@ def test_ranking_spec_header_states_cost_command_and_limits(name):
     assert "CANNOT conclude" in header and "fine-tun" in header
 
 
-def test_text_ranking_scores_logme_with_more_rows_than_feature_dimensions(tmp_path):
-    """LogME's published regime is N > D: the text ranking has a size whose training rows (5 classes) pass MiniLM's
-    384 dimensions within the rows the score reads, and its fine-tuning may not stop before min_steps."""
-    spec = load_spec(SPECS / "ranking_text.yaml")
-    runs = expand(spec, tmp_path)
-    large = [r for r in runs if r.shots != "all" and 5 * int(r.shots) > 384]
+@pytest.mark.parametrize(("name", "classes"), [("ranking_text", 5), ("ranking_audio", 10)])
+def test_ranking_spec_scores_logme_with_more_rows_than_feature_dimensions(tmp_path, name, classes):
+    """LogME's published regime is N > D: the text and audio rankings each have a size whose training rows pass
+    MiniLM's / Whisper-tiny's 384 dimensions within the rows the score reads."""
+    runs = expand(load_spec(SPECS / f"{name}.yaml"), tmp_path)
+    large = [r for r in runs if r.shots != "all" and classes * int(r.shots) > 384]
     assert large and all(r.config.evaluation.probe_max_samples > 384 for r in large)
+
+
+def test_text_ranking_fine_tuning_may_not_stop_before_min_steps(tmp_path):
+    runs = expand(load_spec(SPECS / "ranking_text.yaml"), tmp_path)
     assert all(r.config.training.min_steps for r in runs if r.method == "full")
-
-
-def test_audio_ranking_scores_logme_with_more_rows_than_feature_dimensions(tmp_path):
-    """The audio ranking has a size whose training rows (10 words) pass Whisper-tiny's 384 dimensions."""
-    spec = load_spec(SPECS / "ranking_audio.yaml")
-    large = [r for r in expand(spec, tmp_path) if r.shots != "all" and 10 * int(r.shots) > 384]
-    assert large and all(r.config.evaluation.probe_max_samples > 384 for r in large)
